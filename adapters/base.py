@@ -1,0 +1,147 @@
+"""The shared base of every adapter: one HTTP session, per-call timeouts, error classification.
+
+An adapter module says how to ask its national database and how to read the answer; this base
+owns the rest. `Adapter.fetch` is synchronous: the lookup connector runs it in a thread pool
+bounded by the source's concurrency, and the session's connection pool is sized to match so that
+connections are reused rather than reopened.
+
+Errors are classified once, here, into the `SourceError` family of bus/errors.py:
+
+- connection refused or reset                    -> SourceUnavailable (retryable)
+- connect or read timeout, or no time left       -> SourceTimeout (retryable)
+- HTTP 5xx (or 429) without a protocol error     -> SourceUnavailable (retryable)
+- other HTTP 4xx                                 -> SourceRejected
+- anything else `requests` raises                -> SourceUnavailable
+Protocol modules add their own (SOAP fault, result codes, unparseable answers) by overriding
+`classify`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, ClassVar
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from bus.errors import SourceError, SourceRejected, SourceTimeout, SourceUnavailable
+from bus.schemas.lookup import Subject
+from bus.settings import SourceSettings
+
+USER_AGENT = "tthc-bus/0.1"
+
+
+@dataclass(frozen=True)
+class NativeRecord:
+    """A record as the national database gave it, before mapping."""
+
+    source: str
+    dataset: str
+    data: dict[str, Any]
+    record_time: datetime | None
+
+
+class Adapter(ABC):
+    """One national database. Subclasses set `name`, `mapping` and implement `ask`.
+
+    `name` is the kind of database (e.g. "population"); the instance's `source` is the name it is
+    configured under in settings (usually the same). `mapping` names the mapping file of each
+    dataset the adapter serves, e.g. {"identity": "population"}.
+    """
+
+    name: ClassVar[str]
+    mapping: ClassVar[dict[str, str]]
+
+    def __init__(self, name: str, settings: SourceSettings) -> None:
+        self.source = name
+        self.settings = settings
+        self.session = self._new_session(settings.concurrency)
+
+    @staticmethod
+    def _new_session(concurrency: int) -> requests.Session:
+        session = requests.Session()
+        # One pool per host, as many kept-alive connections as calls may run at once. No urllib3
+        # retries: retrying is the connector's job, bounded by the request's deadline.
+        pool = HTTPAdapter(pool_connections=4, pool_maxsize=concurrency, max_retries=0)
+        session.mount("http://", pool)
+        session.mount("https://", pool)
+        session.headers["User-Agent"] = USER_AGENT
+        return session
+
+    def fetch(
+        self,
+        dataset: str,
+        subject: Subject,
+        *,
+        timeout: float,
+        request_id: str,
+        requester_agency: str,
+    ) -> NativeRecord:
+        """Ask the source for one dataset about `subject`, within `timeout` seconds.
+
+        Returns the native record or raises a `SourceError` (see the module doc).
+        """
+        if dataset not in self.mapping:
+            raise SourceRejected(
+                self.source, f"dataset {dataset!r} is not served; known: {sorted(self.mapping)}"
+            )
+        call_timeout = min(timeout, self.settings.timeout_s)
+        if call_timeout <= 0:
+            raise SourceTimeout(self.source, "no time left before the deadline")
+        try:
+            return self.ask(
+                dataset,
+                subject,
+                timeout=call_timeout,
+                request_id=request_id,
+                requester_agency=requester_agency,
+            )
+        except SourceError:
+            raise
+        except Exception as exc:
+            classified = self.classify(exc)
+            if classified is None:
+                raise
+            raise classified from exc
+
+    @abstractmethod
+    def ask(
+        self,
+        dataset: str,
+        subject: Subject,
+        *,
+        timeout: float,
+        request_id: str,
+        requester_agency: str,
+    ) -> NativeRecord:
+        """Protocol-specific: ask and read the answer. Raise freely; `classify` sorts it out."""
+
+    def classify(self, exc: BaseException) -> SourceError | None:
+        """The `SourceError` for an exception raised while asking; None for a bug (re-raised)."""
+        if isinstance(exc, requests.Timeout):  # ConnectTimeout and ReadTimeout
+            return SourceTimeout(self.source, f"no answer in time: {exc}")
+        if isinstance(exc, requests.ConnectionError):
+            return SourceUnavailable(self.source, f"cannot connect: {exc}")
+        if isinstance(exc, requests.HTTPError) and exc.response is not None:
+            return self.http_status_error(exc.response.status_code, exc.response.reason)
+        if isinstance(exc, requests.RequestException):
+            return SourceUnavailable(self.source, f"HTTP request failed: {exc}")
+        return None
+
+    def http_status_error(self, status: int, reason: str | None) -> SourceError:
+        """An HTTP error status that carries no protocol-level answer."""
+        if status >= 500 or status == 429:  # 429: the source's quota, try again later
+            return SourceUnavailable(self.source, f"HTTP {status} {reason or ''}".rstrip())
+        return SourceRejected(self.source, f"HTTP {status} {reason or ''}".rstrip())
+
+    def close(self) -> None:
+        """Close the pooled connections; the adapter must not be used afterwards."""
+        self.session.close()
+
+    def __enter__(self) -> Adapter:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

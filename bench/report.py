@@ -1,0 +1,116 @@
+"""Print a result as rich tables and save it as JSON under bench/results/."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+_STATUS_STYLE = {"met": "green", "not met": "red", "n/a": "yellow"}
+
+
+def _number(value: Any, digits: int = 1) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def runs_table(runs: dict[str, dict[str, Any]]) -> Table:
+    table = Table(title="load runs (same generator, same run)")
+    for column in (
+        "run",
+        "load",
+        "requests",
+        "ok",
+        "errors",
+        "per s",
+        "p50 ms",
+        "p95 ms",
+        "p99 ms",
+    ):
+        table.add_column(column, justify="left" if column in ("run", "load") else "right")
+    for name, run in runs.items():
+        load = (
+            f"closed x{run['concurrency']}"
+            if run["mode"] == "closed"
+            else f"open {run['rate_per_s']:g}/s"
+        )
+        latency = run["latency_ms"]
+        table.add_row(
+            name,
+            f"{load}, {run['duration_s']:g} s",
+            _number(run["requests"]),
+            _number(run["ok"]),
+            _number(run["errors"]),
+            _number(run["throughput_per_s"]),
+            *(_number(latency[key], 2) for key in ("p50", "p95", "p99")),
+        )
+    return table
+
+
+def figures_table(figures: dict[str, Any]) -> Table:
+    table = Table(title="figures")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for name, value in figures.items():
+        table.add_row(
+            name, _number(value, 3 if isinstance(value, float) and abs(value) < 10 else 1)
+        )
+    return table
+
+
+def goals_table(goals: list[dict[str, Any]]) -> Table:
+    table = Table(title="goals")
+    for column in ("goal", "target", "value", "status"):
+        table.add_column(column, justify="right" if column == "value" else "left")
+    for goal in goals:
+        style = _STATUS_STYLE[goal["status"]]
+        status = goal["status"] + (f" ({goal['reason']})" if goal["reason"] else "")
+        table.add_row(
+            goal["goal"], goal["target"], _number(goal["value"], 3), f"[{style}]{status}[/{style}]"
+        )
+    return table
+
+
+def render(result: dict[str, Any], console: Console | None = None) -> None:
+    """Print the scenario's header, its load runs, figures, goals and notes."""
+    console = console or Console()
+    machine = result["machine"]
+    console.rule(f"[bold]{result['scenario']}[/bold]" + (" (quick)" if result["quick"] else ""))
+    console.print(
+        f"commit {result['git_commit']} · {machine['cores']} cores · Python {machine['python']} · "
+        f"Kafka {machine['kafka_version']} · {machine['platform']}"
+    )
+    if result.get("runs"):
+        console.print(runs_table(result["runs"]))
+    console.print(figures_table(result["figures"]))
+    console.print(goals_table(result["goals"]))
+    if result["quick"]:
+        console.print("[dim]quick run: a few seconds, figures are indicative only[/dim]")
+    for note in result["notes"]:
+        console.print(f"note: {note}")
+    if result.get("result_file"):
+        console.print(f"saved {result['result_file']}")
+
+
+def write_json(result: dict[str, Any], results_dir: Path | None = None) -> Path:
+    """Write ``<timestamp>-<scenario>.json``; never overwrites an earlier result."""
+    directory = results_dir or RESULTS_DIR
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.fromisoformat(result["started_at"]).strftime("%Y%m%dT%H%M%SZ")
+    path = directory / f"{stamp}-{result['scenario']}.json"
+    suffix = 1
+    while path.exists():
+        suffix += 1
+        path = directory / f"{stamp}-{result['scenario']}-{suffix}.json"
+    path.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return path

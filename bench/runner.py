@@ -1,0 +1,129 @@
+"""Run one scenario: start what it needs, measure, print the tables, save the JSON."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from bench.report import render, write_json
+from bench.scenarios import KAFKA_ONLY, SCENARIOS, StackEndpoints, resolve_options
+from bus.settings import PROJECT_ROOT, Settings, get_settings
+
+
+def git_commit(cwd: Path = PROJECT_ROOT) -> str:
+    """``git rev-parse HEAD``, or "unknown" outside a repository or before the first commit."""
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            check=False,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else "unknown"
+
+
+def machine(settings: Settings) -> dict[str, Any]:
+    return {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "kafka_version": settings.kafka.local.version,
+        "kafka_external": settings.kafka.bootstrap_servers is not None,
+    }
+
+
+@contextmanager
+def started_stack(settings: Settings) -> Iterator[StackEndpoints]:
+    """The whole local stack (Kafka, sandbox, one worker, gateway) for the run's duration."""
+    from bus.devstack import DevStack  # the lead's module; imported only when a stack is needed
+
+    with (
+        tempfile.TemporaryDirectory(prefix="tthc-bench-") as workdir,
+        DevStack(settings, workdir=Path(workdir)) as stack,
+    ):
+        yield StackEndpoints(
+            gateway_url=stack.gateway_url,
+            sandbox_url=stack.sandbox_url,
+            bootstrap_servers=stack.bootstrap_servers,
+            worker_pid=stack.worker_pid,
+            partitions=settings.kafka.partitions,
+        )
+
+
+@contextmanager
+def _endpoints(
+    name: str, settings: Settings, stack: StackEndpoints | None, bootstrap_servers: str | None
+) -> Iterator[StackEndpoints]:
+    bootstrap = bootstrap_servers or settings.kafka.bootstrap_servers
+    if stack is not None:
+        yield stack
+    elif name in KAFKA_ONLY and bootstrap:
+        yield StackEndpoints(bootstrap_servers=bootstrap, partitions=settings.kafka.partitions)
+    else:
+        with started_stack(settings) as started:
+            yield started
+
+
+def run_scenario(
+    name: str,
+    *,
+    quick: bool = False,
+    duration_s: float | None = None,
+    concurrency: int | None = None,
+    rate: float | None = None,
+    soak_minutes: float | None = None,
+    events: int | None = None,
+    bootstrap_servers: str | None = None,
+    stack: StackEndpoints | None = None,
+    results_dir: Path | None = None,
+    console: Console | None = None,
+) -> dict[str, Any]:
+    """Run scenario ``name``, print its tables, write its JSON; return the result.
+
+    ``stack`` uses already running endpoints instead of starting ``bus.devstack.DevStack``;
+    ``bootstrap_servers`` (or settings' kafka.bootstrap_servers) lets the Kafka-only scenario
+    run against an existing broker without the rest of the stack.
+    """
+    if name not in SCENARIOS:
+        raise ValueError(f"unknown bench scenario {name!r}; expected one of {sorted(SCENARIOS)}")
+    settings = get_settings()
+    options = resolve_options(
+        name,
+        quick,
+        duration_s=duration_s,
+        concurrency=concurrency,
+        rate=rate,
+        soak_minutes=soak_minutes,
+        events=events,
+    )
+    started_at = datetime.now(UTC)
+    with _endpoints(name, settings, stack, bootstrap_servers) as endpoints:
+        clock = time.perf_counter()
+        outcome = SCENARIOS[name](endpoints, options)
+        elapsed_s = round(time.perf_counter() - clock, 3)
+    result = {
+        "scenario": name,
+        "quick": quick,
+        "started_at": started_at.isoformat(),
+        "elapsed_s": elapsed_s,
+        "machine": machine(settings),
+        "git_commit": git_commit(),
+        **outcome,
+    }
+    result["result_file"] = str(write_json(result, results_dir))
+    render(result, console)
+    return result

@@ -1,0 +1,211 @@
+"""The aggregator: collects the per-source results of a lookup and sends exactly one reply.
+
+Pending lookups live in a faust table keyed by request id (its changelog lets another worker take
+over after a crash). The plan from the router and the results from the connectors all arrive on
+`tthc.source.result` keyed by request id, so they meet in one partition; they may arrive in any
+order. Deadlines are enforced by a timer that sends a `LookupExpiry` through the same topic, since
+a faust table can only be changed while processing a message of its partition.
+
+After the reply an entry shrinks to a `done` marker kept for `DONE_RETENTION_S`, so repeated
+deliveries of a plan or result (at-least-once) never produce a second reply.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import time
+from datetime import datetime
+from typing import Any
+
+import faust
+
+from bus import topics
+from bus.codec import H_TYPE, DecodeError, decode
+from bus.outcome import lookup_status
+from bus.router import send_reply
+from bus.schemas import (
+    DatasetError,
+    DatasetResult,
+    LookupExpiry,
+    LookupPlan,
+    LookupResponse,
+    ReplyTo,
+    SourceResult,
+)
+from bus.streams import Outbox, event_headers
+
+log = logging.getLogger(__name__)
+
+DONE_RETENTION_S = 300.0
+ORPHAN_TTL_S = 120.0
+TIMER_INTERVAL_S = 0.1
+SCAN_INTERVAL_S = 5.0
+
+Entry = dict[str, Any]
+
+
+class LookupAggregator:
+    name = "lookup-aggregator"
+
+    def __init__(self, app: faust.App, outbox: Outbox, partitions: int) -> None:
+        self._app = app
+        self._outbox = outbox
+        self.table = app.Table(
+            "pending-lookups",
+            default=None,
+            partitions=partitions,
+            schema=faust.Schema(key_serializer="raw", value_serializer="json"),
+        )
+        self._deadlines: list[tuple[float, str]] = []
+        self._expiry_sent: set[str] = set()
+        self._last_scan = 0.0
+
+    def register(self) -> None:
+        channel = self._app.topic(topics.SOURCE_RESULT, key_type=bytes, value_type=bytes)
+        self._app.agent(channel, name=self.name)(self._consume)
+        self._app.timer(TIMER_INTERVAL_S, name="lookup-deadlines")(self._tick)
+
+    # -- stream ---------------------------------------------------------------------------------
+
+    async def _consume(self, stream: Any) -> None:
+        async for event in stream.events():
+            headers = event_headers(event)
+            kind = headers.get(H_TYPE)
+            try:
+                if kind == "source.result":
+                    await self.on_result(decode(SourceResult, event.message.value, headers))
+                elif kind == "lookup.plan":
+                    await self.on_plan(decode(LookupPlan, event.message.value, headers))
+                elif kind == "lookup.expiry":
+                    await self.on_expiry(decode(LookupExpiry, event.message.value, headers))
+                else:
+                    raise DecodeError(
+                        f"header {H_TYPE}: got {kind!r}, expected one of "
+                        "'source.result', 'lookup.plan', 'lookup.expiry'"
+                    )
+            except DecodeError as exc:
+                await self._outbox.dead_letter(event, self.name, str(exc))
+
+    async def on_plan(self, plan: LookupPlan) -> None:
+        key = plan.request_id.encode()
+        entry: Entry = self.table.get(key) or _new_entry()
+        if entry["done"] or entry["plan"] is not None:
+            return  # a repeated plan
+        entry["plan"] = plan.model_dump(mode="json")
+        for error in plan.errors:
+            entry["errors"][error.dataset] = error.model_dump(mode="json")
+        heapq.heappush(self._deadlines, (plan.deadline.timestamp(), plan.request_id))
+        await self._settle(key, entry)
+
+    async def on_result(self, result: SourceResult) -> None:
+        key = result.request_id.encode()
+        entry: Entry = self.table.get(key) or _new_entry()
+        if entry["done"] or result.dataset in entry["results"] or result.dataset in entry["errors"]:
+            return  # a repeated result, or one that came after the reply
+        if result.outcome == "found" and result.result is not None:
+            entry["results"][result.dataset] = result.result.model_dump(mode="json")
+        elif result.error is not None:
+            entry["errors"][result.dataset] = result.error.model_dump(mode="json")
+        await self._settle(key, entry)
+
+    async def on_expiry(self, expiry: LookupExpiry) -> None:
+        key = expiry.request_id.encode()
+        self._expiry_sent.discard(expiry.request_id)
+        entry: Entry | None = self.table.get(key)
+        if entry is None:
+            return
+        now = time.time()
+        if entry["done"]:
+            if now - entry["t"] >= DONE_RETENTION_S:
+                del self.table[key]
+            return
+        plan = entry["plan"]
+        if plan is None:
+            if now - entry["t"] >= ORPHAN_TTL_S:
+                del self.table[key]  # results whose plan never came: no one to answer
+            return
+        if datetime.fromisoformat(plan["deadline"]).timestamp() > now:
+            return
+        for dataset in plan["datasets"]:
+            if dataset not in entry["results"] and dataset not in entry["errors"]:
+                entry["errors"][dataset] = DatasetError(
+                    dataset=dataset,
+                    source=dataset.split(".", 1)[0],
+                    code="deadline_exceeded",
+                    message="no answer from the source before the request's deadline",
+                    retryable=True,
+                ).model_dump(mode="json")
+        await self._settle(key, entry)
+
+    async def _settle(self, key: bytes, entry: Entry) -> None:
+        """Reply if every planned dataset has an outcome; else store the entry."""
+        plan = entry["plan"]
+        if plan is None or any(
+            ds not in entry["results"] and ds not in entry["errors"] for ds in plan["datasets"]
+        ):
+            self.table[key] = entry
+            return
+        results = [DatasetResult.model_validate(entry["results"][ds]) for ds in plan["datasets"]
+                   if ds in entry["results"]]
+        errors = [DatasetError.model_validate(entry["errors"][ds]) for ds in plan["datasets"]
+                  if ds in entry["errors"]]
+        request_id = key.decode()
+        reply = LookupResponse(
+            correlation_id=request_id,
+            request_id=request_id,
+            producer=self._outbox.producer_name,
+            status=lookup_status(results, errors),
+            results=results,
+            errors=errors,
+            traceparent=plan.get("traceparent"),
+        )
+        reply_to = ReplyTo.model_validate(plan["reply_to"]) if plan["reply_to"] else None
+        await send_reply(self._outbox, reply_to, reply)
+        self.table[key] = {"done": True, "t": time.time(), "plan": None, "results": {},
+                           "errors": {}}
+
+    # -- timer ----------------------------------------------------------------------------------
+
+    async def _tick(self) -> None:
+        now = time.time()
+        due: list[str] = []
+        while self._deadlines and self._deadlines[0][0] <= now:
+            due.append(heapq.heappop(self._deadlines)[1])
+        if now - self._last_scan >= SCAN_INTERVAL_S:
+            self._last_scan = now
+            due.extend(self._scan(now))
+        for request_id in due:
+            entry = self.table.get(request_id.encode())
+            if entry is None or request_id in self._expiry_sent:
+                continue
+            if not entry["done"] or now - entry["t"] >= DONE_RETENTION_S:
+                self._expiry_sent.add(request_id)
+                await self._outbox.send(
+                    topics.SOURCE_RESULT,
+                    LookupExpiry(request_id=request_id, producer=self._outbox.producer_name),
+                    key=request_id,
+                )
+
+    def _scan(self, now: float) -> list[str]:
+        """Entries whose time is up but who are not in the deadline heap (e.g. after recovery)."""
+        due = []
+        for key, entry in list(self.table.items()):
+            if entry is None:
+                continue
+            plan = entry["plan"]
+            if entry["done"]:
+                expired = now - entry["t"] >= DONE_RETENTION_S
+            elif plan is None:
+                expired = now - entry["t"] >= ORPHAN_TTL_S
+            else:
+                expired = datetime.fromisoformat(plan["deadline"]).timestamp() <= now
+            if expired:
+                due.append(key.decode() if isinstance(key, bytes) else str(key))
+        return due
+
+
+def _new_entry() -> Entry:
+    return {"done": False, "t": time.time(), "plan": None, "results": {}, "errors": {}}
+
+

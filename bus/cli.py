@@ -1,0 +1,317 @@
+"""`tthc-bus`: the command line, and the composition root.
+
+This is the one module of bus/ that wires connectors, adapters and the sandbox together, inside
+the commands that need them, so that the rest of bus/ never imports them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from bus.errors import BusError
+from bus.settings import Settings, get_settings
+
+console = Console()
+err_console = Console(stderr=True)
+
+app = typer.Typer(help="tthc-bus: the data-sharing bus for TTHC systems.", no_args_is_help=True)
+kafka_app = typer.Typer(help="The embedded local Kafka broker.", no_args_is_help=True)
+sandbox_app = typer.Typer(help="The simulated national databases.", no_args_is_help=True)
+schemas_app = typer.Typer(help="Message schemas.", no_args_is_help=True)
+topics_app = typer.Typer(help="Kafka topics of the bus.", no_args_is_help=True)
+app.add_typer(kafka_app, name="kafka")
+app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(schemas_app, name="schemas")
+app.add_typer(topics_app, name="topics")
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return get_settings()
+    except BusError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+def setup_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+
+
+# -- kafka -----------------------------------------------------------------------------------
+
+
+def _local_kafka(settings: Settings) -> Any:
+    from bus.kafka_local import local_kafka_from_settings
+
+    return local_kafka_from_settings(settings.kafka.local)
+
+
+@kafka_app.command("start")
+def kafka_start() -> None:
+    """Start the local broker (fetching Kafka with mvn the first time)."""
+    from bus.kafka_local import KafkaSetupError
+
+    settings = settings_or_exit()
+    if settings.kafka.bootstrap_servers:
+        console.print(f"External cluster configured ({settings.kafka.bootstrap_servers}): "
+                      "nothing to start.")
+        return
+    try:
+        broker = _local_kafka(settings)
+        broker.start()
+    except KafkaSetupError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"Kafka {broker.version} running on {broker.bootstrap_servers}")
+
+
+@kafka_app.command("stop")
+def kafka_stop() -> None:
+    """Stop the local broker."""
+    stopped = _local_kafka(settings_or_exit()).stop()
+    console.print("Kafka stopped." if stopped else "Kafka was not running.")
+
+
+@kafka_app.command("status")
+def kafka_status() -> None:
+    """Show whether the local broker runs, and where."""
+    settings = settings_or_exit()
+    if settings.kafka.bootstrap_servers:
+        console.print({"external": settings.kafka.bootstrap_servers})
+        return
+    status = _local_kafka(settings).status()
+    console.print(status)
+    if not status["running"]:
+        raise typer.Exit(1)
+
+
+# -- topics ----------------------------------------------------------------------------------
+
+
+def create_topics(settings: Settings) -> list[str]:
+    from bus.topics import bus_topics, ensure_topics
+
+    specs = bus_topics(sorted(settings.sources), settings.kafka.partitions)
+    return ensure_topics(
+        settings.kafka.resolved_bootstrap(), specs, settings.kafka.replication_factor
+    )
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create the bus's topics that do not exist yet."""
+    created = create_topics(settings_or_exit())
+    console.print(f"created: {created}" if created else "all topics exist")
+
+
+# -- sandbox ---------------------------------------------------------------------------------
+
+
+@sandbox_app.command("serve")
+def sandbox_serve(
+    port: Annotated[int | None, typer.Option(help="Port (default: settings).")] = None,
+    count: Annotated[int | None, typer.Option(help="Citizens to serve.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the synthetic data.")] = None,
+) -> None:
+    """Serve the sandbox national databases (population: SOAP at /dancu)."""
+    from sandbox.server import serve
+
+    cfg = settings_or_exit().sandbox
+    serve(cfg.host, port or cfg.port, count or cfg.count, cfg.seed if seed is None else seed)
+
+
+@sandbox_app.command("sample")
+def sandbox_sample(
+    source: Annotated[str, typer.Option(help="Sandbox database.")] = "population",
+    n: Annotated[int, typer.Option("-n", help="How many ids.")] = 5,
+) -> None:
+    """Print subject ids that exist in the sandbox (same seed and count as `serve`)."""
+    if source != "population":
+        err_console.print(f"[red]--source: got {source!r}, expected one of ['population'][/red]")
+        raise typer.Exit(2)
+    from sandbox.population.generator import PopulationGenerator
+
+    cfg = settings_or_exit().sandbox
+    for personal_id in PopulationGenerator(cfg.count, cfg.seed).sample(n):
+        print(personal_id)
+
+
+# -- worker ----------------------------------------------------------------------------------
+
+
+def compose_worker(settings: Settings) -> Any:
+    """The faust app with the router, the aggregator and one lookup connector per source."""
+    from adapters.registry import load_adapter
+    from bus.aggregator import LookupAggregator
+    from bus.policy import Policy
+    from bus.router import LookupRouter
+    from bus.streams import Outbox, create_app
+    from connectors.lookup import LookupConnector
+
+    faust_app = create_app(settings)
+    outbox = Outbox(faust_app, producer_name=f"worker-{os.getpid()}")
+    policy = Policy(settings.dataset_sources(), settings.policy.allow_all_agencies)
+    LookupRouter(faust_app, policy, outbox).register()
+    LookupAggregator(faust_app, outbox, settings.kafka.partitions).register()
+    wanted = settings.worker.sources or sorted(settings.sources)
+    for name in wanted:
+        source = settings.source(name)
+        LookupConnector(name, source, load_adapter(name, source), outbox).register(faust_app)
+    return faust_app
+
+
+@app.command()
+def worker(
+    loglevel: Annotated[str, typer.Option(help="faust log level.")] = "warn",
+) -> None:
+    """Run a worker: router, aggregator and the lookup connectors."""
+    from faust.worker import Worker
+
+    settings = settings_or_exit()
+    create_topics(settings)
+    faust_app = compose_worker(settings)
+    Worker(faust_app, loglevel=loglevel, quiet=True).execute_from_commandline()
+
+
+# -- gateway ---------------------------------------------------------------------------------
+
+
+@app.command()
+def gateway(
+    port: Annotated[int | None, typer.Option(help="Port (default: settings).")] = None,
+) -> None:
+    """Run the HTTP gateway."""
+    import uvicorn
+
+    from bus.gateway import create_gateway
+
+    settings = settings_or_exit()
+    create_topics(settings)
+    uvicorn.run(
+        create_gateway(settings),
+        host=settings.gateway.host,
+        port=port or settings.gateway.port,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+# -- lookup ----------------------------------------------------------------------------------
+
+CLI_REPLY_PARTITION = 7  # reserved for command-line clients; gateways own the others
+
+
+@app.command()
+def lookup(
+    subject: Annotated[str, typer.Option(help="Personal id (12 digits) or enterprise code.")],
+    dataset: Annotated[list[str], typer.Option(help="Dataset, e.g. population.identity.")],
+    procedure: Annotated[str, typer.Option(help="TTHC procedure code.")],
+    purpose: Annotated[str, typer.Option(help="Why the data is needed.")],
+    legal_basis: Annotated[str, typer.Option(help="Legal basis.")] = "Decree 194/2025/ND-CP",
+    agency: Annotated[str, typer.Option(help="Requesting agency code.")] = "CLI",
+    officer: Annotated[str, typer.Option(help="Officer handling the dossier.")] = "cli-user",
+    dossier: Annotated[str, typer.Option(help="Dossier id.")] = "CLI-DOSSIER",
+    deadline_ms: Annotated[int, typer.Option(help="Time allowed, in ms.")] = 5000,
+) -> None:
+    """Look up a subject over Kafka, as a Kafka-native client, and print the reply."""
+    from pydantic import ValidationError
+
+    from bus.client import LookupClient, deadline_in
+    from bus.codec import describe_errors
+    from bus.schemas import LookupRequest
+
+    settings = settings_or_exit()
+    key = "personal_id" if len(subject) == 12 else "enterprise_code"
+    try:
+        request = LookupRequest(
+            producer="tthc-bus-cli",
+            requester={"agency_code": agency, "system": "tthc-bus-cli", "officer": officer},
+            procedure_code=procedure,
+            dossier_id=dossier,
+            purpose=purpose,
+            legal_basis=legal_basis,
+            subject={key: subject},
+            datasets=dataset,
+            deadline=deadline_in(deadline_ms),
+        )
+    except ValidationError as exc:
+        err_console.print(f"[red]{describe_errors(exc, 'lookup request')}[/red]")
+        raise typer.Exit(2) from None
+
+    async def run() -> Any:
+        async with LookupClient(
+            settings.kafka.resolved_bootstrap(), CLI_REPLY_PARTITION, "tthc-bus-cli"
+        ) as client:
+            return await client.lookup(request)
+
+    reply = asyncio.run(run())
+    if reply is None:
+        err_console.print("[red]no reply before the deadline[/red]")
+        raise typer.Exit(1)
+    print(reply.model_dump_json(indent=2))
+    raise typer.Exit(0 if reply.status in ("complete", "partial") else 1)
+
+
+# -- schemas ---------------------------------------------------------------------------------
+
+
+@schemas_app.command("export")
+def schemas_export(directory: Path) -> None:
+    """Write the JSON Schema of every message and record type into DIRECTORY."""
+    from bus import schemas
+
+    directory.mkdir(parents=True, exist_ok=True)
+    names = ["LookupRequest", "LookupResponse", "Citizen", "SourceQuery", "SourceResult",
+             "LookupPlan", "LookupExpiry"]
+    for name in names:
+        model = getattr(schemas, name)
+        path = directory / f"{name}.schema.json"
+        path.write_text(json.dumps(model.model_json_schema(), indent=2, ensure_ascii=False) + "\n")
+        console.print(f"wrote {path}")
+
+
+# -- dev -------------------------------------------------------------------------------------
+
+
+@app.command()
+def dev() -> None:
+    """Start everything locally (broker, sandbox, worker, gateway) until Ctrl-C."""
+    from bus.devstack import DevStack
+
+    settings = settings_or_exit()
+    setup_logging("WARNING")
+    with DevStack(settings, fixed_ports=True) as stack:
+        stack.print_banner(console)
+        stack.wait()
+
+
+@app.command()
+def bench(
+    scenario: Annotated[str, typer.Argument(help="lookup-throughput, lookup-overhead, "
+                                            "sync-throughput or memory.")],
+    quick: Annotated[bool, typer.Option(help="A few seconds, to check the harness.")] = False,
+    duration: Annotated[float | None, typer.Option(help="Measured seconds.")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Concurrent clients.")] = None,
+    rate: Annotated[float | None, typer.Option(help="Open-loop rate (lookups/s).")] = None,
+    soak: Annotated[float | None, typer.Option(help="Soak minutes (memory).")] = None,
+) -> None:
+    """Run a benchmark scenario against a baseline measured in the same run."""
+    from bench.runner import run_scenario
+
+    run_scenario(scenario, quick=quick, duration_s=duration, concurrency=concurrency, rate=rate,
+                 soak_minutes=soak)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,73 @@
+"""Encoding of bus messages on Kafka: JSON body, type and schema version in headers too.
+
+Decoding never raises anything but `DecodeError`, whose message says what was wrong (which header
+or field, what was expected) so the message can go to the dead-letter topic with that reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TypeVar
+
+from pydantic import ValidationError
+
+from bus.errors import BusError
+from bus.schemas.envelope import Envelope
+
+H_TYPE = "tthc-type"
+H_SCHEMA_VERSION = "tthc-schema-version"
+H_MESSAGE_ID = "tthc-message-id"
+H_TRACEPARENT = "traceparent"
+
+M = TypeVar("M", bound=Envelope)
+Headers = list[tuple[str, bytes]]
+
+
+class DecodeError(BusError):
+    """A message could not be read as the type its consumer expects."""
+
+
+def encode(message: Envelope) -> tuple[bytes, Headers]:
+    headers: Headers = [
+        (H_TYPE, message.type.encode()),
+        (H_SCHEMA_VERSION, str(message.schema_version).encode()),
+        (H_MESSAGE_ID, message.message_id.encode()),
+    ]
+    if message.traceparent:
+        headers.append((H_TRACEPARENT, message.traceparent.encode()))
+    return message.model_dump_json().encode(), headers
+
+
+def header_map(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None) -> dict[str, str]:
+    """Headers as a str dict (faust gives a list of pairs or a dict, depending on the path)."""
+    if not headers:
+        return {}
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return {key: (value or b"").decode("utf-8", "replace") for key, value in pairs}
+
+
+def decode(model: type[M], body: bytes | None, headers: Mapping[str, str] | None = None) -> M:
+    """Decode and validate `body` as `model`, checking the type and version headers if present."""
+    expected_type = model.model_fields["type"].default
+    if headers:
+        sent_type = headers.get(H_TYPE)
+        if sent_type is not None and sent_type != expected_type:
+            raise DecodeError(f"header {H_TYPE}: got {sent_type!r}, expected {expected_type!r}")
+        version = headers.get(H_SCHEMA_VERSION)
+        if version is not None and version != "1":
+            raise DecodeError(f"header {H_SCHEMA_VERSION}: got {version!r}, expected '1'")
+    if not body:
+        raise DecodeError("empty message body, expected a JSON object")
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise DecodeError(describe_errors(exc, expected_type)) from None
+
+
+def describe_errors(exc: ValidationError, what: str) -> str:
+    parts = []
+    for item in exc.errors()[:5]:
+        field = ".".join(str(p) for p in item["loc"]) or "(body)"
+        parts.append(f"{field}: {item['msg']}")
+    more = f" (+{exc.error_count() - 5} more)" if exc.error_count() > 5 else ""
+    return f"invalid {what}: " + "; ".join(parts) + more

@@ -1,0 +1,381 @@
+"""The embedded default broker: a single-node Apache Kafka (KRaft, broker+controller) on loopback.
+
+Kafka is assembled from Maven Central with mvn (the `kafka_<scala>` artifact and its runtime
+dependencies) into a cache folder of the working tree, so no Docker and no download other than
+Maven's is needed. The broker runs as a child JVM with a bounded heap; its pid, port and log live
+in its data directory so `tthc-bus kafka stop|status` work from another shell.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from bus.errors import BusError
+
+SLF4J_VERSION = "2.0.16"
+LOG4J_VERSION = "2.24.3"
+
+_POM = """<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>local.tthc-bus</groupId>
+  <artifactId>kafka-runtime</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.slf4j</groupId><artifactId>slf4j-api</artifactId>
+      <version>{slf4j}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.kafka</groupId><artifactId>kafka_{scala}</artifactId>
+      <version>{kafka}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId><artifactId>log4j-slf4j2-impl</artifactId>
+      <version>{log4j}</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+
+_LOG4J2 = """Configuration:
+  name: tthc-bus-local-kafka
+  Appenders:
+    RollingFile:
+      name: file
+      fileName: "${sys:kafka.logs.dir}/server.log"
+      filePattern: "${sys:kafka.logs.dir}/server.log.%i"
+      PatternLayout:
+        pattern: "[%d] %p %m (%c)%n"
+      SizeBasedTriggeringPolicy:
+        size: 20MB
+      DefaultRolloverStrategy:
+        max: 2
+  Loggers:
+    Root:
+      level: INFO
+      AppenderRef:
+        ref: file
+    Logger:
+      - name: kafka
+        level: WARN
+      - name: org.apache.kafka
+        level: WARN
+      - name: kafka.server.KafkaServer
+        level: INFO
+"""
+
+
+class KafkaSetupError(BusError):
+    """The local broker cannot be installed or started; the message says what to do."""
+
+
+def require_tool(name: str, how: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        raise KafkaSetupError(f"'{name}' is not installed or not on PATH. {how}")
+    return path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+@dataclass
+class LocalKafka:
+    """One local broker. `data_dir` holds its storage, log, pid file and settings."""
+
+    version: str
+    scala_version: str
+    cache_dir: Path
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 19092
+    controller_port: int = 19093
+    heap: str = "512m"
+    start_timeout_s: float = 60.0
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def libs_dir(self) -> Path:
+        return self.cache_dir / f"kafka_{self.scala_version}-{self.version}" / "libs"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "kafka.pid"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
+
+    # -- installation -------------------------------------------------------------------------
+
+    def ensure_installed(self) -> Path:
+        """Fetch Kafka's jars with mvn unless they are cached; return the libs folder."""
+        marker = self.libs_dir / ".complete"
+        if marker.exists():
+            return self.libs_dir
+        require_tool("java", "Install a Java 17+ runtime, e.g. `apt-get install openjdk-17-jre`.")
+        mvn = require_tool("mvn", "Install Maven, e.g. `apt-get install maven`.")
+        build = self.libs_dir.parent
+        build.mkdir(parents=True, exist_ok=True)
+        pom = build / "pom.xml"
+        pom.write_text(
+            _POM.format(
+                kafka=self.version, scala=self.scala_version, slf4j=SLF4J_VERSION, log4j=LOG4J_VERSION
+            )
+        )
+        print(f"Fetching Apache Kafka {self.version} with mvn into {build} ...", file=sys.stderr)
+        result = subprocess.run(
+            [
+                mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
+                f"-DoutputDirectory={self.libs_dir}", "-DincludeScope=runtime",
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise KafkaSetupError(
+                f"mvn could not fetch org.apache.kafka:kafka_{self.scala_version}:{self.version} "
+                f"(exit {result.returncode}):\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
+            )
+        marker.write_text(self.version)
+        return self.libs_dir
+
+    # -- configuration ------------------------------------------------------------------------
+
+    def _java_command(self, main_class: str, *args: str) -> list[str]:
+        java = require_tool("java", "Install a Java 17+ runtime, e.g. `apt-get install openjdk-17-jre`.")
+        return [
+            java,
+            f"-Xms{self.heap}",
+            f"-Xmx{self.heap}",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-XX:TieredStopAtLevel=1",
+            "-Djava.awt.headless=true",
+            f"-Dkafka.logs.dir={self.log_dir}",
+            f"-Dlog4j2.configurationFile={self.data_dir / 'log4j2.yaml'}",
+            "-cp",
+            f"{self.libs_dir}/*",
+            main_class,
+            *args,
+        ]
+
+    def _write_config(self) -> Path:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.log_dir.mkdir(exist_ok=True)
+        (self.data_dir / "log4j2.yaml").write_text(_LOG4J2)
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": "1",
+            "controller.quorum.voters": f"1@{self.host}:{self.controller_port}",
+            "listeners": f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
+            "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
+            "controller.listener.names": "CONTROLLER",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": str(self.data_dir / "kraft"),
+            "num.partitions": "6",
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "6",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "group.initial.rebalance.delay.ms": "0",
+            "auto.create.topics.enable": "true",
+            "log.retention.hours": "24",
+            "log.segment.bytes": str(64 * 1024 * 1024),
+            "num.network.threads": "2",
+            "num.io.threads": "4",
+        }
+        path = self.data_dir / "server.properties"
+        path.write_text("".join(f"{key}={value}\n" for key, value in props.items()))
+        return path
+
+    def _format_storage(self, config: Path) -> None:
+        if (self.data_dir / "kraft" / "meta.properties").exists():
+            return
+        cluster_id = uuid.uuid4().hex[:22]
+        result = subprocess.run(
+            self._java_command(
+                "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config)
+            ),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise KafkaSetupError(f"formatting KRaft storage failed:\n{result.stdout}{result.stderr}")
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def running_pid(self) -> int | None:
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            return None
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return None
+        return pid
+
+    def start(self) -> None:
+        """Start the broker (installing and formatting as needed) and wait until it answers."""
+        if self.running_pid() is not None and port_open(self.host, self.port):
+            return
+        if port_open(self.host, self.port):
+            raise KafkaSetupError(
+                f"port {self.host}:{self.port} is taken by another process; set "
+                "TTHC_BUS_KAFKA__LOCAL__PORT to a free port"
+            )
+        self.ensure_installed()
+        config = self._write_config()
+        self._format_storage(config)
+        stdout = (self.log_dir / "stdout.log").open("ab")
+        process = subprocess.Popen(
+            self._java_command("kafka.Kafka", str(config)),
+            stdout=stdout,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.pid_file.write_text(str(process.pid))
+        self._wait_ready(process)
+
+    def _wait_ready(self, process: subprocess.Popen[bytes]) -> None:
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise KafkaSetupError(
+                    f"Kafka exited with code {process.returncode}; see {self.log_dir}/stdout.log "
+                    f"and server.log:\n{self._log_tail()}"
+                )
+            if port_open(self.host, self.port) and self._answers():
+                return
+            time.sleep(0.3)
+        self.stop()
+        raise KafkaSetupError(
+            f"Kafka did not answer on {self.bootstrap_servers} within {self.start_timeout_s:.0f} s:"
+            f"\n{self._log_tail()}"
+        )
+
+    def _answers(self) -> bool:
+        """True once the broker serves metadata (the port opens before it can)."""
+        from kafka import KafkaAdminClient
+        from kafka.errors import KafkaError
+
+        try:
+            admin = KafkaAdminClient(
+                bootstrap_servers=self.bootstrap_servers, request_timeout_ms=3000
+            )
+        except (KafkaError, OSError, ValueError):
+            return False
+        try:
+            return bool(admin.describe_cluster().get("brokers"))
+        except (KafkaError, OSError, ValueError):
+            return False
+        finally:
+            admin.close()
+
+    def _log_tail(self, lines: int = 30) -> str:
+        out = []
+        for name in ("stdout.log", "server.log"):
+            path = self.log_dir / name
+            if path.exists():
+                out.extend(path.read_text(errors="replace").splitlines()[-lines:])
+        return "\n".join(out)
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop the broker gracefully (SIGTERM, then SIGKILL). True if one was running."""
+        pid = self.running_pid()
+        if pid is None:
+            self.pid_file.unlink(missing_ok=True)
+            return False
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self._alive(pid):
+                break
+            time.sleep(0.2)
+        else:
+            os.kill(pid, signal.SIGKILL)
+            while self._alive(pid):
+                time.sleep(0.1)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    @staticmethod
+    def _alive(pid: int) -> bool:
+        try:
+            done, _ = os.waitpid(pid, os.WNOHANG)
+            if done == pid:
+                return False
+        except ChildProcessError:
+            pass
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return False
+        # A zombie of another parent still answers kill(0); read its state to be sure.
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+        except OSError:
+            return False
+        return state != "Z"
+
+    def status(self) -> dict[str, object]:
+        pid = self.running_pid()
+        return {
+            "bootstrap_servers": self.bootstrap_servers,
+            "version": self.version,
+            "pid": pid,
+            "running": pid is not None and port_open(self.host, self.port),
+            "data_dir": str(self.data_dir),
+        }
+
+
+def local_kafka_from_settings(
+    local: object, root: Path | None = None
+) -> LocalKafka:
+    """Build a LocalKafka from `settings.kafka.local`, resolving relative paths against root."""
+    from bus.settings import PROJECT_ROOT, LocalKafkaSettings
+
+    assert isinstance(local, LocalKafkaSettings)
+    base = root or PROJECT_ROOT
+    return LocalKafka(
+        version=local.version,
+        scala_version=local.scala_version,
+        cache_dir=(base / local.cache_dir).resolve(),
+        data_dir=(base / local.data_dir).resolve(),
+        host=local.host,
+        port=local.port,
+        controller_port=local.controller_port,
+        heap=local.heap,
+        start_timeout_s=local.start_timeout_s,
+    )

@@ -1,0 +1,15 @@
+"""How the datasets' outcomes add up to one lookup status."""
+
+from __future__ import annotations
+
+from bus.schemas import DatasetError, DatasetResult, LookupStatus
+
+
+def lookup_status(results: list[DatasetResult], errors: list[DatasetError]) -> LookupStatus:
+    if results:
+        return "complete" if not errors else "partial"
+    if errors and all(error.code == "not_found" for error in errors):
+        return "not_found"
+    if errors and all(error.code == "not_granted" for error in errors):
+        return "denied"
+    return "failed"

@@ -1,0 +1,174 @@
+"""Lookup messages: the request a TTHC system sends, the reply it gets, and the internal messages
+between router, lookup connectors and aggregator.
+
+A dataset is named `<source>.<dataset>`, e.g. `population.identity`.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any, Literal, Self
+
+from pydantic import Field, field_validator, model_validator
+
+from bus.identifiers import check_enterprise_code, check_personal_id
+from bus.schemas.common import Model, NFCStr
+from bus.schemas.envelope import Envelope
+
+DATASET_PATTERN = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+LookupStatus = Literal["complete", "partial", "not_found", "denied", "failed"]
+
+
+def check_dataset_names(value: list[str]) -> list[str]:
+    for name in value:
+        if not DATASET_PATTERN.fullmatch(name):
+            raise ValueError(f"dataset {name!r} must look like 'source.dataset'")
+    if len(set(value)) != len(value):
+        raise ValueError("datasets must not repeat")
+    return value
+
+
+class Requester(Model):
+    agency_code: str = Field(min_length=1, max_length=64, description="Requesting agency code.")
+    system: str = Field(min_length=1, max_length=128, description="Requesting system.")
+    officer: NFCStr = Field(min_length=1, max_length=128, description="Officer handling it.")
+
+
+class Subject(Model):
+    """Whose data is asked for: exactly one of a personal id or an enterprise code."""
+
+    personal_id: str | None = None
+    enterprise_code: str | None = None
+
+    @field_validator("personal_id")
+    @classmethod
+    def _personal_id(cls, value: str | None) -> str | None:
+        return None if value is None else check_personal_id(value)
+
+    @field_validator("enterprise_code")
+    @classmethod
+    def _enterprise_code(cls, value: str | None) -> str | None:
+        return None if value is None else check_enterprise_code(value)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        if (self.personal_id is None) == (self.enterprise_code is None):
+            raise ValueError("give exactly one of personal_id or enterprise_code")
+        return self
+
+    @property
+    def key(self) -> str:
+        return self.personal_id or self.enterprise_code or ""
+
+
+class ReplyTo(Model):
+    topic: str = Field(min_length=1)
+    partition: int = Field(ge=0)
+
+
+class LookupRequest(Envelope):
+    """A request for data the state already holds about a subject (the once-only principle)."""
+
+    type: Literal["lookup.request"] = "lookup.request"
+    requester: Requester
+    procedure_code: str = Field(
+        min_length=1, max_length=64, description="TTHC procedure code (mã thủ tục hành chính)."
+    )
+    dossier_id: str = Field(min_length=1, max_length=128, description="Dossier (hồ sơ) id.")
+    purpose: NFCStr = Field(min_length=1, max_length=1000)
+    legal_basis: NFCStr = Field(min_length=1, max_length=1000)
+    subject: Subject
+    datasets: list[str] = Field(min_length=1, max_length=16)
+    deadline: datetime = Field(description="Absolute time by which a reply must be sent.")
+    reply_to: ReplyTo | None = None
+
+    @field_validator("datasets")
+    @classmethod
+    def _dataset_names(cls, value: list[str]) -> list[str]:
+        return check_dataset_names(value)
+
+    @field_validator("deadline")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("deadline must carry a time zone (e.g. 2026-01-01T10:00:00Z)")
+        return value
+
+
+class Provenance(Model):
+    source: str
+    source_record_time: datetime | None = None
+    fetched_at: datetime
+    latency_ms: float
+
+
+class DatasetResult(Model):
+    dataset: str
+    data: dict[str, Any]
+    provenance: Provenance
+
+
+class DatasetError(Model):
+    dataset: str
+    source: str
+    code: str
+    message: str
+    retryable: bool
+
+
+class LookupResponse(Envelope):
+    type: Literal["lookup.response"] = "lookup.response"
+    request_id: str
+    status: LookupStatus
+    results: list[DatasetResult] = Field(default_factory=list)
+    errors: list[DatasetError] = Field(default_factory=list)
+
+
+class SourceQuery(Envelope):
+    """Router -> lookup connector: ask one source for one dataset."""
+
+    type: Literal["source.query"] = "source.query"
+    request_id: str
+    dataset: str
+    subject: Subject
+    deadline: datetime
+    requester_agency: str
+    fields: list[str] | None = Field(
+        default=None, description="Fields granted by policy; None means all of the dataset."
+    )
+
+
+class SourceResult(Envelope):
+    """Lookup connector -> aggregator: the outcome of one SourceQuery."""
+
+    type: Literal["source.result"] = "source.result"
+    request_id: str
+    dataset: str
+    outcome: Literal["found", "not_found", "error"]
+    result: DatasetResult | None = None
+    error: DatasetError | None = None
+
+
+class LookupPlan(Envelope):
+    """Router -> aggregator: a lookup has been fanned out; wait for these datasets."""
+
+    type: Literal["lookup.plan"] = "lookup.plan"
+    request_id: str
+    datasets: list[str]
+    deadline: datetime
+    reply_to: ReplyTo | None
+    errors: list[DatasetError] = Field(
+        default_factory=list, description="Datasets refused before fan-out (unknown, not granted)."
+    )
+
+
+class LookupExpiry(Envelope):
+    """Aggregator timer -> aggregator: the deadline of a pending lookup has passed.
+
+    Sent through the topic (not handled in the timer) because faust tables may only be changed
+    while processing a message of their partition.
+    """
+
+    type: Literal["lookup.expiry"] = "lookup.expiry"
+    request_id: str

@@ -1,0 +1,170 @@
+"""Settings: settings.toml, overridden by environment variables.
+
+Every key can be set from the environment with the prefix `TTHC_BUS_` and `__` between levels,
+e.g. `TTHC_BUS_KAFKA__BOOTSTRAP_SERVERS=broker1:9092` or `TTHC_BUS_GATEWAY__PORT=8081`.
+A wrong value stops the start with the key, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from bus.errors import SettingsError
+
+ENV_PREFIX = "TTHC_BUS_"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LocalKafkaSettings(Section):
+    """The embedded single-node broker (KRaft), used when no bootstrap servers are configured."""
+
+    version: str = Field(default="4.1.1", pattern=r"^\d+\.\d+\.\d+$")
+    scala_version: str = "2.13"
+    cache_dir: Path = Path(".kafka")
+    data_dir: Path = Path(".kafka/data")
+    host: str = "127.0.0.1"
+    port: int = Field(default=19092, ge=1, le=65535)
+    controller_port: int = Field(default=19093, ge=1, le=65535)
+    heap: str = Field(default="512m", pattern=r"^\d+[mMgG]$")
+    start_timeout_s: float = Field(default=60.0, gt=0)
+
+
+class KafkaSettings(Section):
+    bootstrap_servers: str | None = Field(
+        default=None, description="External cluster; when unset the local broker is used."
+    )
+    local: LocalKafkaSettings = LocalKafkaSettings()
+    partitions: int = Field(default=6, ge=1)
+    replication_factor: int = Field(default=1, ge=1)
+
+    def resolved_bootstrap(self) -> str:
+        return self.bootstrap_servers or f"{self.local.host}:{self.local.port}"
+
+
+class GatewaySettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=1, le=65535)
+    default_deadline_ms: int = Field(default=5000, ge=100)
+    max_deadline_ms: int = Field(default=60000, ge=100)
+    reply_partition: int | None = Field(
+        default=None, ge=0, description="Reply partition this instance owns; None = by port."
+    )
+    instance_id: str = "gateway-1"
+
+
+class WorkerSettings(Section):
+    app_id: str = "tthc-bus"
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    data_dir: Path = Path(".run/worker")
+    sources: list[str] | None = Field(
+        default=None, description="Sources whose lookup connectors this worker runs; None = all."
+    )
+
+
+class SourceSettings(Section):
+    """One national database: how to reach it and how hard to push it."""
+
+    adapter: str = Field(description="Import path 'module:Class' of the adapter.")
+    url: str
+    datasets: list[str] = Field(min_length=1)
+    timeout_s: float = Field(default=3.0, gt=0)
+    concurrency: int = Field(default=16, ge=1, le=512)
+    retries: int = Field(default=2, ge=0, le=10)
+    retry_backoff_s: float = Field(default=0.05, ge=0)
+
+
+class SandboxSettings(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8090, ge=1, le=65535)
+    count: int = Field(default=10_000, ge=1, le=10_000_000)
+    seed: int = 20250701
+
+
+class PolicySettings(Section):
+    allow_all_agencies: bool = Field(
+        default=True, description="Skeleton policy: every agency gets every configured dataset."
+    )
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        toml_file=None,
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    gateway: GatewaySettings = GatewaySettings()
+    worker: WorkerSettings = WorkerSettings()
+    sandbox: SandboxSettings = SandboxSettings()
+    policy: PolicySettings = PolicySettings()
+    sources: dict[str, SourceSettings] = Field(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_path = Path(os.environ.get(f"{ENV_PREFIX}SETTINGS_FILE", PROJECT_ROOT / "settings.toml"))
+        return (
+            init_settings,
+            env_settings,
+            TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
+        )
+
+    def source(self, name: str) -> SourceSettings:
+        try:
+            return self.sources[name]
+        except KeyError:
+            raise SettingsError(
+                f"sources.{name}: no such source; configured: {sorted(self.sources)}"
+            ) from None
+
+    def dataset_sources(self) -> dict[str, str]:
+        """Map every configured dataset name to the source that serves it."""
+        return {
+            f"{name}.{dataset}": name for name, src in self.sources.items() for dataset in src.datasets
+        }
+
+
+def describe_validation_error(error: ValidationError) -> str:
+    """One line per problem: the dotted key, the env variable, the value and what was expected."""
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"])
+        env = ENV_PREFIX + "__".join(str(part).upper() for part in item["loc"])
+        value: Any = item.get("input")
+        lines.append(f"{key} (env {env}) = {value!r}: {item['msg']}")
+    return "invalid settings:\n  " + "\n  ".join(lines)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise SettingsError(describe_validation_error(exc)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()

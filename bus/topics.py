@@ -1,0 +1,73 @@
+"""Topic names and their creation. All names live here; nothing else spells a topic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+LOOKUP_REQUEST = "tthc.lookup.request"
+LOOKUP_REPLY = "tthc.lookup.reply"
+SOURCE_RESULT = "tthc.source.result"
+DEAD_LETTER = "tthc.deadletter"
+AUDIT = "tthc.audit"
+STATUS = "tthc.status"
+
+REPLY_PARTITIONS = 8
+
+
+def source_request(source: str) -> str:
+    """Requests for one national database, consumed by that source's lookup connector."""
+    return f"tthc.source.{source}.request"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def bus_topics(sources: list[str], partitions: int) -> list[TopicSpec]:
+    """Every topic the bus needs, with its partition count and config."""
+    short = {"retention.ms": str(24 * 3600 * 1000)}
+    specs = [
+        TopicSpec(LOOKUP_REQUEST, partitions, short),
+        TopicSpec(SOURCE_RESULT, partitions, short),
+        TopicSpec(LOOKUP_REPLY, REPLY_PARTITIONS, {"retention.ms": str(3600 * 1000)}),
+        TopicSpec(DEAD_LETTER, partitions, {"retention.ms": str(14 * 24 * 3600 * 1000)}),
+        TopicSpec(AUDIT, partitions),
+        TopicSpec(STATUS, 1, {"cleanup.policy": "compact"}),
+    ]
+    specs += [TopicSpec(source_request(name), partitions, short) for name in sources]
+    return specs
+
+
+def ensure_topics(
+    bootstrap_servers: str, specs: list[TopicSpec], replication_factor: int = 1
+) -> list[str]:
+    """Create the topics that do not exist yet; return the names created.
+
+    Topics are created before any worker starts: faust does not create the source topics of its
+    agents, and a topic auto-created by a producer gets the broker's default partition count,
+    which would break the co-partitioning the aggregator's table relies on.
+    """
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="tthc-bus-admin")
+    try:
+        existing = set(admin.list_topics())
+        missing = [spec for spec in specs if spec.name not in existing]
+        if missing:
+            try:
+                admin.create_topics(
+                    [
+                        NewTopic(s.name, s.partitions, replication_factor, topic_configs=s.config)
+                        for s in missing
+                    ]
+                )
+            except TopicAlreadyExistsError:
+                pass  # another process created them between our list and create
+        return [spec.name for spec in missing]
+    finally:
+        admin.close()

@@ -1,0 +1,168 @@
+"""The lookup connector: one generic class, one instance per national database.
+
+It consumes `tthc.source.<source>.request`, calls the source's adapter in a bounded thread pool
+(adapters are blocking: zeep, requests) with tenacity retries that never run past the request's
+deadline, maps the native record to the normalized schema, and sends a `SourceResult`. Every
+outcome, including failures, is a result: the agent never raises for an expected error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from adapters.base import Adapter, NativeRecord
+from bus import topics
+from bus.codec import DecodeError, decode
+from bus.errors import MappingError, SourceError, SourceNotFound, SourceTimeout
+from bus.schemas import DatasetError, DatasetResult, Provenance, SourceQuery, SourceResult
+from bus.settings import SourceSettings
+from bus.streams import Outbox, event_headers
+from mappings.engine import Mapping, load_mapping
+
+log = logging.getLogger(__name__)
+
+# Below this much time left, another attempt could not finish before the deadline.
+MIN_ATTEMPT_S = 0.05
+
+
+class LookupConnector:
+    def __init__(
+        self, source: str, settings: SourceSettings, adapter: Adapter, outbox: Outbox
+    ) -> None:
+        self.source = source
+        self.settings = settings
+        self.adapter = adapter
+        self._outbox = outbox
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.concurrency, thread_name_prefix=f"source-{source}"
+        )
+        self._mappings: dict[str, Mapping] = {
+            f"{source}.{dataset}": load_mapping(name) for dataset, name in adapter.mapping.items()
+        }
+        self.name = f"lookup-connector-{source}"
+
+    def register(self, app: faust.App) -> None:
+        channel = app.topic(topics.source_request(self.source), key_type=bytes, value_type=bytes)
+        app.agent(channel, name=self.name, concurrency=self.settings.concurrency)(self._consume)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.adapter.close()
+
+    async def _consume(self, stream: Any) -> None:
+        async for event in stream.events():
+            try:
+                query = decode(SourceQuery, event.message.value, event_headers(event))
+            except DecodeError as exc:
+                await self._outbox.dead_letter(event, self.name, str(exc))
+                continue
+            result = await self.answer(query)
+            await self._outbox.send(topics.SOURCE_RESULT, result, key=query.request_id)
+
+    async def answer(self, query: SourceQuery) -> SourceResult:
+        """Ask the source and turn whatever happens into a SourceResult."""
+        started = time.monotonic()
+        try:
+            if query.dataset not in self._mappings:
+                raise MappingError("dataset", query.dataset, f"one of {sorted(self._mappings)}")
+            loop = asyncio.get_running_loop()
+            record = await loop.run_in_executor(self._pool, self._fetch, query)
+            data = self._normalize(query, record)
+        except SourceNotFound as exc:
+            return self._error(query, "not_found", exc.code, exc.detail, retryable=False)
+        except SourceError as exc:
+            return self._error(query, "error", exc.code, exc.detail, retryable=exc.retryable)
+        except MappingError as exc:
+            log.warning("%s: mapping failed for request %s: %s", self.name, query.request_id, exc)
+            return self._error(query, "error", "mapping_error", str(exc), retryable=False)
+        except Exception as exc:  # a bug must still end in an answer, not silence
+            log.exception("%s: unexpected error for request %s", self.name, query.request_id)
+            return self._error(
+                query, "error", "internal_error", type(exc).__name__, retryable=False
+            )
+        provenance = Provenance(
+            source=self.source,
+            source_record_time=record.record_time,
+            fetched_at=datetime.now(UTC),
+            latency_ms=round((time.monotonic() - started) * 1000, 3),
+        )
+        return SourceResult(
+            correlation_id=query.request_id,
+            request_id=query.request_id,
+            producer=self._outbox.producer_name,
+            dataset=query.dataset,
+            outcome="found",
+            result=DatasetResult(dataset=query.dataset, data=data, provenance=provenance),
+            traceparent=query.traceparent,
+        )
+
+    def _fetch(self, query: SourceQuery) -> NativeRecord:
+        """Blocking: the adapter call with retries bounded by the deadline (runs in the pool)."""
+        deadline = query.deadline.timestamp()
+        dataset = query.dataset.split(".", 1)[1]
+
+        def time_left(_: RetryCallState | None = None) -> float:
+            return deadline - time.time()
+
+        def out_of_time(state: RetryCallState) -> bool:
+            return time_left() < MIN_ATTEMPT_S
+
+        retrying = Retrying(
+            stop=stop_after_attempt(self.settings.retries + 1) | out_of_time,
+            wait=wait_random_exponential(multiplier=self.settings.retry_backoff_s, max=1.0),
+            retry=retry_if_exception(lambda exc: isinstance(exc, SourceError) and exc.retryable),
+            reraise=True,
+        )
+        for attempt in retrying:
+            with attempt:
+                remaining = time_left()
+                if remaining < MIN_ATTEMPT_S:
+                    raise SourceTimeout(self.source, "request deadline passed before the call")
+                return self.adapter.fetch(
+                    dataset,
+                    query.subject,
+                    timeout=min(self.settings.timeout_s, remaining),
+                    request_id=query.request_id,
+                    requester_agency=query.requester_agency,
+                )
+        raise SourceTimeout(self.source, "no attempt was made before the deadline")
+
+    def _normalize(self, query: SourceQuery, record: NativeRecord) -> dict[str, Any]:
+        model = self._mappings[query.dataset].apply(record.data)
+        data: dict[str, Any] = model.model_dump(mode="json", exclude_none=True)
+        if query.fields is not None:
+            data = {key: value for key, value in data.items() if key in query.fields}
+        return data
+
+    def _error(
+        self, query: SourceQuery, outcome: str, code: str, message: str, *, retryable: bool
+    ) -> SourceResult:
+        return SourceResult(
+            correlation_id=query.request_id,
+            request_id=query.request_id,
+            producer=self._outbox.producer_name,
+            dataset=query.dataset,
+            outcome="not_found" if outcome == "not_found" else "error",
+            error=DatasetError(
+                dataset=query.dataset,
+                source=self.source,
+                code=code,
+                message=message,
+                retryable=retryable,
+            ),
+            traceparent=query.traceparent,
+        )
