@@ -76,11 +76,32 @@ async def temporary_topics(
         await admin.create_topics(
             [NewTopic(name, partitions, 1) for name in (topics.source, topics.sink)]
         )
+        await _wait_for_leaders(admin, [topics.source, topics.sink], partitions)
         yield topics
     finally:
         with suppress(Exception):
             await admin.delete_topics([topics.source, topics.sink])
         await admin.close()
+
+
+async def _wait_for_leaders(
+    admin: AIOKafkaAdminClient, names: list[str], partitions: int, timeout_s: float = 30.0
+) -> None:
+    """Wait until every partition of the new topics has a leader (else produce retries warn)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        described = await admin.describe_topics(names)
+        ready = [
+            topic
+            for topic in described
+            if topic["error_code"] == 0
+            and len(topic["partitions"]) == partitions
+            and all(p["error_code"] == 0 and p["leader"] >= 0 for p in topic["partitions"])
+        ]
+        if len(ready) == len(names):
+            return
+        await asyncio.sleep(0.1)
+    raise TimeoutError(f"topics {names} have no leader for every partition after {timeout_s:g} s")
 
 
 async def produce_backlog(bootstrap_servers: str, topic: str, events: int) -> float:

@@ -39,8 +39,8 @@ Mode = Literal["closed", "open"]
 class LookupRequest(Protocol):
     """How to ask one target for one subject, and how to tell a success from an error."""
 
-    path: str
-    headers: dict[str, str]
+    path: ClassVar[str]
+    headers: ClassVar[dict[str, str]]
 
     def body(self, number: int, subject: str) -> bytes: ...
 
@@ -51,7 +51,7 @@ class LookupRequest(Protocol):
 class GatewayLookup:
     """``POST /v1/lookups``: one single-source lookup of dataset population.identity."""
 
-    path = "/v1/lookups"
+    path: ClassVar[str] = "/v1/lookups"
     headers: ClassVar[dict[str, str]] = {"Content-Type": "application/json"}
 
     def __init__(self, deadline_ms: int) -> None:
@@ -97,7 +97,7 @@ _SOAP_ENVELOPE = (
 class SoapLookup:
     """The population database's native ``TraCuuThongTinCongDan`` (look up a citizen)."""
 
-    path = "/dancu"
+    path: ClassVar[str] = "/dancu"
     headers: ClassVar[dict[str, str]] = {
         "Content-Type": "text/xml; charset=utf-8",
         "SOAPAction": f'"{SOAP_NAMESPACE}/TraCuuThongTinCongDan"',

@@ -14,11 +14,13 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 _STATUS_STYLE = {"met": "green", "not met": "red", "n/a": "yellow"}
 
 
-def _number(value: Any, digits: int = 1) -> str:
+def _number(value: Any, digits: int | None = None) -> str:
+    """Thousands separated; floats to ``digits`` places (default: 3 below 10, else 1)."""
     if value is None:
         return "—"
     if isinstance(value, float):
-        return f"{value:,.{digits}f}"
+        places = digits if digits is not None else (3 if abs(value) < 10 else 1)
+        return f"{value:,.{places}f}"
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
@@ -62,9 +64,7 @@ def figures_table(figures: dict[str, Any]) -> Table:
     table.add_column("figure")
     table.add_column("value", justify="right")
     for name, value in figures.items():
-        table.add_row(
-            name, _number(value, 3 if isinstance(value, float) and abs(value) < 10 else 1)
-        )
+        table.add_row(name, _number(value))
     return table
 
 
@@ -74,9 +74,9 @@ def goals_table(goals: list[dict[str, Any]]) -> Table:
         table.add_column(column, justify="right" if column == "value" else "left")
     for goal in goals:
         style = _STATUS_STYLE[goal["status"]]
-        status = goal["status"] + (f" ({goal['reason']})" if goal["reason"] else "")
+        status = goal["status"] + (f": {goal['reason']}" if goal["reason"] else "")
         table.add_row(
-            goal["goal"], goal["target"], _number(goal["value"], 3), f"[{style}]{status}[/{style}]"
+            goal["goal"], goal["target"], _number(goal["value"]), f"[{style}]{status}[/{style}]"
         )
     return table
 

@@ -49,7 +49,7 @@ def machine(settings: Settings) -> dict[str, Any]:
 @contextmanager
 def started_stack(settings: Settings) -> Iterator[StackEndpoints]:
     """The whole local stack (Kafka, sandbox, one worker, gateway) for the run's duration."""
-    from bus.devstack import DevStack  # the lead's module; imported only when a stack is needed
+    from bus.devstack import DevStack  # imported only when a stack is needed
 
     with (
         tempfile.TemporaryDirectory(prefix="tthc-bench-") as workdir,

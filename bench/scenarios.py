@@ -51,7 +51,7 @@ class ScenarioOptions:
     concurrency: int = 32
     rate: float = 100.0
     soak_minutes: float = 10.0
-    events: int = 50_000
+    events: int = 200_000
     sample_interval_s: float = 1.0
 
 
@@ -63,7 +63,7 @@ QUICK = ScenarioOptions(
     concurrency=8,
     rate=50.0,
     soak_minutes=0.1,
-    events=2_000,
+    events=5_000,
 )
 # The memory soak runs at moderate concurrency, not the throughput scenario's.
 MEMORY_CONCURRENCY = {False: 16, True: 4}
@@ -182,6 +182,8 @@ def sync_throughput(stack: StackEndpoints, options: ScenarioOptions) -> dict[str
     bus_rate = None if bus is None else bus["events_per_s"]
     sync_ratio = ratio(bus_rate, baseline["events_per_s"])
     figures = {
+        "raw_pipe_events": baseline["events"],
+        "raw_pipe_elapsed_s": baseline["elapsed_s"],
         "raw_pipe_events_per_s": baseline["events_per_s"],
         "bus_events_per_s": bus_rate,
         "sync_ratio": None if sync_ratio is None else round(sync_ratio, 3),

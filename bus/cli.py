@@ -76,6 +76,19 @@ def kafka_start() -> None:
     console.print(f"Kafka {broker.version} running on {broker.bootstrap_servers}")
 
 
+@kafka_app.command("install")
+def kafka_install() -> None:
+    """Fetch Apache Kafka with mvn into the cache folder (nothing happens if it is cached)."""
+    from bus.kafka_local import KafkaSetupError
+
+    try:
+        libs = _local_kafka(settings_or_exit()).ensure_installed()
+    except KafkaSetupError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"Kafka jars in {libs}")
+
+
 @kafka_app.command("stop")
 def kafka_stop() -> None:
     """Stop the local broker."""
@@ -291,9 +304,14 @@ def dev() -> None:
 
     settings = settings_or_exit()
     setup_logging("WARNING")
-    with DevStack(settings, fixed_ports=True) as stack:
-        stack.print_banner(console)
-        stack.wait()
+    console.print("Starting Kafka, the sandbox, a worker and the gateway ...")
+    try:
+        with DevStack(settings, fixed_ports=True) as stack:
+            stack.print_banner(console)
+            stack.wait()
+    except BusError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
 
 
 @app.command()

@@ -71,7 +71,10 @@ def field_errors(errors: list[Any]) -> list[dict[str, Any]]:
 
 
 def http_status(response: LookupResponse) -> int:
-    if any(error.code == "deadline_exceeded" for error in response.errors):
+    # Gateway Timeout: the deadline passed, or the source itself did not answer in time.
+    if response.status != "complete" and any(
+        error.code in ("deadline_exceeded", "timeout") for error in response.errors
+    ):
         return 504
     return {"denied": 403, "failed": 502}.get(response.status, 200)
 

@@ -1,0 +1,255 @@
+"""The whole bus on one machine: local broker, sandbox, worker and gateway as child processes.
+
+Used by `tthc-bus dev` (`make run`), by the end-to-end tests and by the benchmark harness. Each
+part runs as its own process, started with the same `tthc-bus` commands an operator would use,
+configured through `TTHC_BUS_*` environment variables. Stopping (or Ctrl-C) ends every child and
+its process group, so nothing is left behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import requests
+
+from bus.errors import BusError
+from bus.kafka_local import LocalKafka, free_port, local_kafka_from_settings
+from bus.settings import PROJECT_ROOT, Settings
+
+
+class StackError(BusError):
+    """A part of the local stack did not start; the message names it and shows its log."""
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    log_file: IO[bytes]
+
+    def tail(self, lines: int = 25) -> str:
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+@dataclass
+class DevStack:
+    settings: Settings
+    workdir: Path | None = None
+    fixed_ports: bool = False
+    sandbox_count: int | None = None
+    worker_env: dict[str, str] = field(default_factory=dict)
+    children: dict[str, Child] = field(default_factory=dict)
+    broker: LocalKafka | None = None
+
+    def __post_init__(self) -> None:
+        self.workdir = (self.workdir or PROJECT_ROOT / ".run").resolve()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        cfg = self.settings
+        port = (lambda fixed: fixed) if self.fixed_ports else (lambda _: free_port())
+        self.sandbox_port = port(cfg.sandbox.port)
+        self.gateway_port = port(cfg.gateway.port)
+        self.worker_web_port = port(cfg.worker.web_port)
+        self.bootstrap_servers = cfg.kafka.bootstrap_servers or ""
+        if not self.bootstrap_servers:
+            broker = local_kafka_from_settings(cfg.kafka.local)
+            if not self.fixed_ports:
+                broker.port, broker.controller_port = free_port(), free_port()
+                broker.data_dir = self.workdir / "kafka"
+            self.broker = broker
+            self.bootstrap_servers = broker.bootstrap_servers
+
+    @property
+    def sandbox_url(self) -> str:
+        return f"http://127.0.0.1:{self.sandbox_port}"
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    @property
+    def worker_pid(self) -> int:
+        return self.children["worker"].process.pid
+
+    def env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            {
+                "TTHC_BUS_KAFKA__BOOTSTRAP_SERVERS": self.bootstrap_servers,
+                "TTHC_BUS_SANDBOX__PORT": str(self.sandbox_port),
+                "TTHC_BUS_GATEWAY__PORT": str(self.gateway_port),
+                "TTHC_BUS_WORKER__WEB_PORT": str(self.worker_web_port),
+                "TTHC_BUS_WORKER__DATA_DIR": str(self.workdir / "worker"),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        if self.sandbox_count is not None:
+            env["TTHC_BUS_SANDBOX__COUNT"] = str(self.sandbox_count)
+        for name, source in self.settings.sources.items():
+            if source.url.startswith(f"http://127.0.0.1:{self.settings.sandbox.port}/"):
+                path = source.url.split("/", 3)[3]
+                env[f"TTHC_BUS_SOURCES__{name.upper()}__URL"] = f"{self.sandbox_url}/{path}"
+        return env
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> DevStack:
+        try:
+            if self.broker is not None:
+                self.broker.start()
+            self.spawn("sandbox", ["sandbox", "serve"])
+            self.wait_http("sandbox", f"{self.sandbox_url}/_sandbox/health")
+            self.spawn("worker", ["worker"], extra_env=self.worker_env)
+            self.spawn("gateway", ["gateway"])
+            self.wait_http("gateway", f"{self.gateway_url}/healthz")
+            self.wait_lookup_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def spawn(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> Child:
+        assert self.workdir is not None
+        log_path = self.workdir / f"{name}.log"
+        log_file = log_path.open("ab")
+        env = self.env() | (extra_env or {})
+        process = subprocess.Popen(
+            [sys.executable, "-m", "bus.cli", *args],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=PROJECT_ROOT,
+            start_new_session=True,
+        )
+        child = Child(name, process, log_path, log_file)
+        self.children[name] = child
+        return child
+
+    def wait_http(self, name: str, url: str, timeout: float = 60.0) -> None:
+        child = self.children[name]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if child.process.poll() is not None:
+                raise StackError(f"{name} exited with code {child.process.returncode}:\n"
+                                 f"{child.tail()}")
+            with contextlib.suppress(requests.RequestException):
+                if requests.get(url, timeout=1).status_code == 200:
+                    return
+            time.sleep(0.2)
+        raise StackError(f"{name} did not answer {url} within {timeout:.0f} s:\n{child.tail()}")
+
+    def wait_lookup_ready(self, timeout: float = 90.0) -> None:
+        """Wait until a real lookup comes back complete: the worker has joined and is assigned."""
+        subject = requests.get(f"{self.sandbox_url}/_sandbox/sample?n=1", timeout=5).json()[0]
+        body = example_lookup(subject)
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            worker = self.children["worker"]
+            if worker.process.poll() is not None:
+                raise StackError(f"worker exited with code {worker.process.returncode}:\n"
+                                 f"{worker.tail()}")
+            body["deadline_ms"] = 3000
+            try:
+                answer = requests.post(f"{self.gateway_url}/v1/lookups", json=body, timeout=10)
+                if answer.status_code == 200 and answer.json().get("status") == "complete":
+                    return
+                last = f"{answer.status_code} {answer.text[:300]}"
+            except requests.RequestException as exc:
+                last = str(exc)
+            time.sleep(0.5)
+        raise StackError(f"no complete lookup within {timeout:.0f} s (last: {last}):\n"
+                         f"{self.children['worker'].tail()}")
+
+    def stop_child(self, name: str, timeout: float = 15.0) -> None:
+        child = self.children.pop(name, None)
+        if child is None:
+            return
+        if child.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.process.pid, signal.SIGTERM)
+            try:
+                child.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.process.pid, signal.SIGKILL)
+                child.process.wait()
+        child.log_file.close()
+
+    def stop(self) -> None:
+        for name in ("gateway", "worker", "sandbox"):
+            self.stop_child(name)
+        if self.broker is not None:
+            self.broker.stop()
+
+    def __enter__(self) -> DevStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- for `tthc-bus dev` ---------------------------------------------------------------------
+
+    def wait(self) -> None:
+        """Block until Ctrl-C/SIGTERM or until a child dies (then say which)."""
+        stop = False
+
+        def on_signal(*_: Any) -> None:
+            nonlocal stop
+            stop = True
+
+        signal.signal(signal.SIGTERM, on_signal)
+        try:
+            while not stop:
+                for child in self.children.values():
+                    if child.process.poll() is not None:
+                        print(f"{child.name} exited ({child.process.returncode}); last lines:\n"
+                              f"{child.tail()}", file=sys.stderr)
+                        return
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        print("\nstopping ...", file=sys.stderr)
+
+    def print_banner(self, console: Any) -> None:
+        subject = requests.get(f"{self.sandbox_url}/_sandbox/sample?n=1", timeout=5).json()[0]
+        body = example_lookup(subject)
+        import json
+
+        console.print(f"[bold green]tthc-bus is running[/bold green] (logs in {self.workdir})")
+        console.print(f"  Kafka     {self.bootstrap_servers}")
+        console.print(f"  sandbox   {self.sandbox_url}/dancu?wsdl")
+        console.print(f"  gateway   {self.gateway_url}  (OpenAPI: {self.gateway_url}/docs)")
+        console.print(f"  metrics   {self.gateway_url}/metrics")
+        console.print("Try:")
+        console.print(
+            f"  curl -s -X POST {self.gateway_url}/v1/lookups -H 'content-type: application/json' "
+            f"-d '{json.dumps(body, ensure_ascii=False)}'",
+            soft_wrap=True,
+        )
+        console.print("Ctrl-C stops everything.")
+
+
+def example_lookup(personal_id: str) -> dict[str, Any]:
+    return {
+        "requester": {"agency_code": "H26.22", "system": "dvc-demo", "officer": "can-bo-01"},
+        "procedure_code": "1.004222",
+        "dossier_id": "HS-DEMO-0001",
+        "purpose": "Xác minh nhân thân khi giải quyết hồ sơ",
+        "legal_basis": "Nghị định 194/2025/NĐ-CP",
+        "subject": {"personal_id": personal_id},
+        "datasets": ["population.identity"],
+    }

@@ -1,0 +1,62 @@
+"""Shared fixtures: the real Kafka broker every integration test talks to.
+
+`kafka_broker` starts a real single-node Apache Kafka (KRaft) on free loopback ports with a
+temporary data directory, once per test session, unless `TTHC_BUS_KAFKA__BOOTSTRAP_SERVERS`
+names an external cluster. It can restart the broker on the same data for fault tests.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from bus.kafka_local import LocalKafka, free_port
+from bus.settings import PROJECT_ROOT, load_settings
+
+
+@dataclass
+class Broker:
+    bootstrap_servers: str
+    local: LocalKafka | None
+
+    def restart(self) -> None:
+        """Stop and start the local broker on the same data and ports."""
+        if self.local is None:
+            pytest.fail("restart needs the local broker, but an external cluster is configured")
+        self.local.stop()
+        self.local.start()
+
+    def stop(self) -> None:
+        if self.local is not None:
+            self.local.stop()
+
+    def start(self) -> None:
+        if self.local is not None:
+            self.local.start()
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    external = os.environ.get("TTHC_BUS_KAFKA__BOOTSTRAP_SERVERS")
+    if external:
+        yield Broker(external, None)
+        return
+    cfg = load_settings().kafka.local
+    local = LocalKafka(
+        version=cfg.version,
+        scala_version=cfg.scala_version,
+        cache_dir=(PROJECT_ROOT / cfg.cache_dir).resolve(),
+        data_dir=Path(tmp_path_factory.mktemp("kafka")),
+        port=free_port(),
+        controller_port=free_port(),
+        heap="384m",
+    )
+    local.start()
+    try:
+        yield Broker(local.bootstrap_servers, local)
+    finally:
+        local.stop()
