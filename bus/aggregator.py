@@ -146,10 +146,16 @@ class LookupAggregator:
         ):
             self.table[key] = entry
             return
-        results = [DatasetResult.model_validate(entry["results"][ds]) for ds in plan["datasets"]
-                   if ds in entry["results"]]
-        errors = [DatasetError.model_validate(entry["errors"][ds]) for ds in plan["datasets"]
-                  if ds in entry["errors"]]
+        results = [
+            DatasetResult.model_validate(entry["results"][ds])
+            for ds in plan["datasets"]
+            if ds in entry["results"]
+        ]
+        errors = [
+            DatasetError.model_validate(entry["errors"][ds])
+            for ds in plan["datasets"]
+            if ds in entry["errors"]
+        ]
         request_id = key.decode()
         reply = LookupResponse(
             correlation_id=request_id,
@@ -162,8 +168,13 @@ class LookupAggregator:
         )
         reply_to = ReplyTo.model_validate(plan["reply_to"]) if plan["reply_to"] else None
         await send_reply(self._outbox, reply_to, reply)
-        self.table[key] = {"done": True, "t": time.time(), "plan": None, "results": {},
-                           "errors": {}}
+        self.table[key] = {
+            "done": True,
+            "t": time.time(),
+            "plan": None,
+            "results": {},
+            "errors": {},
+        }
 
     # -- timer ----------------------------------------------------------------------------------
 
@@ -207,5 +218,3 @@ class LookupAggregator:
 
 def _new_entry() -> Entry:
     return {"done": False, "t": time.time(), "plan": None, "results": {}, "errors": {}}
-
-

@@ -64,8 +64,9 @@ def kafka_start() -> None:
 
     settings = settings_or_exit()
     if settings.kafka.bootstrap_servers:
-        console.print(f"External cluster configured ({settings.kafka.bootstrap_servers}): "
-                      "nothing to start.")
+        console.print(
+            f"External cluster configured ({settings.kafka.bootstrap_servers}): nothing to start."
+        )
         return
     try:
         broker = _local_kafka(settings)
@@ -285,8 +286,15 @@ def schemas_export(directory: Path) -> None:
     from bus import schemas
 
     directory.mkdir(parents=True, exist_ok=True)
-    names = ["LookupRequest", "LookupResponse", "Citizen", "SourceQuery", "SourceResult",
-             "LookupPlan", "LookupExpiry"]
+    names = [
+        "LookupRequest",
+        "LookupResponse",
+        "Citizen",
+        "SourceQuery",
+        "SourceResult",
+        "LookupPlan",
+        "LookupExpiry",
+    ]
     for name in names:
         model = getattr(schemas, name)
         path = directory / f"{name}.schema.json"
@@ -316,8 +324,9 @@ def dev() -> None:
 
 @app.command()
 def bench(
-    scenario: Annotated[str, typer.Argument(help="lookup-throughput, lookup-overhead, "
-                                            "sync-throughput or memory.")],
+    scenario: Annotated[
+        str, typer.Argument(help="lookup-throughput, lookup-overhead, sync-throughput or memory.")
+    ],
     quick: Annotated[bool, typer.Option(help="A few seconds, to check the harness.")] = False,
     duration: Annotated[float | None, typer.Option(help="Measured seconds.")] = None,
     concurrency: Annotated[int | None, typer.Option(help="Concurrent clients.")] = None,
@@ -327,8 +336,14 @@ def bench(
     """Run a benchmark scenario against a baseline measured in the same run."""
     from bench.runner import run_scenario
 
-    run_scenario(scenario, quick=quick, duration_s=duration, concurrency=concurrency, rate=rate,
-                 soak_minutes=soak)
+    run_scenario(
+        scenario,
+        quick=quick,
+        duration_s=duration,
+        concurrency=concurrency,
+        rate=rate,
+        soak_minutes=soak,
+    )
 
 
 if __name__ == "__main__":

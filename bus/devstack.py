@@ -55,8 +55,8 @@ class DevStack:
     broker: LocalKafka | None = None
 
     def __post_init__(self) -> None:
-        self.workdir = (self.workdir or PROJECT_ROOT / ".run").resolve()
-        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.root = (self.workdir or PROJECT_ROOT / ".run").resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
         cfg = self.settings
         port = (lambda fixed: fixed) if self.fixed_ports else (lambda _: free_port())
         self.sandbox_port = port(cfg.sandbox.port)
@@ -67,7 +67,7 @@ class DevStack:
             broker = local_kafka_from_settings(cfg.kafka.local)
             if not self.fixed_ports:
                 broker.port, broker.controller_port = free_port(), free_port()
-                broker.data_dir = self.workdir / "kafka"
+                broker.data_dir = self.root / "kafka"
             self.broker = broker
             self.bootstrap_servers = broker.bootstrap_servers
 
@@ -91,7 +91,7 @@ class DevStack:
                 "TTHC_BUS_SANDBOX__PORT": str(self.sandbox_port),
                 "TTHC_BUS_GATEWAY__PORT": str(self.gateway_port),
                 "TTHC_BUS_WORKER__WEB_PORT": str(self.worker_web_port),
-                "TTHC_BUS_WORKER__DATA_DIR": str(self.workdir / "worker"),
+                "TTHC_BUS_WORKER__DATA_DIR": str(self.root / "worker"),
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -121,8 +121,7 @@ class DevStack:
         return self
 
     def spawn(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> Child:
-        assert self.workdir is not None
-        log_path = self.workdir / f"{name}.log"
+        log_path = self.root / f"{name}.log"
         log_file = log_path.open("ab")
         env = self.env() | (extra_env or {})
         process = subprocess.Popen(
@@ -143,8 +142,9 @@ class DevStack:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if child.process.poll() is not None:
-                raise StackError(f"{name} exited with code {child.process.returncode}:\n"
-                                 f"{child.tail()}")
+                raise StackError(
+                    f"{name} exited with code {child.process.returncode}:\n{child.tail()}"
+                )
             with contextlib.suppress(requests.RequestException):
                 if requests.get(url, timeout=1).status_code == 200:
                     return
@@ -160,8 +160,9 @@ class DevStack:
         while time.monotonic() < deadline:
             worker = self.children["worker"]
             if worker.process.poll() is not None:
-                raise StackError(f"worker exited with code {worker.process.returncode}:\n"
-                                 f"{worker.tail()}")
+                raise StackError(
+                    f"worker exited with code {worker.process.returncode}:\n{worker.tail()}"
+                )
             body["deadline_ms"] = 3000
             try:
                 answer = requests.post(f"{self.gateway_url}/v1/lookups", json=body, timeout=10)
@@ -171,8 +172,10 @@ class DevStack:
             except requests.RequestException as exc:
                 last = str(exc)
             time.sleep(0.5)
-        raise StackError(f"no complete lookup within {timeout:.0f} s (last: {last}):\n"
-                         f"{self.children['worker'].tail()}")
+        raise StackError(
+            f"no complete lookup within {timeout:.0f} s (last: {last}):\n"
+            f"{self.children['worker'].tail()}"
+        )
 
     def stop_child(self, name: str, timeout: float = 15.0) -> None:
         child = self.children.pop(name, None)
@@ -216,8 +219,11 @@ class DevStack:
             while not stop:
                 for child in self.children.values():
                     if child.process.poll() is not None:
-                        print(f"{child.name} exited ({child.process.returncode}); last lines:\n"
-                              f"{child.tail()}", file=sys.stderr)
+                        print(
+                            f"{child.name} exited ({child.process.returncode}); last lines:\n"
+                            f"{child.tail()}",
+                            file=sys.stderr,
+                        )
                         return
                 time.sleep(0.5)
         except KeyboardInterrupt:
@@ -229,7 +235,7 @@ class DevStack:
         body = example_lookup(subject)
         import json
 
-        console.print(f"[bold green]tthc-bus is running[/bold green] (logs in {self.workdir})")
+        console.print(f"[bold green]tthc-bus is running[/bold green] (logs in {self.root})")
         console.print(f"  Kafka     {self.bootstrap_servers}")
         console.print(f"  sandbox   {self.sandbox_url}/dancu?wsdl")
         console.print(f"  gateway   {self.gateway_url}  (OpenAPI: {self.gateway_url}/docs)")

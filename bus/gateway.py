@@ -65,8 +65,9 @@ def field_errors(errors: list[Any]) -> list[dict[str, Any]]:
     out = []
     for item in errors:
         loc = [str(part) for part in item["loc"] if part != "body"]
-        out.append({"field": ".".join(loc) or "(body)", "message": item["msg"],
-                    "type": item["type"]})
+        out.append(
+            {"field": ".".join(loc) or "(body)", "message": item["msg"], "type": item["type"]}
+        )
     return out
 
 
@@ -112,17 +113,27 @@ def create_gateway(settings: Settings) -> FastAPI:
     @app.post(
         "/v1/lookups",
         response_model=LookupResponse,
-        responses={400: {"description": "Invalid request (problem+json)"},
-                   504: {"description": "Deadline passed; the body carries what is known"}},
+        responses={
+            400: {"description": "Invalid request (problem+json)"},
+            504: {"description": "Deadline passed; the body carries what is known"},
+        },
     )
     async def post_lookup(body: LookupHttpRequest) -> JSONResponse:
         unknown = [(i, ds) for i, ds in enumerate(body.datasets) if ds not in known]
         if unknown:
-            errors = [{"field": f"datasets.{i}", "message": f"unknown dataset {ds!r}; known: "
-                       f"{sorted(known)}", "type": "unknown_dataset"} for i, ds in unknown]
+            errors = [
+                {
+                    "field": f"datasets.{i}",
+                    "message": f"unknown dataset {ds!r}; known: {sorted(known)}",
+                    "type": "unknown_dataset",
+                }
+                for i, ds in unknown
+            ]
             return problem(400, "Invalid lookup request", errors[0]["message"], errors=errors)
-        deadline_ms = min(body.deadline_ms or settings.gateway.default_deadline_ms,
-                          settings.gateway.max_deadline_ms)
+        deadline_ms = min(
+            body.deadline_ms or settings.gateway.default_deadline_ms,
+            settings.gateway.max_deadline_ms,
+        )
         try:
             request = LookupRequest(
                 producer=settings.gateway.instance_id,
@@ -140,10 +151,16 @@ def create_gateway(settings: Settings) -> FastAPI:
                 request_id=request.message_id,
                 producer=settings.gateway.instance_id,
                 status="failed",
-                errors=[DatasetError(dataset=ds, source=ds.split(".", 1)[0],
-                                     code="deadline_exceeded",
-                                     message="the bus did not reply before the deadline",
-                                     retryable=True) for ds in request.datasets],
+                errors=[
+                    DatasetError(
+                        dataset=ds,
+                        source=ds.split(".", 1)[0],
+                        code="deadline_exceeded",
+                        message="the bus did not reply before the deadline",
+                        retryable=True,
+                    )
+                    for ds in request.datasets
+                ],
             )
         LOOKUPS.labels(reply.status).inc()
         return JSONResponse(reply.model_dump(mode="json"), status_code=http_status(reply))

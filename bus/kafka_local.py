@@ -144,14 +144,23 @@ class LocalKafka:
         pom = build / "pom.xml"
         pom.write_text(
             _POM.format(
-                kafka=self.version, scala=self.scala_version, slf4j=SLF4J_VERSION, log4j=LOG4J_VERSION
+                kafka=self.version,
+                scala=self.scala_version,
+                slf4j=SLF4J_VERSION,
+                log4j=LOG4J_VERSION,
             )
         )
         print(f"Fetching Apache Kafka {self.version} with mvn into {build} ...", file=sys.stderr)
         result = subprocess.run(
             [
-                mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-                f"-DoutputDirectory={self.libs_dir}", "-DincludeScope=runtime",
+                mvn,
+                "-q",
+                "-B",
+                "-f",
+                str(pom),
+                "dependency:copy-dependencies",
+                f"-DoutputDirectory={self.libs_dir}",
+                "-DincludeScope=runtime",
             ],
             capture_output=True,
             text=True,
@@ -168,7 +177,9 @@ class LocalKafka:
     # -- configuration ------------------------------------------------------------------------
 
     def _java_command(self, main_class: str, *args: str) -> list[str]:
-        java = require_tool("java", "Install a Java 17+ runtime, e.g. `apt-get install openjdk-17-jre`.")
+        java = require_tool(
+            "java", "Install a Java 17+ runtime, e.g. `apt-get install openjdk-17-jre`."
+        )
         return [
             java,
             f"-Xms{self.heap}",
@@ -230,7 +241,9 @@ class LocalKafka:
             check=False,
         )
         if result.returncode != 0:
-            raise KafkaSetupError(f"formatting KRaft storage failed:\n{result.stdout}{result.stderr}")
+            raise KafkaSetupError(
+                f"formatting KRaft storage failed:\n{result.stdout}{result.stderr}"
+            )
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -360,9 +373,7 @@ class LocalKafka:
         }
 
 
-def local_kafka_from_settings(
-    local: object, root: Path | None = None
-) -> LocalKafka:
+def local_kafka_from_settings(local: object, root: Path | None = None) -> LocalKafka:
     """Build a LocalKafka from `settings.kafka.local`, resolving relative paths against root."""
     from bus.settings import PROJECT_ROOT, LocalKafkaSettings
 

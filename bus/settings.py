@@ -125,7 +125,9 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = Path(os.environ.get(f"{ENV_PREFIX}SETTINGS_FILE", PROJECT_ROOT / "settings.toml"))
+        toml_path = Path(
+            os.environ.get(f"{ENV_PREFIX}SETTINGS_FILE", PROJECT_ROOT / "settings.toml")
+        )
         return (
             init_settings,
             env_settings,
@@ -143,7 +145,9 @@ class Settings(BaseSettings):
     def dataset_sources(self) -> dict[str, str]:
         """Map every configured dataset name to the source that serves it."""
         return {
-            f"{name}.{dataset}": name for name, src in self.sources.items() for dataset in src.datasets
+            f"{name}.{dataset}": name
+            for name, src in self.sources.items()
+            for dataset in src.datasets
         }
 
 

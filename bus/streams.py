@@ -98,7 +98,10 @@ class Outbox:
         )
         log.warning(
             "dead-lettered %s[%s]@%s: %s",
-            message.topic, message.partition, message.offset, reason[:300],
+            message.topic,
+            message.partition,
+            message.offset,
+            reason[:300],
         )
 
 

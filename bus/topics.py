@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 LOOKUP_REQUEST = "tthc.lookup.request"
@@ -59,15 +60,14 @@ def ensure_topics(
         existing = set(admin.list_topics())
         missing = [spec for spec in specs if spec.name not in existing]
         if missing:
-            try:
+            # Another process may create them between our list and our create.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(
                     [
                         NewTopic(s.name, s.partitions, replication_factor, topic_configs=s.config)
                         for s in missing
                     ]
                 )
-            except TopicAlreadyExistsError:
-                pass  # another process created them between our list and create
         return [spec.name for spec in missing]
     finally:
         admin.close()

@@ -17,10 +17,10 @@ from typing import Any
 
 import faust
 from tenacity import (
-    RetryCallState,
     Retrying,
     retry_if_exception,
     stop_after_attempt,
+    stop_before_delay,
     wait_random_exponential,
 )
 
@@ -115,14 +115,13 @@ class LookupConnector:
         deadline = query.deadline.timestamp()
         dataset = query.dataset.split(".", 1)[1]
 
-        def time_left(_: RetryCallState | None = None) -> float:
+        def time_left() -> float:
             return deadline - time.time()
 
-        def out_of_time(state: RetryCallState) -> bool:
-            return time_left() < MIN_ATTEMPT_S
-
         retrying = Retrying(
-            stop=stop_after_attempt(self.settings.retries + 1) | out_of_time,
+            # stop_before_delay also counts the coming backoff: no attempt starts too late.
+            stop=stop_after_attempt(self.settings.retries + 1)
+            | stop_before_delay(max(time_left() - MIN_ATTEMPT_S, 0.0)),
             wait=wait_random_exponential(multiplier=self.settings.retry_backoff_s, max=1.0),
             retry=retry_if_exception(lambda exc: isinstance(exc, SourceError) and exc.retryable),
             reraise=True,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+
 from pydantic import Field
 
 from bus.schemas.common import Model, utc_now

@@ -86,7 +86,9 @@ def test_lookup_returns_the_sandbox_citizen_normalized(
         if "NgayThangNam" in born:
             ymd = born["NgayThangNam"]
             assert citizen["birth_date"] == {
-                "year": int(ymd[:4]), "month": int(ymd[4:6]), "day": int(ymd[6:]),
+                "year": int(ymd[:4]),
+                "month": int(ymd[4:6]),
+                "day": int(ymd[6:]),
                 "precision": "day",
             }
         else:
@@ -112,8 +114,11 @@ def test_lookup_returns_the_sandbox_citizen_normalized(
 
 def test_unknown_subject_gives_not_found(stack: DevStack, population: PopulationGenerator) -> None:
     known = set(population.sample(50))
-    unknown = next(f"0010900{n:05d}" for n in range(99999) if f"0010900{n:05d}" not in known
-                   and population.find(f"0010900{n:05d}") is None)
+    unknown = next(
+        f"0010900{n:05d}"
+        for n in range(99999)
+        if f"0010900{n:05d}" not in known and population.find(f"0010900{n:05d}") is None
+    )
     answer = post_lookup(stack, example_lookup(unknown))
     assert answer.status_code == 200, answer.text
     reply = answer.json()
@@ -155,15 +160,22 @@ def test_malformed_request_goes_to_dead_letter_and_worker_keeps_answering(
 ) -> None:
     marker = f"not json {uuid.uuid4().hex}".encode()
     producer = KafkaProducer(bootstrap_servers=stack.bootstrap_servers)
-    producer.send(topics.LOOKUP_REQUEST, value=marker, key=b"garbage",
-                  headers=[("tthc-type", b"lookup.request")]).get(timeout=10)
-    producer.send(topics.LOOKUP_REQUEST, value=b'{"type": "lookup.request"}',
-                  key=b"half").get(timeout=10)
+    producer.send(
+        topics.LOOKUP_REQUEST,
+        value=marker,
+        key=b"garbage",
+        headers=[("tthc-type", b"lookup.request")],
+    ).get(timeout=10)
+    producer.send(topics.LOOKUP_REQUEST, value=b'{"type": "lookup.request"}', key=b"half").get(
+        timeout=10
+    )
     producer.close()
 
     consumer = KafkaConsumer(bootstrap_servers=stack.bootstrap_servers, consumer_timeout_ms=1000)
-    partitions = [TopicPartition(topics.DEAD_LETTER, p)
-                  for p in consumer.partitions_for_topic(topics.DEAD_LETTER) or []]
+    partitions = [
+        TopicPartition(topics.DEAD_LETTER, p)
+        for p in consumer.partitions_for_topic(topics.DEAD_LETTER) or []
+    ]
     consumer.assign(partitions)
     consumer.seek_to_beginning(*partitions)
     found: dict[bytes, dict[str, str]] = {}
@@ -236,10 +248,25 @@ def test_cli_lookup_over_kafka(stack: DevStack, population: PopulationGenerator)
     subject = population.sample(1, rng_seed=21)[0]
     env = dict(os.environ, TTHC_BUS_KAFKA__BOOTSTRAP_SERVERS=stack.bootstrap_servers)
     done = subprocess.run(
-        [sys.executable, "-m", "bus.cli", "lookup", "--subject", subject,
-         "--dataset", "population.identity", "--procedure", "1.004222",
-         "--purpose", "kiểm tra nhân thân"],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "bus.cli",
+            "lookup",
+            "--subject",
+            subject,
+            "--dataset",
+            "population.identity",
+            "--procedure",
+            "1.004222",
+            "--purpose",
+            "kiểm tra nhân thân",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     reply = json.loads(done.stdout)
