@@ -13,8 +13,8 @@ from typing import Literal
 
 Sex = Literal["male", "female", "unknown"]
 
-_PERSONAL_ID = re.compile(r"^\d{12}$")
-_ENTERPRISE_CODE = re.compile(r"^(\d{10})(-\d{3})?$")
+_PERSONAL_ID = re.compile(r"^[0-9]{12}$")
+_ENTERPRISE_CODE = re.compile(r"^([0-9]{10})(-[0-9]{3})?$")
 _MST_WEIGHTS = (31, 29, 23, 19, 17, 13, 7, 5, 3)
 
 

@@ -87,8 +87,10 @@ class LookupConnector:
         except SourceError as exc:
             return self._error(query, "error", exc.code, exc.detail, retryable=exc.retryable)
         except MappingError as exc:
-            log.warning("%s: mapping failed for request %s: %s", self.name, query.request_id, exc)
-            return self._error(query, "error", "mapping_error", str(exc), retryable=False)
+            # The native value may be personal data: name the field and the rule, never the value.
+            reason = f"{exc.path}: expected {exc.expected}"
+            log.warning("%s: mapping failed, request %s: %s", self.name, query.request_id, reason)
+            return self._error(query, "error", "mapping_error", reason, retryable=False)
         except Exception as exc:  # a bug must still end in an answer, not silence
             log.exception("%s: unexpected error for request %s", self.name, query.request_id)
             return self._error(

@@ -215,10 +215,10 @@ ETHNICITIES: dict[str, tuple[str, float]] = {
     "10": ("Gia Rai", 0.5),
     "11": ("Ê Đê", 0.4),
     "12": ("Ba Na", 0.3),
-    "13": ("Xơ Đăng", 0.2),
-    "14": ("Sán Chay", 0.2),
+    "13": ("Sán Chay", 0.2),
+    "14": ("Chăm", 0.2),
     "15": ("Cơ Ho", 0.2),
-    "16": ("Chăm", 0.2),
+    "16": ("Xơ Đăng", 0.2),
 }
 
 # Religion (tôn giáo), 1019/QĐ-TCTK; "00" (none) is the native system's own code for "no religion".

@@ -81,7 +81,7 @@ class Relative(Model):
 class Citizen(Model):
     personal_id: str = Field(description="12-digit personal id (số định danh cá nhân).")
     old_id_number: str | None = Field(
-        default=None, pattern=r"^(\d{9}|\d{12})$", description="Old ID card number (CMND)."
+        default=None, pattern=r"^([0-9]{9}|[0-9]{12})$", description="Old ID card number (CMND)."
     )
     full_name: NFCStr
     family_name: NFCStr | None = None

@@ -2,7 +2,7 @@
 
 The lookup scenarios run twice: against a stand-in stack (the real sandbox, and a tiny gateway
 that answers "complete", with the sandbox process standing in for the worker), so the harness is
-checked without the bus; and against ``bus.devstack.DevStack`` once it exists.
+checked apart from the bus; and against the real stack of ``bus.devstack.DevStack``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from bench.loadgen import LoadSpec, run_in_process
 from bench.runner import git_commit, run_scenario, started_stack
 from bench.scenarios import SCENARIOS, StackEndpoints
 from bench.stats import latency_summary, linear_slope, percentile
+from bus.settings import get_settings
 
 LOAD_SCENARIOS = ("lookup-throughput", "lookup-overhead", "memory")
 
@@ -180,17 +181,11 @@ def test_quick_load_scenario_against_stand_in_stack(
 
 
 @pytest.mark.integration
-def test_quick_sync_throughput_measures_the_raw_pipe(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
-    try:
-        broker = request.getfixturevalue("kafka_broker")
-    except pytest.FixtureLookupError:
-        pytest.skip("no kafka_broker fixture yet (tests/conftest.py)")
+def test_quick_sync_throughput_measures_the_raw_pipe(kafka_broker: Any, tmp_path: Path) -> None:
     result = run_scenario(
         "sync-throughput",
         quick=True,
-        bootstrap_servers=broker.bootstrap_servers,
+        bootstrap_servers=kafka_broker.bootstrap_servers,
         results_dir=tmp_path,
     )
     assert_well_formed(result, tmp_path)
@@ -201,11 +196,11 @@ def test_quick_sync_throughput_measures_the_raw_pipe(
 
 
 @pytest.fixture(scope="module")
-def dev_stack() -> Iterator[StackEndpoints]:
-    pytest.importorskip("bus.devstack", reason="bus.devstack is not written yet")
-    from bus.settings import get_settings
-
-    with started_stack(get_settings()) as stack:
+def dev_stack(kafka_broker: Any) -> Iterator[StackEndpoints]:
+    """The whole stack (sandbox, worker, gateway) on the session's broker."""
+    settings = get_settings()
+    kafka = settings.kafka.model_copy(update={"bootstrap_servers": kafka_broker.bootstrap_servers})
+    with started_stack(settings.model_copy(update={"kafka": kafka})) as stack:
         yield stack
 
 

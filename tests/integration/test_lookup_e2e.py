@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import requests
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from bus import topics
 from bus.devstack import DevStack, example_lookup
@@ -278,3 +278,25 @@ def test_openapi_document_is_served(stack: DevStack) -> None:
     spec = requests.get(f"{stack.gateway_url}/openapi.json", timeout=5).json()
     assert "/v1/lookups" in spec["paths"]
     assert "LookupHttpRequest" in spec["components"]["schemas"]
+
+
+def test_gateway_restart_creates_no_topics(
+    stack: DevStack, population: PopulationGenerator
+) -> None:
+    def topic_names() -> set[str]:
+        admin = KafkaAdminClient(bootstrap_servers=stack.bootstrap_servers)
+        try:
+            return set(admin.list_topics())
+        finally:
+            admin.close()
+
+    before = topic_names()
+    stack.stop_child("gateway")
+    stack.spawn("gateway", ["gateway"])
+    stack.wait_http("gateway", f"{stack.gateway_url}/healthz")
+    for subject in population.sample(3, rng_seed=33):
+        answer = post_lookup(stack, example_lookup(subject))
+        assert answer.status_code == 200 and answer.json()["status"] == "complete"
+    after = topic_names()
+    assert after == before
+    assert not [name for name in after if "reply" in name and name != topics.LOOKUP_REPLY]
