@@ -47,8 +47,12 @@ test: $(STAMP) lint typecheck
 	$(BIN)/tthc-bus kafka install
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
+# `make bench` runs every scenario (the memory soak takes 10 minutes);
+# `make bench SCENARIO=lookup-throughput ARGS="--duration 60"` runs one.
+SCENARIOS := lookup-throughput lookup-overhead sync-throughput memory
 bench: $(STAMP)
-	$(BIN)/python -m bench all
+	$(BIN)/tthc-bus kafka install
+	@for s in $(or $(SCENARIO),$(SCENARIOS)); do $(BIN)/python -m bench $$s $(ARGS) || exit 1; done
 
 clean:
 	rm -rf .run build *.egg-info

@@ -193,8 +193,8 @@ class _Run:
     def __init__(self, spec: LoadSpec, session: aiohttp.ClientSession) -> None:
         self.spec = spec
         self.session = session
-        self.url = spec.base_url.rstrip("/") + spec.request().path
         self.request = spec.request()
+        self.url = spec.base_url.rstrip("/") + self.request.path
         self.result = LoadResult(spec)
         self.numbers = itertools.count(1)
         self.rng = random.Random(spec.seed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -26,20 +27,18 @@ def _number(value: Any, digits: int | None = None) -> str:
     return str(value)
 
 
+_RUN_COLUMNS = ("requests", "ok", "errors", "per s", "p50 ms", "p95 ms", "p99 ms", "gen CPU %")
+
+
 def runs_table(runs: dict[str, dict[str, Any]]) -> Table:
-    table = Table(title="load runs (same generator, same run)")
-    for column in (
-        "run",
-        "load",
-        "requests",
-        "ok",
-        "errors",
-        "per s",
-        "p50 ms",
-        "p95 ms",
-        "p99 ms",
-    ):
-        table.add_column(column, justify="left" if column in ("run", "load") else "right")
+    table = Table(
+        title="load runs (same generator, same run)",
+        caption="gen CPU %: the load generator's own CPU; near 100 it, not the target, limits",
+    )
+    table.add_column("run")
+    table.add_column("load")
+    for column in _RUN_COLUMNS:
+        table.add_column(column, justify="right")
     for name, run in runs.items():
         load = (
             f"closed x{run['concurrency']}"
@@ -55,6 +54,7 @@ def runs_table(runs: dict[str, dict[str, Any]]) -> Table:
             _number(run["errors"]),
             _number(run["throughput_per_s"]),
             *(_number(latency[key], 2) for key in ("p50", "p95", "p99")),
+            _number(run["loadgen_cpu_pct"], 0),
         )
     return table
 
@@ -83,7 +83,8 @@ def goals_table(goals: list[dict[str, Any]]) -> Table:
 
 def render(result: dict[str, Any], console: Console | None = None) -> None:
     """Print the scenario's header, its load runs, figures, goals and notes."""
-    console = console or Console()
+    # Piped into make or CI, rich would squeeze the tables into 80 columns.
+    console = console or Console(width=None if sys.stdout.isatty() else 132)
     machine = result["machine"]
     console.rule(f"[bold]{result['scenario']}[/bold]" + (" (quick)" if result["quick"] else ""))
     console.print(

@@ -55,7 +55,9 @@ class LookupAggregator:
             "pending-lookups",
             default=None,
             partitions=partitions,
-            schema=faust.Schema(key_serializer="raw", value_serializer="json"),
+            # JSON keys and values: faust's changelog recovery decodes with the serializer it
+            # derives from the key/value types, whatever schema was used to write.
+            key_type=str,
         )
         self._deadlines: list[tuple[float, str]] = []
         self._expiry_sent: set[str] = set()
@@ -88,7 +90,7 @@ class LookupAggregator:
                 await self._outbox.dead_letter(event, self.name, str(exc))
 
     async def on_plan(self, plan: LookupPlan) -> None:
-        key = plan.request_id.encode()
+        key = plan.request_id
         entry: Entry = self.table.get(key) or _new_entry()
         if entry["done"] or entry["plan"] is not None:
             return  # a repeated plan
@@ -99,7 +101,7 @@ class LookupAggregator:
         await self._settle(key, entry)
 
     async def on_result(self, result: SourceResult) -> None:
-        key = result.request_id.encode()
+        key = result.request_id
         entry: Entry = self.table.get(key) or _new_entry()
         if entry["done"] or result.dataset in entry["results"] or result.dataset in entry["errors"]:
             return  # a repeated result, or one that came after the reply
@@ -110,7 +112,7 @@ class LookupAggregator:
         await self._settle(key, entry)
 
     async def on_expiry(self, expiry: LookupExpiry) -> None:
-        key = expiry.request_id.encode()
+        key = expiry.request_id
         self._expiry_sent.discard(expiry.request_id)
         entry: Entry | None = self.table.get(key)
         if entry is None:
@@ -138,7 +140,7 @@ class LookupAggregator:
                 ).model_dump(mode="json")
         await self._settle(key, entry)
 
-    async def _settle(self, key: bytes, entry: Entry) -> None:
+    async def _settle(self, key: str, entry: Entry) -> None:
         """Reply if every planned dataset has an outcome; else store the entry."""
         plan = entry["plan"]
         if plan is None or any(
@@ -156,7 +158,7 @@ class LookupAggregator:
             for ds in plan["datasets"]
             if ds in entry["errors"]
         ]
-        request_id = key.decode()
+        request_id = key
         reply = LookupResponse(
             correlation_id=request_id,
             request_id=request_id,
@@ -187,7 +189,7 @@ class LookupAggregator:
             self._last_scan = now
             due.extend(self._scan(now))
         for request_id in due:
-            entry = self.table.get(request_id.encode())
+            entry = self.table.get(request_id)
             if entry is None or request_id in self._expiry_sent:
                 continue
             if not entry["done"] or now - entry["t"] >= DONE_RETENTION_S:
@@ -212,7 +214,7 @@ class LookupAggregator:
             else:
                 expired = datetime.fromisoformat(plan["deadline"]).timestamp() <= now
             if expired:
-                due.append(key.decode() if isinstance(key, bytes) else str(key))
+                due.append(str(key))
         return due
 
 

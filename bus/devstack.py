@@ -21,7 +21,7 @@ from typing import IO, Any
 import requests
 
 from bus.errors import BusError
-from bus.kafka_local import LocalKafka, free_port, local_kafka_from_settings
+from bus.kafka_local import LocalKafka, free_port, local_kafka_from_settings, port_open
 from bus.settings import PROJECT_ROOT, Settings
 
 
@@ -105,7 +105,22 @@ class DevStack:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
+    def check_ports_free(self) -> None:
+        """With fixed ports, a leftover process would answer in place of ours: refuse early."""
+        wanted = {
+            "sandbox": (self.sandbox_port, "TTHC_BUS_SANDBOX__PORT"),
+            "gateway": (self.gateway_port, "TTHC_BUS_GATEWAY__PORT"),
+            "worker web": (self.worker_web_port, "TTHC_BUS_WORKER__WEB_PORT"),
+        }
+        for name, (port, env) in wanted.items():
+            if port_open("127.0.0.1", port):
+                raise StackError(
+                    f"port {port} for the {name} is in use by another process: stop it, "
+                    f"or choose another port with {env}"
+                )
+
     def start(self) -> DevStack:
+        self.check_ports_free()
         try:
             if self.broker is not None:
                 self.broker.start()

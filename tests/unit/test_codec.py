@@ -39,7 +39,8 @@ def lookup_request(**overrides: object) -> LookupRequest:
 
 def encoded_body(request: LookupRequest) -> dict[str, object]:
     body, _ = encode(request)
-    return json.loads(body)
+    decoded: dict[str, object] = json.loads(body)
+    return decoded
 
 
 def test_encode_puts_type_version_and_message_id_in_headers() -> None:

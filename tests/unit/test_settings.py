@@ -67,9 +67,7 @@ def test_overriding_a_source_url_keeps_the_rest_of_that_source(
     assert population.concurrency == 32
 
 
-def test_port_that_is_not_a_number_is_refused_naming_key_variable_and_value(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_port_that_is_not_a_number_is_refused_naming_key_variable_and_value() -> None:
     message = settings_error(TTHC_BUS_GATEWAY__PORT="abc")
     assert "gateway.port (env TTHC_BUS_GATEWAY__PORT) = 'abc'" in message
     assert "valid integer" in message
