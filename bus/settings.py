@@ -125,9 +125,11 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_path = Path(
-            os.environ.get(f"{ENV_PREFIX}SETTINGS_FILE", PROJECT_ROOT / "settings.toml")
-        )
+        named = os.environ.get(f"{ENV_PREFIX}SETTINGS_FILE")
+        toml_path = Path(named) if named else PROJECT_ROOT / "settings.toml"
+        if named and not toml_path.is_file():
+            # pydantic-settings would read a missing file as empty and start on bare defaults.
+            raise SettingsError(f"{ENV_PREFIX}SETTINGS_FILE={named}: no such file")
         return (
             init_settings,
             env_settings,

@@ -142,11 +142,6 @@ def test_asking_for_an_unconfigured_source_names_the_configured_ones() -> None:
         load_settings().source("tax")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a TTHC_BUS_SETTINGS_FILE that does not exist is silently ignored "
-    "(pydantic-settings' TOML source reads a missing file as empty)",
-)
 def test_settings_file_that_does_not_exist_is_refused_naming_it(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
