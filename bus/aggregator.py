@@ -22,8 +22,7 @@ import faust
 
 from bus import topics
 from bus.codec import H_TYPE, DecodeError, decode
-from bus.outcome import lookup_status
-from bus.router import send_reply
+from bus.outcome import deadline_exceeded, lookup_status
 from bus.schemas import (
     DatasetError,
     DatasetResult,
@@ -40,7 +39,10 @@ log = logging.getLogger(__name__)
 DONE_RETENTION_S = 300.0
 ORPHAN_TTL_S = 120.0
 TIMER_INTERVAL_S = 0.1
-SCAN_INTERVAL_S = 5.0
+# The heap covers what this process saw; a scan finds what it did not (entries recovered from
+# the changelog after a restart or a rebalance).
+SCAN_INTERVAL_S = 30.0
+EXPIRY_RESEND_S = 10.0
 
 Entry = dict[str, Any]
 
@@ -59,8 +61,8 @@ class LookupAggregator:
             # derives from the key/value types, whatever schema was used to write.
             key_type=str,
         )
-        self._deadlines: list[tuple[float, str]] = []
-        self._expiry_sent: set[str] = set()
+        self._due: list[tuple[float, str]] = []
+        self._expiry_sent: dict[str, float] = {}
         self._last_scan = 0.0
 
     def register(self) -> None:
@@ -88,6 +90,9 @@ class LookupAggregator:
                     )
             except DecodeError as exc:
                 await self._outbox.dead_letter(event, self.name, str(exc))
+            except Exception as exc:  # faust would ack and forget: park it instead
+                log.exception("%s: processing failed", self.name)
+                await self._outbox.dead_letter(event, self.name, f"internal error: {exc!r:.200}")
 
     async def on_plan(self, plan: LookupPlan) -> None:
         key = plan.request_id
@@ -97,7 +102,7 @@ class LookupAggregator:
         entry["plan"] = plan.model_dump(mode="json")
         for error in plan.errors:
             entry["errors"][error.dataset] = error.model_dump(mode="json")
-        heapq.heappush(self._deadlines, (plan.deadline.timestamp(), plan.request_id))
+        heapq.heappush(self._due, (plan.deadline.timestamp(), key))
         await self._settle(key, entry)
 
     async def on_result(self, result: SourceResult) -> None:
@@ -105,15 +110,17 @@ class LookupAggregator:
         entry: Entry = self.table.get(key) or _new_entry()
         if entry["done"] or result.dataset in entry["results"] or result.dataset in entry["errors"]:
             return  # a repeated result, or one that came after the reply
-        if result.outcome == "found" and result.result is not None:
+        if result.result is not None:
             entry["results"][result.dataset] = result.result.model_dump(mode="json")
         elif result.error is not None:
             entry["errors"][result.dataset] = result.error.model_dump(mode="json")
+        if entry["plan"] is None:
+            heapq.heappush(self._due, (entry["t"] + ORPHAN_TTL_S, key))
         await self._settle(key, entry)
 
     async def on_expiry(self, expiry: LookupExpiry) -> None:
         key = expiry.request_id
-        self._expiry_sent.discard(expiry.request_id)
+        self._expiry_sent.pop(key, None)
         entry: Entry | None = self.table.get(key)
         if entry is None:
             return
@@ -131,12 +138,8 @@ class LookupAggregator:
             return
         for dataset in plan["datasets"]:
             if dataset not in entry["results"] and dataset not in entry["errors"]:
-                entry["errors"][dataset] = DatasetError(
-                    dataset=dataset,
-                    source=dataset.split(".", 1)[0],
-                    code="deadline_exceeded",
-                    message="no answer from the source before the request's deadline",
-                    retryable=True,
+                entry["errors"][dataset] = deadline_exceeded(
+                    dataset, "no answer from the source before the request's deadline"
                 ).model_dump(mode="json")
         await self._settle(key, entry)
 
@@ -148,20 +151,20 @@ class LookupAggregator:
         ):
             self.table[key] = entry
             return
+        datasets = plan["datasets"]
         results = [
             DatasetResult.model_validate(entry["results"][ds])
-            for ds in plan["datasets"]
+            for ds in datasets
             if ds in entry["results"]
         ]
         errors = [
             DatasetError.model_validate(entry["errors"][ds])
-            for ds in plan["datasets"]
+            for ds in datasets
             if ds in entry["errors"]
         ]
-        request_id = key
         reply = LookupResponse(
-            correlation_id=request_id,
-            request_id=request_id,
+            correlation_id=key,
+            request_id=key,
             producer=self._outbox.producer_name,
             status=lookup_status(results, errors),
             results=results,
@@ -169,39 +172,40 @@ class LookupAggregator:
             traceparent=plan.get("traceparent"),
         )
         reply_to = ReplyTo.model_validate(plan["reply_to"]) if plan["reply_to"] else None
-        await send_reply(self._outbox, reply_to, reply)
-        self.table[key] = {
-            "done": True,
-            "t": time.time(),
-            "plan": None,
-            "results": {},
-            "errors": {},
-        }
+        try:
+            await self._outbox.reply(reply_to, reply)
+        except Exception:
+            # Marked done all the same: retrying on every expiry would poison the partition.
+            log.exception("%s: reply to %s could not be sent", self.name, key)
+        done = time.time()
+        self.table[key] = {"done": True, "t": done, "plan": None, "results": {}, "errors": {}}
+        heapq.heappush(self._due, (done + DONE_RETENTION_S, key))
 
     # -- timer ----------------------------------------------------------------------------------
 
     async def _tick(self) -> None:
         now = time.time()
         due: list[str] = []
-        while self._deadlines and self._deadlines[0][0] <= now:
-            due.append(heapq.heappop(self._deadlines)[1])
+        while self._due and self._due[0][0] <= now:
+            due.append(heapq.heappop(self._due)[1])
         if now - self._last_scan >= SCAN_INTERVAL_S:
             self._last_scan = now
             due.extend(self._scan(now))
-        for request_id in due:
-            entry = self.table.get(request_id)
-            if entry is None or request_id in self._expiry_sent:
+            self._expiry_sent = {
+                k: t for k, t in self._expiry_sent.items() if now - t < EXPIRY_RESEND_S
+            }
+        for request_id in dict.fromkeys(due):
+            if request_id in self._expiry_sent or self.table.get(request_id) is None:
                 continue
-            if not entry["done"] or now - entry["t"] >= DONE_RETENTION_S:
-                self._expiry_sent.add(request_id)
-                await self._outbox.send(
-                    topics.SOURCE_RESULT,
-                    LookupExpiry(request_id=request_id, producer=self._outbox.producer_name),
-                    key=request_id,
-                )
+            self._expiry_sent[request_id] = now
+            await self._outbox.send(
+                topics.SOURCE_RESULT,
+                LookupExpiry(request_id=request_id, producer=self._outbox.producer_name),
+                key=request_id,
+            )
 
     def _scan(self, now: float) -> list[str]:
-        """Entries whose time is up but who are not in the deadline heap (e.g. after recovery)."""
+        """Entries whose time is up, including those this process never saw arrive."""
         due = []
         for key, entry in list(self.table.items()):
             if entry is None:

@@ -176,7 +176,8 @@ def compose_worker(settings: Settings) -> Any:
     faust_app = create_app(settings)
     outbox = Outbox(faust_app, producer_name=f"worker-{os.getpid()}")
     policy = Policy(settings.dataset_sources(), settings.policy.allow_all_agencies)
-    LookupRouter(faust_app, policy, outbox).register()
+    max_deadline_s = settings.lookup.max_deadline_ms / 1000
+    LookupRouter(faust_app, policy, outbox, max_deadline_s=max_deadline_s).register()
     LookupAggregator(faust_app, outbox, settings.kafka.partitions).register()
     wanted = settings.worker.sources or sorted(settings.sources)
     for name in wanted:
@@ -230,8 +231,6 @@ def gateway(
 
 # -- lookup ----------------------------------------------------------------------------------
 
-CLI_REPLY_PARTITION = 7  # reserved for command-line clients; gateways own the others
-
 
 @app.command()
 def lookup(
@@ -251,6 +250,7 @@ def lookup(
     from bus.client import LookupClient, deadline_in
     from bus.codec import describe_errors
     from bus.schemas import LookupRequest
+    from bus.topics import CLI_REPLY_PARTITION
 
     settings = settings_or_exit()
     key = "personal_id" if len(subject) == 12 else "enterprise_code"

@@ -23,7 +23,7 @@ from bus.schemas import LookupRequest, LookupResponse, ReplyTo
 log = logging.getLogger(__name__)
 
 # How long past the deadline the client waits for the bus's own deadline reply.
-REPLY_GRACE_S = 1.0
+REPLY_GRACE_S = 0.5
 
 
 class LookupClient:
@@ -72,6 +72,11 @@ class LookupClient:
         if self._producer is not None:
             await self._producer.stop()
 
+    @property
+    def healthy(self) -> bool:
+        """False once the reply reader has stopped: no reply could reach any request."""
+        return self._reader is not None and not self._reader.done()
+
     async def __aenter__(self) -> LookupClient:
         await self.start()
         return self
@@ -85,10 +90,15 @@ class LookupClient:
         request = request.model_copy(update={"reply_to": self.reply_to})
         future: asyncio.Future[LookupResponse] = asyncio.get_running_loop().create_future()
         self._waiting[request.message_id] = future
+        remaining = (request.deadline - datetime.now(UTC)).total_seconds()
         try:
             body, headers = encode(request)
-            await self._producer.send(
-                topics.LOOKUP_REQUEST, body, key=request.message_id.encode(), headers=headers
+            # Bounded too: without a broker, aiokafka would wait up to its metadata timeout.
+            await asyncio.wait_for(
+                self._producer.send(
+                    topics.LOOKUP_REQUEST, body, key=request.message_id.encode(), headers=headers
+                ),
+                max(remaining, 0.01),
             )
             timeout = (request.deadline - datetime.now(UTC)).total_seconds() + REPLY_GRACE_S
             return await asyncio.wait_for(future, max(timeout, 0.01))

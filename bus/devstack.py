@@ -3,7 +3,9 @@
 Used by `tthc-bus dev` (`make run`), by the end-to-end tests and by the benchmark harness. Each
 part runs as its own process, started with the same `tthc-bus` commands an operator would use,
 configured through `TTHC_BUS_*` environment variables. Stopping (or Ctrl-C) ends every child and
-its process group, so nothing is left behind.
+its process group, so nothing is left behind. Children run in their own sessions (a Ctrl-C in the
+terminal reaches only the parent), so the parent must outlive them: `StopSignals` turns SIGINT,
+SIGTERM and SIGHUP into a clean stop at any point of `tthc-bus dev` (starting, running, stopping).
 """
 
 from __future__ import annotations
@@ -13,9 +15,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import IO, Any
 
 import requests
@@ -27,6 +32,83 @@ from bus.settings import PROJECT_ROOT, Settings
 
 class StackError(BusError):
     """A part of the local stack did not start; the message names it and shows its log."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """A stop signal (SIGINT, SIGTERM or SIGHUP) arrived; `signum` says which."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class StopSignals:
+    """SIGINT, SIGTERM and SIGHUP stop `tthc-bus dev` cleanly, whenever they arrive.
+
+    The first signal raises `Interrupted` in the main thread (so a start in progress unwinds
+    through `DevStack.start`, which stops what it started); later ones are only recorded, so a
+    second Ctrl-C cannot cut the stop short. Inside `deferred()` (spawning a child and recording
+    it) the first signal is held until the block ends.
+    """
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self._raised = False
+        self._deferring = 0
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignals:
+        for signum in STOP_SIGNALS:
+            self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.received is None:
+            self.received = signum
+        if not self._deferring:
+            self._raise_once()
+
+    def _raise_once(self) -> None:
+        if self.received is not None and not self._raised:
+            self._raised = True
+            raise Interrupted(self.received)
+
+    @contextlib.contextmanager
+    def deferred(self) -> Iterator[None]:
+        self._deferring += 1
+        try:
+            yield
+        finally:
+            self._deferring -= 1
+        if not self._deferring:
+            self._raise_once()
+
+
+@contextlib.contextmanager
+def _signals_ignored() -> Iterator[None]:
+    """While stopping, further stop signals must not interrupt it (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
+    if any(isinstance(handler, StopSignals) for handler in previous.values()):
+        yield
+        return
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 @dataclass
@@ -51,8 +133,13 @@ class DevStack:
     fixed_ports: bool = False
     sandbox_count: int | None = None
     worker_env: dict[str, str] = field(default_factory=dict)
+    signals: StopSignals | None = None
     children: dict[str, Child] = field(default_factory=dict)
     broker: LocalKafka | None = None
+    # True once this stack has (begun to) start the broker; a broker that was already running
+    # (say `tthc-bus kafka start`) is reused and left running.
+    owns_broker: bool = False
+    broker_reused: bool = False
 
     def __post_init__(self) -> None:
         self.root = (self.workdir or PROJECT_ROOT / ".run").resolve()
@@ -62,6 +149,12 @@ class DevStack:
         self.sandbox_port = port(cfg.sandbox.port)
         self.gateway_port = port(cfg.gateway.port)
         self.worker_web_port = port(cfg.worker.web_port)
+        # With fixed ports the settings are honoured as they are; otherwise all is in the workdir.
+        self.worker_data_dir = (
+            (PROJECT_ROOT / cfg.worker.data_dir).resolve()
+            if self.fixed_ports
+            else self.root / "worker"
+        )
         self.bootstrap_servers = cfg.kafka.bootstrap_servers or ""
         if not self.bootstrap_servers:
             broker = local_kafka_from_settings(cfg.kafka.local)
@@ -91,7 +184,7 @@ class DevStack:
                 "TTHC_BUS_SANDBOX__PORT": str(self.sandbox_port),
                 "TTHC_BUS_GATEWAY__PORT": str(self.gateway_port),
                 "TTHC_BUS_WORKER__WEB_PORT": str(self.worker_web_port),
-                "TTHC_BUS_WORKER__DATA_DIR": str(self.root / "worker"),
+                "TTHC_BUS_WORKER__DATA_DIR": str(self.worker_data_dir),
                 "PYTHONUNBUFFERED": "1",
             }
         )
@@ -123,6 +216,8 @@ class DevStack:
         self.check_ports_free()
         try:
             if self.broker is not None:
+                self.broker_reused = self.broker.running_pid() is not None
+                self.owns_broker = not self.broker_reused
                 self.broker.start()
             self.spawn("sandbox", ["sandbox", "serve"])
             self.wait_http("sandbox", f"{self.sandbox_url}/_sandbox/health")
@@ -137,19 +232,21 @@ class DevStack:
 
     def spawn(self, name: str, args: list[str], extra_env: dict[str, str] | None = None) -> Child:
         log_path = self.root / f"{name}.log"
-        log_file = log_path.open("ab")
         env = self.env() | (extra_env or {})
-        process = subprocess.Popen(
-            [sys.executable, "-m", "bus.cli", *args],
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            env=env,
-            cwd=PROJECT_ROOT,
-            start_new_session=True,
-        )
-        child = Child(name, process, log_path, log_file)
-        self.children[name] = child
+        # A stop signal between spawning and recording the child would orphan it: hold it.
+        with self.signals.deferred() if self.signals else contextlib.nullcontext():
+            log_file = log_path.open("ab")
+            process = subprocess.Popen(
+                [sys.executable, "-m", "bus.cli", *args],
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                cwd=PROJECT_ROOT,
+                start_new_session=True,
+            )
+            child = Child(name, process, log_path, log_file)
+            self.children[name] = child
         return child
 
     def wait_http(self, name: str, url: str, timeout: float = 60.0) -> None:
@@ -193,25 +290,49 @@ class DevStack:
         )
 
     def stop_child(self, name: str, timeout: float = 15.0) -> None:
-        child = self.children.pop(name, None)
-        if child is None:
-            return
-        if child.process.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(child.process.pid, signal.SIGTERM)
+        self._stop_children([name], timeout)
+
+    def _stop_children(self, names: list[str], timeout: float) -> None:
+        """SIGTERM every child's process group at once, SIGKILL what is left after `timeout`."""
+        children = [child for name in names if (child := self.children.pop(name, None))]
+        for child in children:
+            if child.process.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(child.process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for child in children:
             try:
-                child.process.wait(timeout)
+                child.process.wait(max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(child.process.pid, signal.SIGKILL)
                 child.process.wait()
-        child.log_file.close()
+            # Anything the child left in its group goes with it.
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(child.process.pid, signal.SIGKILL)
+            child.log_file.close()
 
     def stop(self) -> None:
-        for name in ("gateway", "worker", "sandbox"):
-            self.stop_child(name)
-        if self.broker is not None:
-            self.broker.stop()
+        """Stop every child, and the broker if this stack started it. Not cut short by signals."""
+        with _signals_ignored():
+            interrupted: BaseException | None = None
+            order = ["gateway", "worker", "sandbox"]
+            names = [n for n in order if n in self.children]
+            names += [n for n in self.children if n not in order]
+            try:
+                self._stop_children(names, timeout=15.0)
+            except KeyboardInterrupt as exc:  # only outside the main thread's protection
+                interrupted = exc
+                self._stop_children(list(self.children), timeout=0.0)
+            if self.broker is not None and self.owns_broker:
+                try:
+                    self.broker.stop()
+                except KeyboardInterrupt as exc:
+                    interrupted = exc
+                    self.broker.stop(timeout=0.0)
+                self.owns_broker = False
+            if interrupted is not None:
+                raise interrupted
 
     def __enter__(self) -> DevStack:
         return self.start()
@@ -222,28 +343,20 @@ class DevStack:
     # -- for `tthc-bus dev` ---------------------------------------------------------------------
 
     def wait(self) -> None:
-        """Block until Ctrl-C/SIGTERM or until a child dies (then say which)."""
-        stop = False
-
-        def on_signal(*_: Any) -> None:
-            nonlocal stop
-            stop = True
-
-        signal.signal(signal.SIGTERM, on_signal)
+        """Block until a stop signal (see `StopSignals`) or until a child dies (then say which)."""
         try:
-            while not stop:
+            while self.signals is None or self.signals.received is None:
                 for child in self.children.values():
                     if child.process.poll() is not None:
-                        print(
+                        _say(
                             f"{child.name} exited ({child.process.returncode}); last lines:\n"
-                            f"{child.tail()}",
-                            file=sys.stderr,
+                            f"{child.tail()}"
                         )
                         return
                 time.sleep(0.5)
         except KeyboardInterrupt:
             pass
-        print("\nstopping ...", file=sys.stderr)
+        _say("\nstopping ...")
 
     def print_banner(self, console: Any) -> None:
         subject = requests.get(f"{self.sandbox_url}/_sandbox/sample?n=1", timeout=5).json()[0]
@@ -251,7 +364,10 @@ class DevStack:
         import json
 
         console.print(f"[bold green]tthc-bus is running[/bold green] (logs in {self.root})")
-        console.print(f"  Kafka     {self.bootstrap_servers}")
+        reused = (
+            "  (already running: reused, and left running on exit)" if self.broker_reused else ""
+        )
+        console.print(f"  Kafka     {self.bootstrap_servers}{reused}")
         console.print(f"  sandbox   {self.sandbox_url}/dancu?wsdl")
         console.print(f"  gateway   {self.gateway_url}  (OpenAPI: {self.gateway_url}/docs)")
         console.print(f"  metrics   {self.gateway_url}/metrics")
@@ -262,6 +378,12 @@ class DevStack:
             soft_wrap=True,
         )
         console.print("Ctrl-C stops everything.")
+
+
+def _say(text: str) -> None:
+    """Print to stderr; after SIGHUP the terminal may be gone, which must not stop the stop."""
+    with contextlib.suppress(OSError, ValueError):
+        print(text, file=sys.stderr, flush=True)
 
 
 def example_lookup(personal_id: str) -> dict[str, Any]:

@@ -17,7 +17,14 @@ class SettingsError(BusError):
 
 
 class SourceError(BusError):
-    """A national database could not give an answer."""
+    """A national database could not give an answer.
+
+    The message goes into the reply (`DatasetError.message`) whatever fields the requester was
+    granted, and into logs, so it must never carry the source's answer: no body text, no field
+    values, no URL with a query in it. Say the kind of problem, the element path, the HTTP status,
+    the content type and the body length. The source's own error words (a SOAP faultstring, a
+    result description) may be passed on, cut short (~200 characters).
+    """
 
     code = "source_error"
     retryable = False
@@ -71,11 +78,28 @@ class MalformedAnswer(SourceError):
 class MappingError(BusError):
     """A native record could not be turned into the normalized schema.
 
-    The message names the native field path, the value and what was expected.
+    `str()` names the native field path and what was expected, and of the value only its type
+    and length (e.g. `NgayThangNam: expected a date yyyyMMdd (got str of 8 chars)`): the value
+    may be a personal id or a name, and messages end up in logs and replies. The value itself is
+    kept in `.value` for code that needs it; never log or send it.
     """
 
     def __init__(self, path: str, value: object, expected: str) -> None:
-        super().__init__(f"{path}: got {value!r}, expected {expected}")
+        super().__init__(f"{path}: expected {expected} (got {self.describe(value)})")
         self.path = path
         self.value = value
         self.expected = expected
+
+    @staticmethod
+    def describe(value: object) -> str:
+        """The type of a value and its length, never its content."""
+        if value is None:
+            return "nothing"
+        kind = type(value).__name__
+        if isinstance(value, str):
+            return f"{kind} of {len(value)} chars"
+        if isinstance(value, bytes | bytearray):
+            return f"{kind} of {len(value)} bytes"
+        if isinstance(value, list | tuple | dict | set | frozenset):
+            return f"{kind} of {len(value)} items"
+        return kind

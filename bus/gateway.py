@@ -21,7 +21,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_
 from pydantic import Field, ValidationError, field_validator
 
 from bus.client import LookupClient, deadline_in
-from bus.schemas import DatasetError, LookupRequest, LookupResponse, Requester, Subject
+from bus.outcome import deadline_exceeded
+from bus.schemas import LookupRequest, LookupResponse, Requester, Subject
 from bus.schemas.common import Model, NFCStr
 from bus.schemas.lookup import check_dataset_names
 from bus.settings import Settings
@@ -82,10 +83,9 @@ def http_status(response: LookupResponse) -> int:
 
 def create_gateway(settings: Settings) -> FastAPI:
     known = settings.dataset_sources()
-    partition = settings.gateway.reply_partition
     client = LookupClient(
         settings.kafka.resolved_bootstrap(),
-        reply_partition=0 if partition is None else partition,
+        reply_partition=settings.gateway.reply_partition,
         producer_name=settings.gateway.instance_id,
     )
 
@@ -131,8 +131,8 @@ def create_gateway(settings: Settings) -> FastAPI:
             ]
             return problem(400, "Invalid lookup request", errors[0]["message"], errors=errors)
         deadline_ms = min(
-            body.deadline_ms or settings.gateway.default_deadline_ms,
-            settings.gateway.max_deadline_ms,
+            body.deadline_ms or settings.lookup.default_deadline_ms,
+            settings.lookup.max_deadline_ms,
         )
         try:
             request = LookupRequest(
@@ -152,13 +152,7 @@ def create_gateway(settings: Settings) -> FastAPI:
                 producer=settings.gateway.instance_id,
                 status="failed",
                 errors=[
-                    DatasetError(
-                        dataset=ds,
-                        source=ds.split(".", 1)[0],
-                        code="deadline_exceeded",
-                        message="the bus did not reply before the deadline",
-                        retryable=True,
-                    )
+                    deadline_exceeded(ds, "the bus did not reply before the deadline")
                     for ds in request.datasets
                 ],
             )
@@ -166,8 +160,10 @@ def create_gateway(settings: Settings) -> FastAPI:
         return JSONResponse(reply.model_dump(mode="json"), status_code=http_status(reply))
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> JSONResponse:
+        if not client.healthy:
+            return JSONResponse({"status": "unhealthy", "reason": "reply reader stopped"}, 503)
+        return JSONResponse({"status": "ok"})
 
     @app.get("/metrics")
     async def metrics() -> Response:

@@ -8,7 +8,10 @@ in its data directory so `tthc-bus kafka stop|status` work from another shell.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+import re
 import shutil
 import signal
 import socket
@@ -86,6 +89,50 @@ def require_tool(name: str, how: str) -> str:
     return path
 
 
+MIN_JAVA = 17
+INSTALL_JAVA = "Install Java 17, e.g. `apt-get install openjdk-17-jre-headless`."
+
+_JAVA_VERSION = re.compile(r'version "(\d+)(?:\.(\d+))?[^"]*"')
+
+
+def java_major_version(version_output: str) -> int | None:
+    """The major version in `java -version` output ('1.8.0_392' is 8), or None if not found."""
+    match = _JAVA_VERSION.search(version_output)
+    if match is None:
+        return None
+    major = int(match.group(1))
+    if major == 1 and match.group(2) is not None:
+        return int(match.group(2))
+    return major
+
+
+@functools.cache
+def require_java() -> str:
+    """The path of a Java 17+ runtime; KafkaSetupError saying what was found otherwise."""
+    java = require_tool("java", INSTALL_JAVA)
+    try:
+        done = subprocess.run(
+            [java, "-version"], capture_output=True, text=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise KafkaSetupError(f"'{java} -version' failed ({exc}). {INSTALL_JAVA}") from None
+    output = (done.stderr or "") + (done.stdout or "")
+    major = java_major_version(output)
+    if major is None:
+        first = output.strip().splitlines()[0] if output.strip() else "no output"
+        raise KafkaSetupError(
+            f"cannot tell the Java version of {java} ({first!r}); Kafka needs Java "
+            f"{MIN_JAVA}+. {INSTALL_JAVA}"
+        )
+    if major < MIN_JAVA:
+        raise KafkaSetupError(
+            f"{java} is Java {major}; Kafka needs Java {MIN_JAVA} or newer. {INSTALL_JAVA} "
+            "(and make it the default with `update-alternatives --config java`, or put it "
+            "first on PATH)"
+        )
+    return java
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))
@@ -130,6 +177,10 @@ class LocalKafka:
     def log_dir(self) -> Path:
         return self.data_dir / "logs"
 
+    @property
+    def config_path(self) -> Path:
+        return self.data_dir / "server.properties"
+
     # -- installation -------------------------------------------------------------------------
 
     def ensure_installed(self) -> Path:
@@ -137,7 +188,7 @@ class LocalKafka:
         marker = self.libs_dir / ".complete"
         if marker.exists():
             return self.libs_dir
-        require_tool("java", "Install a Java 17+ runtime, e.g. `apt-get install openjdk-17-jre`.")
+        require_java()
         mvn = require_tool("mvn", "Install Maven, e.g. `apt-get install maven`.")
         build = self.libs_dir.parent
         build.mkdir(parents=True, exist_ok=True)
@@ -177,9 +228,7 @@ class LocalKafka:
     # -- configuration ------------------------------------------------------------------------
 
     def _java_command(self, main_class: str, *args: str) -> list[str]:
-        java = require_tool(
-            "java", "Install a Java 17+ runtime, e.g. `apt-get install openjdk-17-jre`."
-        )
+        java = require_java()
         return [
             java,
             f"-Xms{self.heap}",
@@ -218,13 +267,15 @@ class LocalKafka:
             "share.coordinator.state.topic.replication.factor": "1",
             "share.coordinator.state.topic.min.isr": "1",
             "group.initial.rebalance.delay.ms": "0",
-            "auto.create.topics.enable": "true",
+            # Topics are created explicitly (bus/topics.py: ensure_topics) with the right
+            # partition counts; no client may create one by producing to it.
+            "auto.create.topics.enable": "false",
             "log.retention.hours": "24",
             "log.segment.bytes": str(64 * 1024 * 1024),
             "num.network.threads": "2",
             "num.io.threads": "4",
         }
-        path = self.data_dir / "server.properties"
+        path = self.config_path
         path.write_text("".join(f"{key}={value}\n" for key, value in props.items()))
         return path
 
@@ -247,21 +298,49 @@ class LocalKafka:
 
     # -- lifecycle ----------------------------------------------------------------------------
 
+    def _is_ours(self, pid: int) -> bool:
+        """True if `pid` is a broker of this data directory (not a process that reused the pid)."""
+        try:
+            args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        return b"kafka.Kafka" in args and str(self.config_path).encode() in args
+
     def running_pid(self) -> int | None:
         try:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        try:
-            os.kill(pid, 0)
-        except OSError:
+        if not self._alive(pid) or not self._is_ours(pid):
             return None
         return pid
 
-    def start(self) -> None:
-        """Start the broker (installing and formatting as needed) and wait until it answers."""
-        if self.running_pid() is not None and port_open(self.host, self.port):
-            return
+    def broker_pids(self) -> set[int]:
+        """Every live broker of this data directory: the pid file's, and any the file misses
+        (a start interrupted between spawning the JVM and writing the file)."""
+        pids = set()
+        pid = self.running_pid()
+        if pid is not None:
+            pids.add(pid)
+        for entry in Path("/proc").iterdir():
+            if (
+                entry.name.isdigit()
+                and self._is_ours(int(entry.name))
+                and self._alive(int(entry.name))
+            ):
+                pids.add(int(entry.name))
+        return pids
+
+    def start(self) -> bool:
+        """Start the broker (installing and formatting as needed) and wait until it answers.
+
+        Returns False if a broker of this data directory was already running (it is reused, and
+        waited for if it is still starting), True if this call started one.
+        """
+        pid = self.running_pid()
+        if pid is not None:
+            self._wait_ready(None, pid)
+            return False
         if port_open(self.host, self.port):
             raise KafkaSetupError(
                 f"port {self.host}:{self.port} is taken by another process; set "
@@ -270,29 +349,37 @@ class LocalKafka:
         self.ensure_installed()
         config = self._write_config()
         self._format_storage(config)
-        stdout = (self.log_dir / "stdout.log").open("ab")
-        process = subprocess.Popen(
-            self._java_command("kafka.Kafka", str(config)),
-            stdout=stdout,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
+        # The child keeps its own descriptor of the log; ours is closed once it is spawned.
+        with (self.log_dir / "stdout.log").open("ab") as stdout:
+            process = subprocess.Popen(
+                self._java_command("kafka.Kafka", str(config)),
+                stdout=stdout,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         self.pid_file.write_text(str(process.pid))
-        self._wait_ready(process)
+        self._wait_ready(process, process.pid)
+        return True
 
-    def _wait_ready(self, process: subprocess.Popen[bytes]) -> None:
+    def _wait_ready(self, process: subprocess.Popen[bytes] | None, pid: int) -> None:
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
-            if process.poll() is not None:
+            if process is not None and process.poll() is not None:
                 raise KafkaSetupError(
                     f"Kafka exited with code {process.returncode}; see {self.log_dir}/stdout.log "
                     f"and server.log:\n{self._log_tail()}"
                 )
+            if process is None and not self._alive(pid):
+                raise KafkaSetupError(
+                    f"the running Kafka (pid {pid}) exited while starting; see "
+                    f"{self.log_dir}/server.log:\n{self._log_tail()}"
+                )
             if port_open(self.host, self.port) and self._answers():
                 return
             time.sleep(0.3)
-        self.stop()
+        if process is not None:  # ours: do not leave it behind; one we reuse is not ours to stop
+            self.stop()
         raise KafkaSetupError(
             f"Kafka did not answer on {self.bootstrap_servers} within {self.start_timeout_s:.0f} s:"
             f"\n{self._log_tail()}"
@@ -325,23 +412,32 @@ class LocalKafka:
         return "\n".join(out)
 
     def stop(self, timeout: float = 30.0) -> bool:
-        """Stop the broker gracefully (SIGTERM, then SIGKILL). True if one was running."""
-        pid = self.running_pid()
-        if pid is None:
+        """Stop the broker gracefully (SIGTERM, then SIGKILL). True if one was running.
+
+        Only a process whose command line is this data directory's broker is signalled: after a
+        crash the pid in the pid file may belong to an unrelated process.
+        """
+        pids = self.broker_pids()
+        if not pids:
             self.pid_file.unlink(missing_ok=True)
             return False
-        os.kill(pid, signal.SIGTERM)
+        for pid in pids:
+            self._signal(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if not self._alive(pid):
-                break
+        while time.monotonic() < deadline and any(self._alive(pid) for pid in pids):
             time.sleep(0.2)
-        else:
-            os.kill(pid, signal.SIGKILL)
-            while self._alive(pid):
-                time.sleep(0.1)
+        for pid in pids:
+            if self._alive(pid):
+                self._signal(pid, signal.SIGKILL)
+                while self._alive(pid):
+                    time.sleep(0.1)
         self.pid_file.unlink(missing_ok=True)
         return True
+
+    def _signal(self, pid: int, signum: int) -> None:
+        if self._is_ours(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
 
     @staticmethod
     def _alive(pid: int) -> bool:

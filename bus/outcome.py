@@ -13,3 +13,14 @@ def lookup_status(results: list[DatasetResult], errors: list[DatasetError]) -> L
     if errors and all(error.code == "not_granted" for error in errors):
         return "denied"
     return "failed"
+
+
+def deadline_exceeded(dataset: str, message: str) -> DatasetError:
+    """The error of a dataset that had no answer in time (one wording for the whole bus)."""
+    return DatasetError(
+        dataset=dataset,
+        source=dataset.split(".", 1)[0],
+        code="deadline_exceeded",
+        message=message,
+        retryable=True,
+    )

@@ -21,6 +21,7 @@ from pydantic_settings import (
 )
 
 from bus.errors import SettingsError
+from bus.topics import CLI_REPLY_PARTITION
 
 ENV_PREFIX = "TTHC_BUS_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -56,13 +57,23 @@ class KafkaSettings(Section):
         return self.bootstrap_servers or f"{self.local.host}:{self.local.port}"
 
 
+class LookupSettings(Section):
+    """Deadlines of lookups, for every client (HTTP or Kafka-native)."""
+
+    default_deadline_ms: int = Field(default=5000, ge=100)
+    max_deadline_ms: int = Field(
+        default=60000, ge=100, description="Longer deadlines are cut to this by the router."
+    )
+
+
 class GatewaySettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=1, le=65535)
-    default_deadline_ms: int = Field(default=5000, ge=100)
-    max_deadline_ms: int = Field(default=60000, ge=100)
-    reply_partition: int | None = Field(
-        default=None, ge=0, description="Reply partition this instance owns; None = by port."
+    reply_partition: int = Field(
+        default=0,
+        ge=0,
+        lt=CLI_REPLY_PARTITION,
+        description="Partition of the reply topic this instance owns; each gateway its own.",
     )
     instance_id: str = "gateway-1"
 
@@ -110,6 +121,7 @@ class Settings(BaseSettings):
     )
 
     kafka: KafkaSettings = KafkaSettings()
+    lookup: LookupSettings = LookupSettings()
     gateway: GatewaySettings = GatewaySettings()
     worker: WorkerSettings = WorkerSettings()
     sandbox: SandboxSettings = SandboxSettings()

@@ -16,7 +16,7 @@ import faust
 
 from bus import topics
 from bus.codec import Headers, encode, header_map
-from bus.schemas import Envelope
+from bus.schemas import Envelope, LookupResponse, ReplyTo
 from bus.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,15 @@ class Outbox:
         await self.topic(topic).send(
             key=key.encode(), value=body, partition=partition, headers=headers
         )
+
+    async def reply(self, reply_to: ReplyTo | None, reply: LookupResponse) -> None:
+        """Send a reply where the requester asked; without reply_to, keyed by request id."""
+        if reply_to is None:
+            await self.send(topics.LOOKUP_REPLY, reply, key=reply.request_id)
+        else:
+            await self.send(
+                reply_to.topic, reply, key=reply.request_id, partition=reply_to.partition
+            )
 
     async def dead_letter(self, event: Any, consumer: str, reason: str) -> None:
         """Park a message that cannot be processed, with where it came from and why."""

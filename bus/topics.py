@@ -13,6 +13,8 @@ AUDIT = "tthc.audit"
 STATUS = "tthc.status"
 
 REPLY_PARTITIONS = 8
+# The last reply partition is shared by command-line clients; gateways own the others.
+CLI_REPLY_PARTITION = REPLY_PARTITIONS - 1
 
 
 def source_request(source: str) -> str:

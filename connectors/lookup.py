@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import traceback
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -37,6 +38,8 @@ log = logging.getLogger(__name__)
 
 # Below this much time left, another attempt could not finish before the deadline.
 MIN_ATTEMPT_S = 0.05
+# How long past the deadline a blocked adapter call is awaited before the connector gives up.
+DEADLINE_SLACK_S = 0.05
 
 
 class LookupConnector:
@@ -71,7 +74,11 @@ class LookupConnector:
                 await self._outbox.dead_letter(event, self.name, str(exc))
                 continue
             result = await self.answer(query)
-            await self._outbox.send(topics.SOURCE_RESULT, result, key=query.request_id)
+            try:
+                await self._outbox.send(topics.SOURCE_RESULT, result, key=query.request_id)
+            except Exception as exc:  # the lookup then ends at its deadline; keep the query
+                log.error("%s: result of %s not sent: %r", self.name, query.request_id, exc)
+                await self._outbox.dead_letter(event, self.name, f"result not sent: {exc!r:.200}")
 
     async def answer(self, query: SourceQuery) -> SourceResult:
         """Ask the source and turn whatever happens into a SourceResult."""
@@ -80,8 +87,16 @@ class LookupConnector:
             if query.dataset not in self._mappings:
                 raise MappingError("dataset", query.dataset, f"one of {sorted(self._mappings)}")
             loop = asyncio.get_running_loop()
-            record = await loop.run_in_executor(self._pool, self._fetch, query)
+            call = loop.run_in_executor(self._pool, self._fetch, query)
+            # The adapter's socket timeouts are per read, so a trickling answer could outlast
+            # the deadline; the result goes out at the deadline whatever the thread does.
+            budget = query.deadline.timestamp() - time.time() + DEADLINE_SLACK_S
+            try:
+                record = await asyncio.wait_for(call, max(budget, MIN_ATTEMPT_S))
+            except TimeoutError:
+                raise SourceTimeout(self.source, "no answer before the deadline") from None
             data = self._normalize(query, record)
+            return self._found(query, record, data, time.monotonic() - started)
         except SourceNotFound as exc:
             return self._error(query, "not_found", exc.code, exc.detail, retryable=False)
         except SourceError as exc:
@@ -92,15 +107,28 @@ class LookupConnector:
             log.warning("%s: mapping failed, request %s: %s", self.name, query.request_id, reason)
             return self._error(query, "error", "mapping_error", reason, retryable=False)
         except Exception as exc:  # a bug must still end in an answer, not silence
-            log.exception("%s: unexpected error for request %s", self.name, query.request_id)
+            # Where, not what: an exception's text may quote personal data.
+            frame = traceback.extract_tb(exc.__traceback__)[-1]
+            log.error(
+                "%s: unexpected %s at %s:%s for request %s",
+                self.name,
+                type(exc).__name__,
+                frame.filename,
+                frame.lineno,
+                query.request_id,
+            )
             return self._error(
                 query, "error", "internal_error", type(exc).__name__, retryable=False
             )
+
+    def _found(
+        self, query: SourceQuery, record: NativeRecord, data: dict[str, Any], elapsed: float
+    ) -> SourceResult:
         provenance = Provenance(
             source=self.source,
             source_record_time=record.record_time,
             fetched_at=datetime.now(UTC),
-            latency_ms=round((time.monotonic() - started) * 1000, 3),
+            latency_ms=round(elapsed * 1000, 3),
         )
         return SourceResult(
             correlation_id=query.request_id,

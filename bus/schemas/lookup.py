@@ -15,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 from bus.identifiers import check_enterprise_code, check_personal_id
 from bus.schemas.common import Model, NFCStr
 from bus.schemas.envelope import Envelope
+from bus.topics import REPLY_PARTITIONS
 
 DATASET_PATTERN = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 LookupStatus = Literal["complete", "partial", "not_found", "denied", "failed"]
@@ -63,8 +64,11 @@ class Subject(Model):
 
 
 class ReplyTo(Model):
-    topic: str = Field(min_length=1)
-    partition: int = Field(ge=0)
+    """Where the reply goes: a partition of the bus's reply topic, never an arbitrary topic
+    (a reply carries personal data; a requester must not be able to send it elsewhere)."""
+
+    topic: Literal["tthc.lookup.reply"] = "tthc.lookup.reply"
+    partition: int = Field(ge=0, lt=REPLY_PARTITIONS)
 
 
 class LookupRequest(Envelope):
@@ -148,6 +152,14 @@ class SourceResult(Envelope):
     outcome: Literal["found", "not_found", "error"]
     result: DatasetResult | None = None
     error: DatasetError | None = None
+
+    @model_validator(mode="after")
+    def _outcome_has_its_body(self) -> Self:
+        if self.outcome == "found" and self.result is None:
+            raise ValueError("outcome 'found' needs a result")
+        if self.outcome != "found" and self.error is None:
+            raise ValueError(f"outcome {self.outcome!r} needs an error")
+        return self
 
 
 class LookupPlan(Envelope):

@@ -217,7 +217,8 @@ def test_slow_source_ends_in_504_at_the_deadline(
     assert reply["status"] == "failed"
     assert reply["errors"][0]["code"] in ("timeout", "deadline_exceeded")
     assert reply["errors"][0]["retryable"] is True
-    assert 0.7 < elapsed < 2.5
+    # the reply leaves at the deadline (the bus's own), not at the gateway's later backstop
+    assert 0.7 < elapsed < 1.25
 
 
 def test_sandbox_stopped_gives_failed_with_source_error_within_deadline(
