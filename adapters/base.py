@@ -14,6 +14,11 @@ Errors are classified once, here, into the `SourceError` family of bus/errors.py
 - anything else `requests` raises                -> SourceUnavailable
 Protocol modules add their own (SOAP fault, result codes, unparseable answers) by overriding
 `classify`.
+
+Error messages go into replies and logs, so they never quote the answer or the request URL (a
+REST source may have the personal id in it): they name the kind of problem (`error_chain`), the
+HTTP status, the content type and the body length. The source's own error words (a SOAP
+faultstring, a result description) are passed on, cut to `SOURCE_WORDS_MAX` characters.
 """
 
 from __future__ import annotations
@@ -31,6 +36,47 @@ from bus.schemas.lookup import Subject
 from bus.settings import SourceSettings
 
 USER_AGENT = "tthc-bus/0.1"
+SOURCE_WORDS_MAX = 200  # characters of the source's own error words (fault string, description)
+
+
+def source_words(text: object, limit: int = SOURCE_WORDS_MAX) -> str:
+    """The source's own error words, on one line and cut to `limit` characters."""
+    words = " ".join(str(text).split())
+    return words if len(words) <= limit else words[: limit - 1] + "\u2026"
+
+
+def error_chain(exc: BaseException, depth: int = 6) -> str:
+    """The class names of an exception and what caused it, never its message.
+
+    `requests` wraps urllib3 errors (in `args[0]` or `.reason`) that wrap OS errors, and their
+    messages quote the URL; the names alone say what happened: "ConnectionError <-
+    MaxRetryError <- NewConnectionError <- ConnectionRefusedError".
+    """
+    names: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(names) < depth:
+        seen.add(id(current))
+        names.append(type(current).__name__)
+        reason = getattr(current, "reason", None)
+        first = current.args[0] if current.args else None
+        current = next(
+            (
+                candidate
+                for candidate in (reason, first, current.__cause__, current.__context__)
+                if isinstance(candidate, BaseException)
+            ),
+            None,
+        )
+    return " <- ".join(names)
+
+
+def describe_body(status: int | None, content_type: str | None, body: bytes | None) -> str:
+    """HTTP status, content type and body length of an answer: what can be said without it."""
+    parts = [f"HTTP {status}" if status else "HTTP status unknown"]
+    parts.append(content_type or "no content type")
+    parts.append("no body" if body is None else f"{len(body)} bytes")
+    return ", ".join(parts)
 
 
 @dataclass(frozen=True)
@@ -120,21 +166,23 @@ class Adapter(ABC):
 
     def classify(self, exc: BaseException) -> SourceError | None:
         """The `SourceError` for an exception raised while asking; None for a bug (re-raised)."""
+        # str(exc) of requests errors quotes the URL: name the error classes instead.
         if isinstance(exc, requests.Timeout):  # ConnectTimeout and ReadTimeout
-            return SourceTimeout(self.source, f"no answer in time: {exc}")
+            return SourceTimeout(self.source, f"no answer in time ({error_chain(exc)})")
         if isinstance(exc, requests.ConnectionError):
-            return SourceUnavailable(self.source, f"cannot connect: {exc}")
+            return SourceUnavailable(self.source, f"cannot connect ({error_chain(exc)})")
         if isinstance(exc, requests.HTTPError) and exc.response is not None:
             return self.http_status_error(exc.response.status_code, exc.response.reason)
         if isinstance(exc, requests.RequestException):
-            return SourceUnavailable(self.source, f"HTTP request failed: {exc}")
+            return SourceUnavailable(self.source, f"HTTP request failed ({error_chain(exc)})")
         return None
 
     def http_status_error(self, status: int, reason: str | None) -> SourceError:
         """An HTTP error status that carries no protocol-level answer."""
+        message = f"HTTP {status} {source_words(reason or '', 60)}".rstrip()
         if status >= 500 or status == 429:  # 429: the source's quota, try again later
-            return SourceUnavailable(self.source, f"HTTP {status} {reason or ''}".rstrip())
-        return SourceRejected(self.source, f"HTTP {status} {reason or ''}".rstrip())
+            return SourceUnavailable(self.source, message)
+        return SourceRejected(self.source, message)
 
     def close(self) -> None:
         """Close the pooled connections; the adapter must not be used afterwards."""

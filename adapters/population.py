@@ -12,14 +12,21 @@ Per-call timeouts: zeep's `Transport.operation_timeout` is one attribute shared 
 using the client (and `Transport.settings(timeout=...)` just swaps it, which races between
 threads). `DeadlineTransport` makes it a context variable instead: each call sets its own
 remaining time for the duration of the call, in its own thread, and zeep's `post` reads it there.
+The same per-call state keeps the HTTP status, content type and length of the answer, so that an
+answer that cannot be read is described without quoting it (it holds personal data). `post` is
+ours, not zeep's: zeep's logs whole request and response bodies at DEBUG.
+
+The WSDL is loaded by one call while the others wait for it, each no longer than its own timeout.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
@@ -28,13 +35,14 @@ import zeep.exceptions
 import zeep.helpers
 from zeep.transports import Transport
 
-from adapters.base import Adapter, NativeRecord
+from adapters.base import Adapter, NativeRecord, describe_body, source_words
 from bus.errors import (
     MalformedAnswer,
     SourceError,
     SourceFault,
     SourceNotFound,
     SourceRejected,
+    SourceTimeout,
     SourceUnavailable,
 )
 from bus.schemas.lookup import Subject
@@ -46,7 +54,21 @@ DATA_TIME_FORMAT = "%Y%m%d%H%M%S"
 FOUND, NOT_FOUND, INVALID_INPUT = "00", "01", "02"
 _ZEEP_UNKNOWN_FAULT = "Unknown fault occured"  # zeep's message for a non-200 answer without Fault
 
-_call_timeout: ContextVar[float | None] = ContextVar("population_call_timeout", default=None)
+
+@dataclass
+class CallState:
+    """One SOAP call: its timeout, and what can be said of the answer without quoting it."""
+
+    timeout: float
+    status: int | None = None
+    content_type: str | None = None
+    body: bytes | None = None
+
+    def describe(self) -> str:
+        return describe_body(self.status, self.content_type, self.body)
+
+
+_call: ContextVar[CallState | None] = ContextVar("population_call", default=None)
 
 
 class DeadlineTransport(Transport):
@@ -54,7 +76,8 @@ class DeadlineTransport(Transport):
 
     @property
     def operation_timeout(self) -> float | None:
-        return _call_timeout.get()
+        call = _call.get()
+        return None if call is None else call.timeout
 
     @operation_timeout.setter
     def operation_timeout(self, value: float | None) -> None:
@@ -62,12 +85,39 @@ class DeadlineTransport(Transport):
         pass
 
     @contextmanager
-    def deadline(self, seconds: float) -> Iterator[None]:
-        token = _call_timeout.set(seconds)
+    def deadline(self, seconds: float) -> Iterator[CallState]:
+        call = CallState(seconds)
+        token = _call.set(call)
         try:
-            yield
+            yield call
         finally:
-            _call_timeout.reset(token)
+            _call.reset(token)
+
+    def post(self, address: str, message: Any, headers: Any) -> Any:
+        """POST without zeep's DEBUG logging of bodies; note what the answer looks like."""
+        response = self.session.post(
+            address, data=message, headers=headers, timeout=self.operation_timeout
+        )
+        call = _call.get()
+        if call is not None:
+            call.status = response.status_code
+            call.content_type = response.headers.get("Content-Type")
+            call.body = response.content
+        return response
+
+
+def describe_zeep_error(exc: zeep.exceptions.Error) -> str:
+    """The kind of a zeep error and where it was, never its message (it may quote the answer)."""
+    kind = type(exc).__name__
+    if isinstance(exc, zeep.exceptions.TransportError | zeep.exceptions.XMLSyntaxError):
+        kind = f"not well-formed XML ({kind})"
+    path = getattr(exc, "path", None)
+    if path:  # ValidationError: the element path
+        return f"{kind} at {'.'.join(str(part) for part in path)}"
+    line = getattr(exc, "sourceline", None)
+    if line:  # XMLParseError
+        return f"{kind} at line {line}"
+    return kind
 
 
 def zeep_settings() -> zeep.Settings:
@@ -102,14 +152,29 @@ class PopulationAdapter(Adapter):
 
     # -- the client, loaded lazily ----------------------------------------------------------
     def service(self, timeout: float) -> Any:
-        """The zeep service proxy bound to the configured URL, loading the WSDL if needed."""
+        """The zeep service proxy bound to the configured URL, loading the WSDL if needed.
+
+        One call loads the WSDL; the others wait for it, but no longer than `timeout` seconds
+        (SourceTimeout), so a slow WSDL cannot hold them past their deadline.
+        """
         service = self._service
         if service is not None:
             return service
-        with self._service_lock:
+        started = time.monotonic()
+        if not self._service_lock.acquire(timeout=max(timeout, 0.0)):
+            raise SourceTimeout(
+                self.source,
+                f"the WSDL was still being loaded by another call after {timeout:.3g} s",
+            )
+        try:
             if self._service is None:
-                self._service = self._load_service(timeout)
+                remaining = timeout - (time.monotonic() - started)
+                if remaining <= 0:
+                    raise SourceTimeout(self.source, "no time left to load the WSDL")
+                self._service = self._load_service(remaining)
             return self._service
+        finally:
+            self._service_lock.release()
 
     def _load_service(self, timeout: float) -> Any:
         self.transport.load_timeout = timeout
@@ -133,28 +198,44 @@ class PopulationAdapter(Adapter):
     ) -> NativeRecord:
         if subject.personal_id is None:
             raise SourceRejected(self.source, "the population database is asked by personal id")
+        deadline = time.monotonic() + timeout
         service = self.service(timeout)
-        with self.transport.deadline(timeout):
-            answer = service.TraCuuThongTinCongDan(
-                MaYeuCau=request_id,
-                MaDonViYeuCau=requester_agency,
-                SoDinhDanh=subject.personal_id,
-            )
+        remaining = deadline - time.monotonic()  # loading the WSDL took some of it
+        if remaining <= 0:
+            raise SourceTimeout(self.source, "no time left after loading the WSDL")
+        with self.transport.deadline(remaining) as call:
+            try:
+                answer = service.TraCuuThongTinCongDan(
+                    MaYeuCau=request_id,
+                    MaDonViYeuCau=requester_agency,
+                    SoDinhDanh=subject.personal_id,
+                )
+            except zeep.exceptions.Error as exc:
+                # Not `from exc`: zeep's message quotes the answer, and a logged traceback
+                # would show it. The classified error says what can be said.
+                raise self.classify_zeep(exc, call) from None
         return self.read_answer(dataset, answer)
 
     def read_answer(self, dataset: str, answer: Any) -> NativeRecord:
         """Turn the zeep response into a NativeRecord, or raise the error its result code says."""
         serialized = zeep.helpers.serialize_object(answer, target_cls=dict)  # type: ignore[no-untyped-call]
         data = plain(serialized)
-        if not isinstance(data, dict) or "MaKetQua" not in data:
-            raise MalformedAnswer(self.source, f"no MaKetQua in the answer: {data!r:.200}")
-        code, description = data["MaKetQua"], data.get("MoTaKetQua") or ""
+        if not isinstance(data, dict):
+            raise MalformedAnswer(
+                self.source, f"no MaKetQua in the answer: a {type(data).__name__}, not a record"
+            )
+        if "MaKetQua" not in data:
+            elements = ", ".join(source_words(key, 40) for key in list(data)[:10]) or "none"
+            raise MalformedAnswer(self.source, f"no MaKetQua in the answer (elements: {elements})")
+        # The result code and its description are the source's own words, not personal data.
+        code = source_words("" if data["MaKetQua"] is None else data["MaKetQua"], 10)
+        description = source_words(data.get("MoTaKetQua") or "")
         if code == NOT_FOUND:
             raise SourceNotFound(self.source, f"{code} {description}".strip())
         if code == INVALID_INPUT:
             raise SourceRejected(self.source, f"{code} {description}".strip())
         if code != FOUND:
-            raise SourceFault(self.source, f"result code {code!r}: {description}")
+            raise SourceFault(self.source, f"result code {code!r}: {description}".rstrip(": "))
         citizen = data.get("CongDan")
         if not isinstance(citizen, dict):
             raise MalformedAnswer(self.source, "MaKetQua 00 (found) without a CongDan element")
@@ -170,26 +251,42 @@ class PopulationAdapter(Adapter):
             return datetime.strptime(str(value), DATA_TIME_FORMAT).replace(tzinfo=VIETNAM_TIME)
         except ValueError:
             raise MalformedAnswer(
-                self.source, f"ThoiDiemDuLieu {value!r} is not yyyyMMddHHmmss"
+                self.source,
+                f"ThoiDiemDuLieu is not yyyyMMddHHmmss (got {type(value).__name__} of "
+                f"{len(str(value))} chars)",
             ) from None
 
     # -- errors -----------------------------------------------------------------------------
+    # zeep's messages quote the answer (TransportError carries the whole body, EntitiesForbidden
+    # the entity's content): never pass them on. A SOAP faultstring is the source's own words.
     def classify(self, exc: BaseException) -> SourceError | None:
+        if isinstance(exc, zeep.exceptions.Error):
+            return self.classify_zeep(exc, None)
+        return super().classify(exc)
+
+    def classify_zeep(self, exc: zeep.exceptions.Error, call: CallState | None) -> SourceError:
+        """A zeep error as a SourceError; `call` describes the answer when there was one."""
         if isinstance(exc, zeep.exceptions.Fault):
             return self._fault(exc)
         if isinstance(exc, zeep.exceptions.TransportError):
             status = exc.status_code or 0
-            if status == 200:
-                return MalformedAnswer(self.source, f"unreadable answer: {exc.message:.300}")
-            return self.http_status_error(status, "without a SOAP answer")
-        if isinstance(exc, zeep.exceptions.Error):
-            return MalformedAnswer(self.source, f"unreadable answer: {exc}"[:400])
-        return super().classify(exc)
+            if status != 200:
+                return self.http_status_error(status, "without a SOAP answer")
+        if call is not None and call.status is not None:
+            answer = call.describe()
+        elif isinstance(exc, zeep.exceptions.TransportError | zeep.exceptions.XMLSyntaxError):
+            answer = describe_body(getattr(exc, "status_code", None), None, exc.content)
+        else:
+            answer = "no answer details"
+        return MalformedAnswer(
+            self.source, f"unreadable answer: {describe_zeep_error(exc)} ({answer})"
+        )
 
     def _fault(self, fault: zeep.exceptions.Fault) -> SourceError:
         if fault.code is None and fault.message == _ZEEP_UNKNOWN_FAULT:
             return SourceUnavailable(self.source, "HTTP error status with a SOAP body but no Fault")
-        code = str(fault.code or "")
+        code = source_words(fault.code or "", 60)
+        message = f"SOAP fault {code}: {source_words(fault.message or '')}"
         if code.endswith("Client"):  # the source says our request is wrong: asking again won't do
-            return SourceRejected(self.source, f"SOAP fault {code}: {fault.message}")
-        return SourceFault(self.source, f"SOAP fault {code}: {fault.message}")
+            return SourceRejected(self.source, message)
+        return SourceFault(self.source, message)

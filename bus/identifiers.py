@@ -37,17 +37,12 @@ def check_personal_id_consistency(value: str, birth_year: int | None, sex: Sex |
     century, id_sex = personal_id_century_and_sex(value)
     if birth_year is not None:
         if not century <= birth_year < century + 100:
-            raise ValueError(
-                f"personal id digit 4 ({value[3]}) means born {century}-{century + 99}, "
-                f"but birth year is {birth_year}"
-            )
+            # Messages name the rule, never the digits or the year: they are personal data.
+            raise ValueError("personal id digit 4 (century and sex) disagrees with the birth year")
         if int(value[4:6]) != birth_year % 100:
-            raise ValueError(
-                f"personal id digits 5-6 ({value[4:6]}) must be the last two digits of the "
-                f"birth year {birth_year}"
-            )
+            raise ValueError("personal id digits 5-6 must be the last two digits of the birth year")
     if sex in ("male", "female") and sex != id_sex:
-        raise ValueError(f"personal id digit 4 ({value[3]}) means {id_sex}, but sex is {sex}")
+        raise ValueError("personal id digit 4 (century and sex) disagrees with the sex")
 
 
 def enterprise_check_digit(first_nine: str) -> int | None:

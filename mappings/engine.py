@@ -3,7 +3,8 @@
 A mapping file is read and checked once (`load_mapping`, cached) and compiled into a tuple of
 steps; `Mapping.apply` is a loop over those steps followed by one pydantic validation. A file
 that is wrong fails at load with the file, the key and what was expected; a record that cannot be
-mapped fails with `MappingError(native path, value, expected)`.
+mapped fails with `MappingError(native path, value, expected)`, whose message names the path and
+the expectation but never the value (it may be a personal id or a name).
 
 File format (see mappings/population.toml for a full example)::
 
@@ -82,14 +83,14 @@ class MappingFileError(BusError):
         self.expected = expected
 
 
-class _WholeRecord:
+class WholeRecord:
     """Stands for the value in errors about the record as a whole (e.g. fields disagreeing)."""
 
     def __repr__(self) -> str:
         return "the whole record"
 
 
-WHOLE_RECORD = _WholeRecord()
+WHOLE_RECORD = WholeRecord()
 
 
 def _getter(path: str) -> Callable[[Any], Any]:

@@ -6,7 +6,8 @@ the mapping file is loaded. Converters run per record: no parsing of arguments, 
 compilation, no file access there.
 
 A converter raises `TransformError(expected)` when a value cannot be converted; the engine adds
-the native path and the value to make a `MappingError`.
+the native path and the value to make a `MappingError`. `expected` must not quote the value: it
+ends up in logs and replies.
 """
 
 from __future__ import annotations

@@ -145,8 +145,13 @@ def test_malformed_answer(adapter: PopulationAdapter, faultless: Any) -> None:
     fetch(adapter, personal_id)  # the WSDL is loaded before the answers go bad
     faultless.set_faults(malformed_rate=1)
     for _ in range(6):  # both kinds of garbage: cut short, and an HTML page
-        with pytest.raises(MalformedAnswer):
+        with pytest.raises(MalformedAnswer) as info:
             fetch(adapter, personal_id)
+        # Described by status, content type and length; never quoted (it holds personal data).
+        message = str(info.value)
+        assert "HTTP 200" in message and "bytes" in message and "xml" in message
+        assert personal_id not in message
+        assert info.value.__cause__ is None
 
 
 def test_latency_beyond_the_timeout(adapter: PopulationAdapter, faultless: Any) -> None:

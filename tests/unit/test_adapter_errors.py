@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,7 +12,7 @@ import pytest
 import requests
 import zeep.exceptions
 
-from adapters.base import Adapter, NativeRecord
+from adapters.base import Adapter, NativeRecord, error_chain, source_words
 from adapters.population import PopulationAdapter
 from adapters.registry import load_adapter
 from bus.errors import (
@@ -81,6 +83,35 @@ def test_base_classifies_http_errors(error: BaseException, expected: type[Source
     assert info.value.__cause__ is error
 
 
+def test_base_messages_name_the_error_not_the_url() -> None:
+    # A REST source may carry the personal id in the URL; requests quotes the URL in str(exc).
+    url = "http://127.0.0.1:9/citizens/001085012345?name=Nguyen"
+    try:
+        requests.get(url, timeout=0.5)
+    except requests.ConnectionError as exc:
+        error = exc
+    adapter = RaisingAdapter("raising", settings())
+    adapter.error = error
+    with pytest.raises(SourceUnavailable) as info:
+        fetch(adapter)
+    message = str(info.value)
+    assert "001085012345" not in message and "Nguyen" not in message and "/citizens" not in message
+    assert message.startswith("raising: cannot connect (ConnectionError <- ")
+    assert "ConnectionRefusedError" in message
+
+
+def test_error_chain_follows_wrapped_errors() -> None:
+    inner = ConnectionRefusedError(111, "refused: http://x/001085012345")
+    outer = requests.ConnectionError(inner)
+    assert error_chain(outer) == "ConnectionError <- ConnectionRefusedError"
+
+
+def test_source_words_are_cut_and_on_one_line() -> None:
+    assert source_words("a\n  b") == "a b"
+    cut = source_words("x" * 500)
+    assert len(cut) == 200 and cut.endswith("\u2026")
+
+
 def test_a_bug_is_not_disguised_as_a_source_error() -> None:
     adapter = RaisingAdapter("raising", settings())
     adapter.error = KeyError("oops")
@@ -135,6 +166,152 @@ def test_population_classifies_soap_errors(
     assert type(classified) is expected
 
 
+PERSONAL_ID, NAME = "001085012345", "Nguyễn Văn Đức"
+BODY = f"<CongDan><SoDinhDanh>{PERSONAL_ID}</SoDinhDanh><HoVaTen>{NAME}</HoVaTen>".encode()
+
+
+@pytest.mark.parametrize(
+    ("error", "expected"),
+    [
+        (
+            zeep.exceptions.TransportError(
+                f"Server returned response (200) with invalid XML: x.\nContent: {BODY!r}",
+                status_code=200,
+                content=BODY,
+            ),
+            f"not well-formed XML (TransportError) (HTTP 200, no content type, {len(BODY)} bytes)",
+        ),
+        (
+            zeep.exceptions.XMLSyntaxError(f"Invalid XML {NAME}", content=BODY),
+            f"not well-formed XML (XMLSyntaxError) (HTTP status unknown, no content type, "
+            f"{len(BODY)} bytes)",
+        ),
+        (
+            zeep.exceptions.ValidationError(f"{PERSONAL_ID} too long", path=["CongDan", "Ten"]),
+            "ValidationError at CongDan.Ten (no answer details)",
+        ),
+        (
+            zeep.exceptions.XMLParseError(f"Unexpected {NAME}", sourceline=3),
+            "XMLParseError at line 3 (no answer details)",
+        ),
+        (
+            zeep.exceptions.EntitiesForbidden("e", f"{PERSONAL_ID} {NAME}"),
+            "EntitiesForbidden (no answer details)",
+        ),
+    ],
+)
+def test_unreadable_answers_are_described_never_quoted(
+    population: PopulationAdapter, error: zeep.exceptions.Error, expected: str
+) -> None:
+    classified = population.classify(error)
+    assert isinstance(classified, MalformedAnswer)
+    assert classified.detail == f"unreadable answer: {expected}"
+    assert PERSONAL_ID not in str(classified)
+    assert not any(part in str(classified) for part in NAME.split())
+
+
+def test_unreadable_answer_during_a_call_says_status_type_and_length(
+    population: PopulationAdapter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    body = BODY + b"<!-- cut"
+    reply = requests.Response()
+    reply.status_code, reply._content = 200, body
+    reply.headers["Content-Type"] = "text/html; charset=utf-8"
+
+    class Service:
+        def TraCuuThongTinCongDan(self, **fields: Any) -> Any:  # noqa: N802
+            population.transport.post("http://x/dancu", b"<Envelope/>", {})
+            raise zeep.exceptions.TransportError(f"invalid XML {body!r}", 200, body)
+
+    monkeypatch.setattr(population.session, "post", lambda *args, **kwargs: reply)
+    population._service = Service()
+    with pytest.raises(MalformedAnswer) as info:
+        fetch(population)
+    assert info.value.detail == (
+        "unreadable answer: not well-formed XML (TransportError) "
+        f"(HTTP 200, text/html; charset=utf-8, {len(body)} bytes)"
+    )
+    assert PERSONAL_ID not in str(info.value)
+    assert info.value.__cause__ is None  # a logged traceback must not show zeep's message
+
+
+def test_soap_fault_string_is_passed_on_cut_short(population: PopulationAdapter) -> None:
+    classified = population.classify(zeep.exceptions.Fault("lỗi " * 200, code="soap:Server"))
+    assert isinstance(classified, SourceFault)
+    assert classified.detail.startswith("SOAP fault soap:Server: lỗi lỗi")
+    assert len(classified.detail) <= len("SOAP fault soap:Server: ") + 200
+
+
+def test_answer_without_result_code_names_elements_not_values(
+    population: PopulationAdapter,
+) -> None:
+    with pytest.raises(MalformedAnswer) as info:
+        population.read_answer("identity", {"CongDan": {"SoDinhDanh": PERSONAL_ID, "Ten": NAME}})
+    assert info.value.detail == "no MaKetQua in the answer (elements: CongDan)"
+
+
+def test_result_description_is_cut_short(population: PopulationAdapter) -> None:
+    long = {"MaKetQua": "99", "MoTaKetQua": "x" * 1000}
+    with pytest.raises(SourceFault) as info:
+        population.read_answer("identity", long)
+    assert info.value.detail.startswith("result code '99': xxx")
+    assert len(info.value.detail) <= len("result code '99': ") + 200
+
+
+# --- population: waiting for the WSDL is bounded by the call's timeout ----------------------------
+
+
+def test_waiting_for_the_wsdl_lock_times_out(population: PopulationAdapter) -> None:
+    population._service_lock.acquire()  # another call is loading the WSDL, slowly
+    try:
+        started = time.monotonic()
+        with pytest.raises(SourceTimeout, match="WSDL was still being loaded"):
+            population.service(0.05)
+        with pytest.raises(SourceTimeout):
+            fetch(population, timeout=0.05)
+        assert time.monotonic() - started < 1.0
+    finally:
+        population._service_lock.release()
+    assert not population._service_lock.locked()
+
+
+def test_waiters_get_the_service_the_loader_loaded(
+    population: PopulationAdapter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loads: list[float] = []
+    loaded = object()
+
+    def slow_load(timeout: float) -> object:
+        loads.append(timeout)
+        time.sleep(0.1)
+        return loaded
+
+    monkeypatch.setattr(population, "_load_service", slow_load)
+    results: list[object] = []
+    threads = [
+        threading.Thread(target=lambda: results.append(population.service(2.0))) for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [loaded] * 8
+    assert len(loads) == 1 and 0 < loads[0] <= 2.0
+    assert not population._service_lock.locked()
+
+
+def test_a_failed_wsdl_load_releases_the_lock(
+    population: PopulationAdapter, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_load(timeout: float) -> object:
+        raise requests.ConnectionError("refused")
+
+    monkeypatch.setattr(population, "_load_service", failing_load)
+    with pytest.raises(requests.ConnectionError):
+        population.service(1.0)
+    assert not population._service_lock.locked()
+
+
 def answer(code: str, citizen: dict[str, Any] | None = None, when: str = "20250630235959") -> Any:
     return {"MaKetQua": code, "MoTaKetQua": "mô tả", "ThoiDiemDuLieu": when, "CongDan": citizen}
 
@@ -158,8 +335,9 @@ def test_result_codes(
 
 
 def test_bad_data_time_is_malformed(population: PopulationAdapter) -> None:
-    with pytest.raises(MalformedAnswer, match="ThoiDiemDuLieu"):
+    with pytest.raises(MalformedAnswer, match="ThoiDiemDuLieu") as info:
         population.read_answer("identity", answer("00", {"SoDinhDanh": "1"}, when="30/06/2025"))
+    assert info.value.detail == "ThoiDiemDuLieu is not yyyyMMddHHmmss (got str of 10 chars)"
 
 
 def test_subject_without_personal_id_is_rejected_before_any_call(

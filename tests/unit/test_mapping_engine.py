@@ -166,7 +166,12 @@ def test_impossible_date_names_the_path(population: Mapping) -> None:
 def test_unparseable_date_says_which_formats(population: Mapping) -> None:
     with pytest.raises(MappingError) as info:
         population.apply(congdan(NgayThangNamSinh={"NgayThangNam": "12/04/1985"}))
-    assert "yyyyMMdd" in str(info.value) and "12/04/1985" in str(info.value)
+    message = str(info.value)
+    assert message.startswith("NgayThangNamSinh.NgayThangNam: expected a date")
+    assert "yyyyMMdd" in message
+    assert message.endswith("(got str of 10 chars)")
+    assert "12/04/1985" not in message  # a birth date is personal data
+    assert info.value.value == "12/04/1985"  # kept for code that needs it
 
 
 MAPPING_HEADER = 'target = "relative"\n[fields.full_name]\npath = "Ten"\n'
@@ -210,7 +215,8 @@ def test_code_not_in_its_list_names_path_value_and_list(population: Mapping) -> 
     message = str(info.value)
     assert info.value.path == "DanToc.MaDanToc"
     assert info.value.value == "99"
-    assert "ethnicity-2008" in message
+    assert message.startswith("DanToc.MaDanToc: expected a code of list 'ethnicity-2008'")
+    assert message.endswith("(got str of 2 chars)")
 
 
 def test_religion_none_code_means_no_religion(population: Mapping) -> None:
@@ -274,6 +280,62 @@ def test_field_validation_failure_names_target_and_native_field(population: Mapp
         population.apply(congdan(SoCMND="12345"))
     assert info.value.path == "old_id_number (from SoCMND)"
     assert info.value.value == "12345"
+    assert "12345" not in str(info.value)
+
+
+# --- messages never carry the native value ----------------------------------------------------
+
+
+def test_message_of_a_bad_personal_id_names_field_and_rule_but_not_the_id(
+    population: Mapping,
+) -> None:
+    with pytest.raises(MappingError) as info:
+        population.apply(congdan(SoDinhDanh="0010850123456"))  # 13 digits
+    message = str(info.value)
+    assert "SoDinhDanh" in message and "12 digits" in message
+    assert "0010850123456" not in message and "001085012345" not in message
+    assert "0010850123456" not in repr(info.value)
+    assert info.value.value == "0010850123456"
+
+
+@pytest.mark.parametrize(
+    ("field", "path"),
+    [("QuocTich", "nationality (from QuocTich)"), ("DanToc", "DanToc.MaDanToc")],
+)
+def test_message_of_a_name_in_the_wrong_field_does_not_quote_it(
+    population: Mapping, field: str, path: str
+) -> None:
+    name = "NGUYỄN VĂN ĐỨC"  # a shifted column: the name where a code was expected
+    value: Any = name if field == "QuocTich" else {"MaDanToc": name}
+    with pytest.raises(MappingError) as info:
+        population.apply(congdan(**{field: value}))
+    message = str(info.value)
+    assert message.startswith(f"{path}: expected ")
+    assert message.endswith(f"(got str of {len(name)} chars)")
+    for part in name.split():
+        assert part not in message and part not in repr(info.value)
+    assert info.value.value == name
+
+
+@pytest.mark.parametrize(
+    ("value", "described"),
+    [
+        ("001085012345", "str of 12 chars"),
+        ("Nguyễn Văn An", "str of 13 chars"),
+        (b"\x00\x01", "bytes of 2 bytes"),
+        ({"Ho": "Nguyễn", "Ten": "An"}, "dict of 2 items"),
+        (["Nguyễn", "An"], "list of 2 items"),
+        (1085012345, "int"),
+        (None, "nothing"),
+    ],
+)
+def test_mapping_error_str_has_type_and_length_only(value: object, described: str) -> None:
+    error = MappingError("HoVaTen.Ten", value, "a name")
+    assert str(error) == f"HoVaTen.Ten: expected a name (got {described})"
+    assert error.value is value
+    for secret in ("001085012345", "Nguyễn", "An", "1085012345"):
+        if secret in repr(value):
+            assert secret not in str(error) and secret not in repr(error)
 
 
 # --- bad mapping files fail at load -------------------------------------------------------------
