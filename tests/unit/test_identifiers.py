@@ -70,12 +70,16 @@ def test_female_with_a_male_digit_is_refused_naming_sex() -> None:
 
 
 def test_birth_year_in_another_century_is_refused() -> None:
-    with pytest.raises(ValueError, match=r"digit 4 \(century and sex\) disagrees with the birth year"):
+    with pytest.raises(
+        ValueError, match=r"digit 4 \(century and sex\) disagrees with the birth year"
+    ):
         check_personal_id_consistency(MALE_1990, 2090, "male")
 
 
 def test_digits_five_and_six_must_be_the_birth_year() -> None:
-    with pytest.raises(ValueError, match=r"digits 5-6 must be the last two digits of the birth year"):
+    with pytest.raises(
+        ValueError, match=r"digits 5-6 must be the last two digits of the birth year"
+    ):
         check_personal_id_consistency(MALE_1990, 1991, "male")
 
 

@@ -159,7 +159,9 @@ def test_request_claiming_another_type_is_refused() -> None:
 
 
 def test_request_survives_a_json_round_trip() -> None:
-    request = LookupRequest(**request_fields(reply_to={"topic": "tthc.lookup.reply", "partition": 3}))
+    request = LookupRequest(
+        **request_fields(reply_to={"topic": "tthc.lookup.reply", "partition": 3})
+    )
     assert LookupRequest.model_validate_json(request.model_dump_json()) == request
 
 
