@@ -29,7 +29,9 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
+from requests.structures import CaseInsensitiveDict
 
 from bus.errors import SourceError, SourceRejected, SourceTimeout, SourceUnavailable
 from bus.schemas.lookup import Subject
@@ -80,6 +82,20 @@ def describe_body(status: int | None, content_type: str | None, body: bytes | No
 
 
 @dataclass(frozen=True)
+class RawAnswer:
+    """An HTTP answer read in full: the part of `requests.Response` that protocol code reads."""
+
+    status_code: int
+    content: bytes
+    headers: CaseInsensitiveDict[str]
+    encoding: str | None = None
+
+    @property
+    def text(self) -> str:
+        return self.content.decode(self.encoding or "utf-8", "replace")
+
+
+@dataclass(frozen=True)
 class NativeRecord:
     """A record as the national database gave it, before mapping."""
 
@@ -115,6 +131,38 @@ class Adapter(ABC):
         session.mount("https://", pool)
         session.headers["User-Agent"] = USER_AGENT
         return session
+
+    def post_bytes(
+        self, url: str, body: bytes, headers: dict[str, str], timeout: float
+    ) -> RawAnswer:
+        """POST on the session's own kept-alive connection pool, without the rest of `requests`.
+
+        The per-request work of `requests.Session` (merging settings, environment proxies,
+        cookies, hooks) cost about 1 ms of CPU a call, as much as the SOAP work itself. Errors
+        come out as `requests` exceptions, so `classify` treats both paths alike.
+        """
+        adapter = self.session.get_adapter(url)
+        assert isinstance(adapter, HTTPAdapter)
+        pool = adapter.poolmanager.connection_from_url(url)
+        all_headers = {"User-Agent": USER_AGENT, "Connection": "keep-alive", **headers}
+        try:
+            answer = pool.urlopen(
+                "POST",
+                url,
+                body=body,
+                headers=all_headers,
+                timeout=timeout,
+                retries=False,
+                redirect=False,
+                preload_content=True,
+            )
+        except urllib3.exceptions.NewConnectionError as exc:  # a ConnectTimeoutError subclass
+            raise requests.ConnectionError(type(exc).__name__) from None
+        except (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.ReadTimeoutError):
+            raise requests.Timeout() from None
+        except urllib3.exceptions.HTTPError as exc:
+            raise requests.ConnectionError(type(exc).__name__) from None
+        return RawAnswer(answer.status, answer.data, CaseInsensitiveDict(answer.headers))
 
     def fetch(
         self,

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -35,7 +35,7 @@ import zeep.exceptions
 import zeep.helpers
 from zeep.transports import Transport
 
-from adapters.base import Adapter, NativeRecord, describe_body, source_words
+from adapters.base import Adapter, NativeRecord, RawAnswer, describe_body, source_words
 from bus.errors import (
     MalformedAnswer,
     SourceError,
@@ -74,6 +74,8 @@ _call: ContextVar[CallState | None] = ContextVar("population_call", default=None
 class DeadlineTransport(Transport):
     """A zeep transport whose operation timeout is per call (see the module doc)."""
 
+    poster: Callable[[str, bytes, dict[str, str], float], RawAnswer] | None = None
+
     @property
     def operation_timeout(self) -> float | None:
         call = _call.get()
@@ -94,10 +96,12 @@ class DeadlineTransport(Transport):
             _call.reset(token)
 
     def post(self, address: str, message: Any, headers: Any) -> Any:
-        """POST without zeep's DEBUG logging of bodies; note what the answer looks like."""
-        response = self.session.post(
-            address, data=message, headers=headers, timeout=self.operation_timeout
-        )
+        """POST through the adapter's lean pool (no zeep DEBUG logging of bodies, no per-call
+        `requests` machinery); note what the answer looks like for error messages."""
+        if self.poster is None:
+            raise RuntimeError("DeadlineTransport.poster is not set")
+        body = message if isinstance(message, bytes) else str(message).encode("utf-8")
+        response = self.poster(address, body, dict(headers), self.operation_timeout or 30.0)
         call = _call.get()
         if call is not None:
             call.status = response.status_code
@@ -147,6 +151,7 @@ class PopulationAdapter(Adapter):
     def __init__(self, name: str, settings: SourceSettings) -> None:
         super().__init__(name, settings)
         self.transport = DeadlineTransport(session=self.session)  # type: ignore[no-untyped-call]
+        self.transport.poster = self.post_bytes
         self._service: Any = None
         self._service_lock = threading.Lock()
 

@@ -11,8 +11,9 @@ from typing import Any
 import pytest
 import requests
 import zeep.exceptions
+from requests.structures import CaseInsensitiveDict
 
-from adapters.base import Adapter, NativeRecord, error_chain, source_words
+from adapters.base import Adapter, NativeRecord, RawAnswer, error_chain, source_words
 from adapters.population import PopulationAdapter
 from adapters.registry import load_adapter
 from bus.errors import (
@@ -214,16 +215,14 @@ def test_unreadable_answer_during_a_call_says_status_type_and_length(
     population: PopulationAdapter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     body = BODY + b"<!-- cut"
-    reply = requests.Response()
-    reply.status_code, reply._content = 200, body
-    reply.headers["Content-Type"] = "text/html; charset=utf-8"
+    reply = RawAnswer(200, body, CaseInsensitiveDict({"Content-Type": "text/html; charset=utf-8"}))
 
     class Service:
         def TraCuuThongTinCongDan(self, **fields: Any) -> Any:  # noqa: N802
             population.transport.post("http://x/dancu", b"<Envelope/>", {})
             raise zeep.exceptions.TransportError(f"invalid XML {body!r}", 200, body)
 
-    monkeypatch.setattr(population.session, "post", lambda *args, **kwargs: reply)
+    monkeypatch.setattr(population.transport, "poster", lambda *args, **kwargs: reply)
     population._service = Service()
     with pytest.raises(MalformedAnswer) as info:
         fetch(population)
