@@ -94,21 +94,22 @@ class StopSignals:
 
 @contextlib.contextmanager
 def _signals_ignored() -> Iterator[None]:
-    """While stopping, further stop signals must not interrupt it (main thread only)."""
+    """While stopping, further stop signals must not interrupt it.
+
+    Python runs signal handlers in the main thread only, so elsewhere there is nothing to do.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = {signum: signal.getsignal(signum) for signum in STOP_SIGNALS}
-    if any(isinstance(handler, StopSignals) for handler in previous.values()):
-        yield
-        return
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
     try:
         yield
     finally:
         for signum, handler in previous.items():
-            signal.signal(signum, handler)
+            if handler is not None:  # None: a handler not set from Python, cannot be restored
+                signal.signal(signum, handler)
 
 
 @dataclass
@@ -313,26 +314,15 @@ class DevStack:
             child.log_file.close()
 
     def stop(self) -> None:
-        """Stop every child, and the broker if this stack started it. Not cut short by signals."""
+        """Stop every child, and the broker if this stack started it; no signal cuts it short."""
         with _signals_ignored():
-            interrupted: BaseException | None = None
             order = ["gateway", "worker", "sandbox"]
             names = [n for n in order if n in self.children]
             names += [n for n in self.children if n not in order]
-            try:
-                self._stop_children(names, timeout=15.0)
-            except KeyboardInterrupt as exc:  # only outside the main thread's protection
-                interrupted = exc
-                self._stop_children(list(self.children), timeout=0.0)
+            self._stop_children(names, timeout=15.0)
             if self.broker is not None and self.owns_broker:
-                try:
-                    self.broker.stop()
-                except KeyboardInterrupt as exc:
-                    interrupted = exc
-                    self.broker.stop(timeout=0.0)
+                self.broker.stop()
                 self.owns_broker = False
-            if interrupted is not None:
-                raise interrupted
 
     def __enter__(self) -> DevStack:
         return self.start()
