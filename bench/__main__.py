@@ -1,4 +1,5 @@
-"""``python -m bench SCENARIO [--quick] [--duration S] [--concurrency N] [--rate R] [--soak M]``."""
+"""``python -m bench SCENARIO [--quick] [--duration S] [--concurrency N] [--rate R] [--soak M]
+[--profile]``."""
 
 from __future__ import annotations
 
@@ -18,6 +19,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, help="open-loop requests per second")
     parser.add_argument("--soak", type=float, dest="soak_minutes", help="memory soak minutes")
     parser.add_argument("--events", type=int, help="sync backlog size")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="py-spy the worker and gateway during the bus run (lookup-*, memory)",
+    )
     parser.add_argument(
         "--bootstrap-servers", help="existing Kafka for sync-throughput (no stack started)"
     )

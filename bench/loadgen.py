@@ -24,6 +24,7 @@ import re
 from collections import Counter
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing.synchronize import Event
 from types import TracebackType
 from typing import Any, ClassVar, Literal, Protocol
 
@@ -266,6 +267,17 @@ def _cpu_seconds() -> float:
 
 def _mark_cpu(result: LoadResult) -> None:
     result.cpu_s = _cpu_seconds()
+    if _window_started is not None:
+        _window_started.set()
+
+
+# Set in the child by LoadProcess: tells the parent the measured window has begun.
+_window_started: Event | None = None
+
+
+def _remember_window_event(event: Event) -> None:
+    global _window_started  # noqa: PLW0603 - the child's one per-process hook
+    _window_started = event
 
 
 def run_load(spec: LoadSpec) -> LoadResult:
@@ -274,12 +286,21 @@ def run_load(spec: LoadSpec) -> LoadResult:
 
 
 class LoadProcess:
-    """Run ``run_load(spec)`` in a spawned child process; a context manager around it."""
+    """Run ``run_load(spec)`` in a spawned child process; a context manager around it.
+
+    ``window_started`` is set by the child when the measured window begins (after the warm-up),
+    so the parent can time what it does alongside (say, a profiler) to the window.
+    """
 
     def __init__(self, spec: LoadSpec) -> None:
         self.spec = spec
+        context = multiprocessing.get_context("spawn")
+        self.window_started = context.Event()
         self._executor = ProcessPoolExecutor(
-            max_workers=1, mp_context=multiprocessing.get_context("spawn")
+            max_workers=1,
+            mp_context=context,
+            initializer=_remember_window_event,
+            initargs=(self.window_started,),
         )
         self._future: Future[LoadResult] | None = None
 

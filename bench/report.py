@@ -81,6 +81,58 @@ def goals_table(goals: list[dict[str, Any]]) -> Table:
     return table
 
 
+def _pct(share: float) -> str:
+    return f"{100.0 * share:.1f}"
+
+
+def profile_tables(name: str, entry: dict[str, Any], window_s: Any) -> list[Table]:
+    """Per-bucket shares and the top frames of one process's py-spy samples."""
+    title = (
+        f"profile: {name} (pid {entry['pid']}), {entry['samples']:,} samples "
+        f"holding the GIL over {window_s} s"
+    )
+    buckets = Table(
+        title=title,
+        caption="incl: a sample counts once in every bucket it has a frame in (sum > 100%); "
+        "self: only in the bucket of its innermost bucketed frame",
+    )
+    buckets.add_column("bucket")
+    buckets.add_column("samples", justify="right")
+    buckets.add_column("incl %", justify="right")
+    buckets.add_column("self %", justify="right")
+    for bucket, value in entry["buckets"].items():
+        buckets.add_row(
+            bucket, _number(value["samples"]), _pct(value["share"]), _pct(value["self_share"])
+        )
+    frames = Table(title=f"profile: {name}, top frames by inclusive share")
+    for column in ("frame", "bucket", "incl %", "self %"):
+        frames.add_column(column, justify="right" if column.endswith("%") else "left")
+    for frame in entry["top_frames"]:
+        frames.add_row(
+            frame["frame"],
+            frame["bucket"],
+            _pct(frame["inclusive_share"]),
+            _pct(frame["self_share"]),
+        )
+    return [buckets, frames]
+
+
+def render_profile(profile: dict[str, Any], console: Console) -> None:
+    for name, entry in profile["processes"].items():
+        if entry["status"] != "recorded":
+            console.print(f"[yellow]profile: {name} not recorded: {entry['reason']}[/yellow]")
+            continue
+        if not entry["samples"]:
+            console.print(
+                f"[yellow]profile: {name} (pid {entry['pid']}) never held the GIL in the window: "
+                f"idle, no sample[/yellow] ({entry['raw_file']})"
+            )
+            continue
+        for table in profile_tables(name, entry, profile["window_s"]):
+            console.print(table)
+        console.print(f"profile: {name} raw collapsed stacks: {entry['raw_file']}")
+
+
 def render(result: dict[str, Any], console: Console | None = None) -> None:
     """Print the scenario's header, its load runs, figures, goals and notes."""
     # Piped into make or CI, rich would squeeze the tables into 80 columns.
@@ -95,6 +147,8 @@ def render(result: dict[str, Any], console: Console | None = None) -> None:
         console.print(runs_table(result["runs"]))
     console.print(figures_table(result["figures"]))
     console.print(goals_table(result["goals"]))
+    if result.get("profile"):
+        render_profile(result["profile"], console)
     if result["quick"]:
         console.print("[dim]quick run: a few seconds, figures are indicative only[/dim]")
     for note in result["notes"]:
@@ -103,11 +157,16 @@ def render(result: dict[str, Any], console: Console | None = None) -> None:
         console.print(f"saved {result['result_file']}")
 
 
+def stamp_of(started_at: datetime) -> str:
+    """The results' file-name prefix: ``20250701T093000Z``."""
+    return started_at.strftime("%Y%m%dT%H%M%SZ")
+
+
 def write_json(result: dict[str, Any], results_dir: Path | None = None) -> Path:
     """Write ``<timestamp>-<scenario>.json``; never overwrites an earlier result."""
     directory = results_dir or RESULTS_DIR
     directory.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.fromisoformat(result["started_at"]).strftime("%Y%m%dT%H%M%SZ")
+    stamp = stamp_of(datetime.fromisoformat(result["started_at"]))
     path = directory / f"{stamp}-{result['scenario']}.json"
     suffix = 1
     while path.exists():

@@ -15,8 +15,8 @@ from typing import Any
 
 from rich.console import Console
 
-from bench.report import render, write_json
-from bench.scenarios import KAFKA_ONLY, SCENARIOS, StackEndpoints, resolve_options
+from bench.report import RESULTS_DIR, render, stamp_of, write_json
+from bench.scenarios import KAFKA_ONLY, PROFILABLE, SCENARIOS, StackEndpoints, resolve_options
 from bus.settings import PROJECT_ROOT, Settings, get_settings
 
 
@@ -60,6 +60,7 @@ def started_stack(settings: Settings) -> Iterator[StackEndpoints]:
             sandbox_url=stack.sandbox_url,
             bootstrap_servers=stack.bootstrap_servers,
             worker_pid=stack.worker_pid,
+            gateway_pid=stack.children["gateway"].process.pid,
             partitions=settings.kafka.partitions,
         )
 
@@ -87,6 +88,7 @@ def run_scenario(
     rate: float | None = None,
     soak_minutes: float | None = None,
     events: int | None = None,
+    profile: bool = False,
     bootstrap_servers: str | None = None,
     stack: StackEndpoints | None = None,
     results_dir: Path | None = None,
@@ -96,11 +98,19 @@ def run_scenario(
 
     ``stack`` uses already running endpoints instead of starting ``bus.devstack.DevStack``;
     ``bootstrap_servers`` (or settings' kafka.bootstrap_servers) lets the Kafka-only scenario
-    run against an existing broker without the rest of the stack.
+    run against an existing broker without the rest of the stack. ``profile`` samples the
+    worker (and the gateway) with py-spy during the bus run's measured window, keeps the raw
+    files beside the result JSON and adds their summary as ``result["profile"]``.
     """
     if name not in SCENARIOS:
         raise ValueError(f"unknown bench scenario {name!r}; expected one of {sorted(SCENARIOS)}")
+    if profile and name not in PROFILABLE:
+        raise ValueError(
+            f"--profile needs a bus load run: one of {sorted(PROFILABLE)}, not {name!r}"
+        )
     settings = get_settings()
+    started_at = datetime.now(UTC)
+    profile_prefix = (results_dir or RESULTS_DIR) / stamp_of(started_at) if profile else None
     options = resolve_options(
         name,
         quick,
@@ -109,8 +119,8 @@ def run_scenario(
         rate=rate,
         soak_minutes=soak_minutes,
         events=events,
+        profile_prefix=profile_prefix,
     )
-    started_at = datetime.now(UTC)
     with _endpoints(name, settings, stack, bootstrap_servers) as endpoints:
         clock = time.perf_counter()
         outcome = SCENARIOS[name](endpoints, options)

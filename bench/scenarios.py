@@ -12,16 +12,22 @@ import json
 import urllib.request
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from bench import goals
 from bench.kafka_pipe import measure_raw_pipe
 from bench.loadgen import LoadProcess, LoadSpec, Mode, Target, run_in_process
 from bench.memory import memory_summary, sample_rss
+from bench.profiling import RATE_HZ, ProfileSession
 from bench.stats import difference, ratio
 
 SUBJECT_SAMPLE = 1000
 SYNC_BUS_PATH_NOTE = "bus path: not built yet (sync streams issue)"
+PROFILE_NOTE = (
+    f"profiled: py-spy paused the bus's processes {RATE_HZ} times a second during the bus run, "
+    "so its figures are below an unprofiled run's"
+)
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,7 @@ class StackEndpoints:
     sandbox_url: str | None = None
     bootstrap_servers: str | None = None
     worker_pid: int | None = None
+    gateway_pid: int | None = None
     partitions: int = 6
 
     def need(self, name: str) -> Any:
@@ -53,6 +60,8 @@ class ScenarioOptions:
     soak_minutes: float = 10.0
     events: int = 200_000
     sample_interval_s: float = 1.0
+    # With --profile: where the py-spy files go, ``<results dir>/<stamp>`` (+ ``-worker...``).
+    profile_prefix: Path | None = None
 
 
 FULL = ScenarioOptions()
@@ -102,14 +111,48 @@ def _spec(stack: StackEndpoints, target: Target, mode: Mode, options: ScenarioOp
     )
 
 
+def _profile_session(
+    stack: StackEndpoints, options: ScenarioOptions, duration_s: float
+) -> ProfileSession | None:
+    """py-spy on the worker (and the gateway if its pid is known), if the run is profiled."""
+    if options.profile_prefix is None:
+        return None
+    targets = {"worker": stack.need("worker_pid")}
+    if stack.gateway_pid is not None:
+        targets["gateway"] = stack.gateway_pid
+    return ProfileSession(targets, duration_s, options.profile_prefix)
+
+
+def _profiled_bus_run(
+    stack: StackEndpoints, spec: LoadSpec, options: ScenarioOptions
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The bus run, with py-spy over its measured window when the run is profiled."""
+    session = _profile_session(stack, options, spec.duration_s)
+    if session is None:
+        return run_in_process(spec).summary(), None
+    with LoadProcess(spec) as load:
+        session.start(load.window_started)
+        try:
+            run = load.result().summary()
+        finally:
+            profile = session.finish()
+    return run, profile
+
+
 def _direct_then_bus(
     stack: StackEndpoints, mode: Mode, options: ScenarioOptions
-) -> dict[str, dict[str, Any]]:
-    """The baseline first, then the bus: same generator, same load."""
-    return {
-        target: run_in_process(_spec(stack, target, mode, options)).summary()
-        for target in ("direct", "bus")
-    }
+) -> tuple[dict[str, dict[str, Any]], dict[str, Any] | None]:
+    """The baseline first, then the bus: same generator, same load. Also the bus's profile."""
+    direct = run_in_process(_spec(stack, "direct", mode, options)).summary()
+    bus, profile = _profiled_bus_run(stack, _spec(stack, "bus", mode, options), options)
+    return {"direct": direct, "bus": bus}, profile
+
+
+def _with_profile(outcome: dict[str, Any], profile: dict[str, Any] | None) -> dict[str, Any]:
+    if profile is not None:
+        outcome["profile"] = profile
+        outcome["notes"].append(PROFILE_NOTE)
+    return outcome
 
 
 def _params(options: ScenarioOptions, *keys: str) -> dict[str, Any]:
@@ -119,7 +162,7 @@ def _params(options: ScenarioOptions, *keys: str) -> dict[str, Any]:
 
 def lookup_throughput(stack: StackEndpoints, options: ScenarioOptions) -> dict[str, Any]:
     """Closed loop at the same concurrency against the sandbox (direct) and the gateway (bus)."""
-    runs = _direct_then_bus(stack, "closed", options)
+    runs, profile = _direct_then_bus(stack, "closed", options)
     bus, direct = runs["bus"], runs["direct"]
     efficiency = ratio(bus["throughput_per_s"], direct["throughput_per_s"])
     figures = {
@@ -129,7 +172,7 @@ def lookup_throughput(stack: StackEndpoints, options: ScenarioOptions) -> dict[s
         "bus_errors": bus["errors"],
         "direct_errors": direct["errors"],
     }
-    return {
+    outcome = {
         "params": _params(options, "warmup_s", "duration_s", "concurrency"),
         "runs": runs,
         "figures": figures,
@@ -138,11 +181,12 @@ def lookup_throughput(stack: StackEndpoints, options: ScenarioOptions) -> dict[s
         ],
         "notes": [],
     }
+    return _with_profile(outcome, profile)
 
 
 def lookup_overhead(stack: StackEndpoints, options: ScenarioOptions) -> dict[str, Any]:
     """Open loop at a fixed rate below saturation; the bus's latency minus the direct one's."""
-    runs = _direct_then_bus(stack, "open", options)
+    runs, profile = _direct_then_bus(stack, "open", options)
     bus, direct = runs["bus"]["latency_ms"], runs["direct"]["latency_ms"]
     figures = {
         "added_p50_ms": difference(bus["p50"], direct["p50"]),
@@ -155,13 +199,14 @@ def lookup_overhead(stack: StackEndpoints, options: ScenarioOptions) -> dict[str
         for target, run in runs.items()
         if run["errors"]
     ]
-    return {
+    outcome = {
         "params": _params(options, "warmup_s", "duration_s", "rate"),
         "runs": runs,
         "figures": figures,
         "goals": [g.evaluate(figures) for g in (goals.ADDED_P50, goals.ADDED_P99)],
         "notes": notes,
     }
+    return _with_profile(outcome, profile)
 
 
 def measure_bus_sync_path(stack: StackEndpoints, events: int) -> dict[str, Any] | None:
@@ -203,16 +248,22 @@ def memory(stack: StackEndpoints, options: ScenarioOptions) -> dict[str, Any]:
     worker_pid = stack.need("worker_pid")
     soak_options = replace(options, warmup_s=0.0, duration_s=options.soak_minutes * 60.0)
     spec = _spec(stack, "bus", "closed", soak_options)
+    session = _profile_session(stack, options, spec.duration_s)
     with LoadProcess(spec) as load:
-        samples = sample_rss(worker_pid, lambda: not load.done(), options.sample_interval_s)
-        run = load.result().summary()
+        if session is not None:
+            session.start(load.window_started)
+        try:
+            samples = sample_rss(worker_pid, lambda: not load.done(), options.sample_interval_s)
+            run = load.result().summary()
+        finally:
+            profile = None if session is None else session.finish()
     rss = memory_summary(samples)
     figures = {key: rss[key] for key in ("start_mb", "peak_mb", "end_mb", "slope_mb_per_min")}
     short = options.soak_minutes < goals.FLAT_SOAK_MINUTES
     reason = (
         f"soak of {options.soak_minutes:g} min < {goals.FLAT_SOAK_MINUTES:g} min" if short else None
     )
-    return {
+    outcome = {
         "params": {
             **_params(options, "soak_minutes", "sample_interval_s"),
             "concurrency": spec.concurrency,
@@ -223,6 +274,7 @@ def memory(stack: StackEndpoints, options: ScenarioOptions) -> dict[str, Any]:
         "goals": [goals.MEMORY_FLAT.evaluate(figures, not_applicable=reason)],
         "notes": [reason] if reason else [],
     }
+    return _with_profile(outcome, profile)
 
 
 Scenario = Callable[[StackEndpoints, ScenarioOptions], dict[str, Any]]
@@ -234,3 +286,5 @@ SCENARIOS: dict[str, Scenario] = {
 }
 # Scenarios that need only a Kafka broker, not the whole stack.
 KAFKA_ONLY = frozenset({"sync-throughput"})
+# Scenarios with a bus load run that --profile can sample.
+PROFILABLE = frozenset({"lookup-throughput", "lookup-overhead", "memory"})

@@ -70,11 +70,12 @@ def kafka_start() -> None:
         return
     try:
         broker = _local_kafka(settings)
-        broker.start()
+        started = broker.start()
     except KafkaSetupError as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
-    console.print(f"Kafka {broker.version} running on {broker.bootstrap_servers}")
+    already = "" if started else " (it was already running)"
+    console.print(f"Kafka {broker.version} running on {broker.bootstrap_servers}{already}")
 
 
 @kafka_app.command("install")
@@ -313,20 +314,48 @@ def schemas_export(directory: Path) -> None:
 
 
 @app.command()
-def dev() -> None:
-    """Start everything locally (broker, sandbox, worker, gateway) until Ctrl-C."""
-    from bus.devstack import DevStack
+def dev(
+    workdir: Annotated[
+        Path | None, typer.Option(help="Folder of the children's logs (default: .run).")
+    ] = None,
+) -> None:
+    """Start everything locally (broker, sandbox, worker, gateway) until Ctrl-C.
+
+    Ports and data folders come from the settings (`TTHC_BUS_*`). SIGINT, SIGTERM and SIGHUP
+    stop everything this command started, also while it is still starting.
+    """
+    from bus.devstack import DevStack, Interrupted, StopSignals
 
     settings = settings_or_exit()
     setup_logging("WARNING")
-    console.print("Starting Kafka, the sandbox, a worker and the gateway ...")
-    try:
-        with DevStack(settings, fixed_ports=True) as stack:
-            stack.print_banner(console)
-            stack.wait()
-    except BusError as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from None
+    with StopSignals() as signals:
+        try:
+            console.print("Starting Kafka, the sandbox, a worker and the gateway ...")
+            stack = DevStack(settings, workdir=workdir, fixed_ports=True, signals=signals)
+            with stack:
+                stack.print_banner(console)
+                stack.wait()
+        except Interrupted as exc:
+            # Stopped before it was running (DevStack.start has stopped what it started).
+            _say_error(f"interrupted by {signal_name(exc.signum)} while starting; stopped")
+            raise typer.Exit(128 + exc.signum) from None
+        except BusError as exc:
+            _say_error(f"[red]{exc}[/red]")
+            raise typer.Exit(1) from None
+
+
+def signal_name(signum: int) -> str:
+    import signal
+
+    return signal.Signals(signum).name
+
+
+def _say_error(text: str) -> None:
+    """After SIGHUP the terminal may be gone: printing must not fail the command."""
+    import contextlib
+
+    with contextlib.suppress(OSError, ValueError):
+        err_console.print(text)
 
 
 @app.command()
@@ -339,6 +368,13 @@ def bench(
     concurrency: Annotated[int | None, typer.Option(help="Concurrent clients.")] = None,
     rate: Annotated[float | None, typer.Option(help="Open-loop rate (lookups/s).")] = None,
     soak: Annotated[float | None, typer.Option(help="Soak minutes (memory).")] = None,
+    profile: Annotated[
+        bool,
+        typer.Option(
+            help="Sample the worker and gateway with py-spy during the bus run "
+            "(lookup-throughput, lookup-overhead, memory); raw files in bench/results/."
+        ),
+    ] = False,
 ) -> None:
     """Run a benchmark scenario against a baseline measured in the same run."""
     from bench.runner import run_scenario
@@ -350,6 +386,7 @@ def bench(
         concurrency=concurrency,
         rate=rate,
         soak_minutes=soak,
+        profile=profile,
     )
 
 

@@ -215,3 +215,58 @@ def test_quick_scenario_against_dev_stack(
 
 def test_commit_is_unknown_outside_a_repository(tmp_path: Path) -> None:
     assert git_commit(tmp_path) == "unknown"
+
+
+def assert_profiled(
+    result: dict[str, Any],
+    results_dir: Path,
+    processes: set[str],
+    idle: frozenset[str] = frozenset(),
+) -> None:
+    """py-spy recorded each process, its raw file is beside the JSON, the summary adds up."""
+    profile = result["profile"]
+    assert set(profile["processes"]) == processes
+    for name, entry in profile["processes"].items():
+        assert entry["status"] == "recorded", entry.get("reason")
+        raw = Path(entry["raw_file"])
+        assert raw.parent == results_dir and raw.name.endswith(f"-{name}.profile.txt")
+        if name in idle and entry["samples"] == 0:
+            assert not raw.read_text(encoding="utf-8").strip()
+            continue
+        assert raw.read_text(encoding="utf-8").strip()
+        assert entry["samples"] > 0
+        assert 0 < len(entry["top_frames"]) <= 15
+        selves = sum(bucket["self_share"] for bucket in entry["buckets"].values())
+        assert selves == pytest.approx(1.0, abs=0.01)
+    saved = json.loads(Path(result["result_file"]).read_text(encoding="utf-8"))
+    assert saved["profile"] == profile
+
+
+def test_quick_profiled_run_against_stand_in_stack(
+    stand_in_stack: StackEndpoints, tmp_path: Path
+) -> None:
+    # The sandbox stands in for the worker, but the bus run goes to the stand-in gateway (a
+    # thread here, no pid of its own): the "worker" is (nearly) idle in the window, no error.
+    result = run_scenario(
+        "lookup-throughput", quick=True, profile=True, stack=stand_in_stack, results_dir=tmp_path
+    )
+    assert_well_formed(result, tmp_path)
+    assert_profiled(result, tmp_path, {"worker"}, idle=frozenset({"worker"}))
+
+
+def test_profile_needs_a_bus_load_run() -> None:
+    with pytest.raises(ValueError, match="--profile"):
+        run_scenario("sync-throughput", quick=True, profile=True)
+
+
+@pytest.mark.integration
+def test_quick_profiled_lookup_throughput_against_dev_stack(
+    dev_stack: StackEndpoints, tmp_path: Path
+) -> None:
+    result = run_scenario(
+        "lookup-throughput", quick=True, profile=True, stack=dev_stack, results_dir=tmp_path
+    )
+    assert_well_formed(result, tmp_path)
+    assert_profiled(result, tmp_path, {"worker", "gateway"})
+    worker = result["profile"]["processes"]["worker"]
+    assert worker["buckets"]["source call (adapter, zeep, HTTP)"]["samples"] > 0
