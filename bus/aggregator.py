@@ -170,6 +170,7 @@ class LookupAggregator:
             results=results,
             errors=errors,
             traceparent=plan.get("traceparent"),
+            tracestate=plan.get("tracestate"),
         )
         reply_to = ReplyTo.model_validate(plan["reply_to"]) if plan["reply_to"] else None
         try:

@@ -18,6 +18,7 @@ H_TYPE = "tthc-type"
 H_SCHEMA_VERSION = "tthc-schema-version"
 H_MESSAGE_ID = "tthc-message-id"
 H_TRACEPARENT = "traceparent"
+H_TRACESTATE = "tracestate"
 
 M = TypeVar("M", bound=Envelope)
 Headers = list[tuple[str, bytes]]
@@ -35,6 +36,8 @@ def encode(message: Envelope) -> tuple[bytes, Headers]:
     ]
     if message.traceparent:
         headers.append((H_TRACEPARENT, message.traceparent.encode()))
+    if message.tracestate:
+        headers.append((H_TRACESTATE, message.tracestate.encode()))
     return message.model_dump_json().encode(), headers
 
 

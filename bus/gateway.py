@@ -26,6 +26,7 @@ from bus.schemas import LookupRequest, LookupResponse, Requester, Subject
 from bus.schemas.common import Model, NFCStr
 from bus.schemas.lookup import check_dataset_names
 from bus.settings import Settings
+from bus.tracing import continue_trace
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +119,7 @@ def create_gateway(settings: Settings) -> FastAPI:
             504: {"description": "Deadline passed; the body carries what is known"},
         },
     )
-    async def post_lookup(body: LookupHttpRequest) -> JSONResponse:
+    async def post_lookup(body: LookupHttpRequest, http: Request) -> JSONResponse:
         unknown = [(i, ds) for i, ds in enumerate(body.datasets) if ds not in known]
         if unknown:
             errors = [
@@ -138,6 +139,8 @@ def create_gateway(settings: Settings) -> FastAPI:
             request = LookupRequest(
                 producer=settings.gateway.instance_id,
                 deadline=deadline_in(deadline_ms),
+                traceparent=continue_trace(http.headers.get("traceparent")),
+                tracestate=http.headers.get("tracestate"),
                 **body.model_dump(exclude={"deadline_ms"}),
             )
         except ValidationError as exc:
@@ -157,7 +160,11 @@ def create_gateway(settings: Settings) -> FastAPI:
                 ],
             )
         LOOKUPS.labels(reply.status).inc()
-        return JSONResponse(reply.model_dump(mode="json"), status_code=http_status(reply))
+        return JSONResponse(
+            reply.model_dump(mode="json"),
+            status_code=http_status(reply),
+            headers={"traceparent": request.traceparent or ""},
+        )
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

@@ -90,6 +90,7 @@ class LookupRouter:
             reply_to=request.reply_to,
             errors=decision.refused,
             traceparent=request.traceparent,
+            tracestate=request.tracestate,
         )
         await self._outbox.send(topics.SOURCE_RESULT, plan, key=request_id)
         for dataset, fields in decision.granted.items():
@@ -103,6 +104,7 @@ class LookupRouter:
                 requester_agency=request.requester.agency_code,
                 fields=fields,
                 traceparent=request.traceparent,
+                tracestate=request.tracestate,
             )
             source = self._policy.source_of(dataset)
             await self._outbox.send(topics.source_request(source), query, key=request_id)

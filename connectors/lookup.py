@@ -138,6 +138,7 @@ class LookupConnector:
             outcome="found",
             result=DatasetResult(dataset=query.dataset, data=data, provenance=provenance),
             traceparent=query.traceparent,
+            tracestate=query.tracestate,
         )
 
     def _fetch(self, query: SourceQuery) -> NativeRecord:
@@ -194,4 +195,5 @@ class LookupConnector:
                 retryable=retryable,
             ),
             traceparent=query.traceparent,
+            tracestate=query.tracestate,
         )

@@ -7,7 +7,6 @@ names an external cluster. It can restart the broker on the same data for fault 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,11 +40,12 @@ class Broker:
 
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
-    external = os.environ.get("TTHC_BUS_KAFKA__BOOTSTRAP_SERVERS")
+    settings = load_settings()
+    external = settings.kafka.bootstrap_servers  # settings.toml or TTHC_BUS_KAFKA__...
     if external:
         yield Broker(external, None)
         return
-    cfg = load_settings().kafka.local
+    cfg = settings.kafka.local
     local = LocalKafka(
         version=cfg.version,
         scala_version=cfg.scala_version,

@@ -108,8 +108,20 @@ def test_lookup_returns_the_sandbox_citizen_normalized(
             address = citizen[field]
             for key, value in expected_address(native[native_field]).items():
                 assert address[key] == value, (field, key)
-        if "Cha" in native:
-            assert citizen["father"]["full_name"] == as_written(native["Cha"]["HoVaTen"])
+            assert address["detail"] == unicodedata.normalize(
+                "NFC", native[native_field]["ChiTiet"]
+            )
+        for field, native_field in [("father", "Cha"), ("mother", "Me"), ("spouse", "VoChong")]:
+            if native_field in native:
+                relative = native[native_field]
+                assert citizen[field]["full_name"] == as_written(relative["HoVaTen"])
+                assert citizen[field].get("personal_id") == relative.get("SoDinhDanh")
+            else:
+                assert field not in citizen
+        head = native["ChuHo"]
+        assert citizen["household_head"]["full_name"] == as_written(head["HoVaTen"])
+        assert citizen["household_head"]["personal_id"] == head["SoDinhDanh"]
+        assert citizen["household_head"]["relation"] == head["QuanHeVoiChuHo"]
 
 
 def test_unknown_subject_gives_not_found(stack: DevStack, population: PopulationGenerator) -> None:
@@ -301,3 +313,18 @@ def test_gateway_restart_creates_no_topics(
     after = topic_names()
     assert after == before
     assert not [name for name in after if "reply" in name and name != topics.LOOKUP_REPLY]
+
+
+def test_the_callers_trace_runs_through_the_lookup(
+    stack: DevStack, population: PopulationGenerator
+) -> None:
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    answer = requests.post(
+        f"{stack.gateway_url}/v1/lookups",
+        json=example_lookup(population.sample(1, rng_seed=51)[0]),
+        headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
+        timeout=30,
+    )
+    assert answer.status_code == 200
+    assert answer.headers["traceparent"].split("-")[1] == trace_id
+    assert answer.json()["traceparent"].split("-")[1] == trace_id
