@@ -117,6 +117,7 @@ class LookupRouter:
             status=lookup_status([], errors),
             errors=errors,
             traceparent=request.traceparent,
+            tracestate=request.tracestate,
         )
         await self._outbox.reply(request.reply_to, reply)
 

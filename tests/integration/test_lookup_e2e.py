@@ -229,8 +229,10 @@ def test_slow_source_ends_in_504_at_the_deadline(
     assert reply["status"] == "failed"
     assert reply["errors"][0]["code"] in ("timeout", "deadline_exceeded")
     assert reply["errors"][0]["retryable"] is True
-    # the reply leaves at the deadline (the bus's own), not at the gateway's later backstop
-    assert 0.7 < elapsed < 1.25
+    # The bus itself answered at the deadline (a worker produced the reply), not the gateway's
+    # backstop half a second later; the time bound is loose because CI machines are shared.
+    assert reply["producer"].startswith("worker-"), reply
+    assert 0.7 < elapsed < 2.0
 
 
 def test_sandbox_stopped_gives_failed_with_source_error_within_deadline(
@@ -328,3 +330,24 @@ def test_the_callers_trace_runs_through_the_lookup(
     assert answer.status_code == 200
     assert answer.headers["traceparent"].split("-")[1] == trace_id
     assert answer.json()["traceparent"].split("-")[1] == trace_id
+
+
+def test_worker_down_gives_504_at_the_deadline_and_the_bus_recovers(
+    stack: DevStack, population: PopulationGenerator
+) -> None:
+    subject = population.sample(1, rng_seed=61)[0]
+    stack.stop_child("worker")
+    try:
+        started = time.monotonic()
+        answer = post_lookup(stack, example_lookup(subject) | {"deadline_ms": 1000})
+        elapsed = time.monotonic() - started
+    finally:
+        stack.spawn("worker", ["worker"])
+        stack.wait_lookup_ready()
+    assert answer.status_code == 504, answer.text
+    reply = answer.json()
+    assert reply["status"] == "failed"
+    assert [e["code"] for e in reply["errors"]] == ["deadline_exceeded"]
+    assert elapsed < 3.0  # deadline plus the gateway's grace, not a hang
+    answer = post_lookup(stack, example_lookup(subject))
+    assert answer.status_code == 200 and answer.json()["status"] == "complete"

@@ -1,0 +1,276 @@
+"""The router's decisions, without Kafka: a real Policy and a recording outbox."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from bus import topics
+from bus.policy import Policy
+from bus.router import STALE_AFTER_S, LookupRouter, salvage_reply_address
+from bus.schemas import (
+    LookupPlan,
+    LookupRequest,
+    LookupResponse,
+    ReplyTo,
+    SourceQuery,
+)
+
+DATASET_SOURCES = {"population.identity": "population", "insurance.card": "insurance"}
+IDENTITY = "population.identity"
+CARD = "insurance.card"
+MAX_DEADLINE_S = 30.0
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+TRACESTATE = "vendor=abc"
+
+
+@dataclass
+class Sent:
+    topic: str
+    message: Any
+    key: str
+    partition: int | None
+
+
+@dataclass
+class RecordingOutbox:
+    producer_name: str = "test-router"
+    sent: list[Sent] = field(default_factory=list)
+    replies: list[tuple[ReplyTo | None, LookupResponse]] = field(default_factory=list)
+    dead: list[tuple[Any, str, str]] = field(default_factory=list)
+
+    async def send(
+        self, topic: str, message: Any, *, key: str, partition: int | None = None
+    ) -> None:
+        self.sent.append(Sent(topic, message, key, partition))
+
+    async def reply(self, reply_to: ReplyTo | None, reply: LookupResponse) -> None:
+        self.replies.append((reply_to, reply))
+
+    async def dead_letter(self, event: Any, consumer: str, reason: str) -> None:
+        self.dead.append((event, consumer, reason))
+
+
+@pytest.fixture
+def outbox() -> RecordingOutbox:
+    return RecordingOutbox()
+
+
+def make_router(outbox: RecordingOutbox, *, allow_all: bool = True) -> LookupRouter:
+    policy = Policy(DATASET_SOURCES, allow_all_agencies=allow_all)
+    # The constructor only keeps the app (for register); routing never touches it.
+    return LookupRouter(None, policy, outbox, max_deadline_s=MAX_DEADLINE_S)  # type: ignore[arg-type]
+
+
+def request(
+    *datasets: str,
+    deadline: datetime | None = None,
+    reply_to: ReplyTo | None = None,
+) -> LookupRequest:
+    return LookupRequest(
+        requester={"agency_code": "UBND-HN", "system": "dvc-hanoi", "officer": "Phạm D"},
+        procedure_code="1.001234",
+        dossier_id="HS-1",
+        purpose="Xác minh nhân thân",
+        legal_basis="Nghị định 194/2025/NĐ-CP",
+        subject={"personal_id": "001090000001"},
+        datasets=list(datasets or (IDENTITY,)),
+        deadline=deadline or datetime.now(UTC) + timedelta(seconds=10),
+        reply_to=reply_to,
+        traceparent=TRACEPARENT,
+        tracestate=TRACESTATE,
+    )
+
+
+# -- fan-out --------------------------------------------------------------------------------
+
+
+async def test_allowed_request_sends_plan_then_one_query_per_dataset(
+    outbox: RecordingOutbox,
+) -> None:
+    req = request(IDENTITY, CARD, reply_to=ReplyTo(partition=2))
+    await make_router(outbox).route(req)
+
+    assert outbox.replies == []
+    assert [s.topic for s in outbox.sent] == [
+        topics.SOURCE_RESULT,
+        "tthc.source.population.request",
+        "tthc.source.insurance.request",
+    ]
+    assert {s.key for s in outbox.sent} == {req.message_id}
+    assert {s.partition for s in outbox.sent} == {None}  # keyed: the request id picks it
+
+    plan = outbox.sent[0].message
+    assert isinstance(plan, LookupPlan)
+    assert (plan.request_id, plan.correlation_id) == (req.message_id, req.message_id)
+    assert plan.producer == "test-router"
+    assert plan.datasets == [IDENTITY, CARD]
+    assert plan.deadline == req.deadline
+    assert plan.reply_to == ReplyTo(partition=2)
+    assert plan.errors == []
+    assert (plan.traceparent, plan.tracestate) == (TRACEPARENT, TRACESTATE)
+
+    queries = [s.message for s in outbox.sent[1:]]
+    assert all(isinstance(q, SourceQuery) for q in queries)
+    assert [q.dataset for q in queries] == [IDENTITY, CARD]
+    for q in queries:
+        assert (q.request_id, q.correlation_id) == (req.message_id, req.message_id)
+        assert q.deadline == req.deadline
+        assert q.subject == req.subject
+        assert q.requester_agency == "UBND-HN"
+        assert q.fields is None  # allow_all grants whole datasets
+        assert (q.traceparent, q.tracestate) == (TRACEPARENT, TRACESTATE)
+
+
+async def test_unknown_dataset_is_planned_as_refused_and_not_queried(
+    outbox: RecordingOutbox,
+) -> None:
+    req = request(IDENTITY, "land.parcel")
+    await make_router(outbox).route(req)
+
+    plan, *queries = [s.message for s in outbox.sent]
+    assert isinstance(plan, LookupPlan)
+    assert plan.datasets == [IDENTITY, "land.parcel"]
+    assert [(e.dataset, e.code) for e in plan.errors] == [("land.parcel", "unknown_dataset")]
+    assert [q.dataset for q in queries] == [IDENTITY]
+
+
+async def test_deadline_beyond_max_is_cut_to_now_plus_max(outbox: RecordingOutbox) -> None:
+    req = request(IDENTITY, deadline=datetime.now(UTC) + timedelta(hours=1))
+    before = datetime.now(UTC)
+    await make_router(outbox).route(req)
+    after = datetime.now(UTC)
+
+    max_deadline = timedelta(seconds=MAX_DEADLINE_S)
+    deadlines = {s.message.deadline for s in outbox.sent}
+    assert len(outbox.sent) == 2
+    assert len(deadlines) == 1  # plan and query agree
+    [deadline] = deadlines
+    assert before + max_deadline <= deadline <= after + max_deadline
+
+
+async def test_deadline_within_max_is_kept(outbox: RecordingOutbox) -> None:
+    deadline = datetime.now(UTC) + timedelta(seconds=MAX_DEADLINE_S / 2)
+    await make_router(outbox).route(request(IDENTITY, deadline=deadline))
+    assert {s.message.deadline for s in outbox.sent} == {deadline}
+
+
+# -- refusals -------------------------------------------------------------------------------
+
+
+async def test_passed_deadline_gets_failed_reply_without_fan_out(outbox: RecordingOutbox) -> None:
+    req = request(
+        IDENTITY,
+        CARD,
+        deadline=datetime.now(UTC) - timedelta(seconds=5),
+        reply_to=ReplyTo(partition=1),
+    )
+    await make_router(outbox).route(req)
+
+    assert outbox.sent == []
+    [(reply_to, reply)] = outbox.replies
+    assert reply_to == ReplyTo(partition=1)
+    assert reply.status == "failed"
+    assert (reply.request_id, reply.correlation_id) == (req.message_id, req.message_id)
+    assert reply.traceparent == TRACEPARENT
+    assert reply.results == []
+    assert [(e.dataset, e.code, e.retryable) for e in reply.errors] == [
+        (IDENTITY, "deadline_exceeded", True),
+        (CARD, "deadline_exceeded", True),
+    ]
+
+
+async def test_stale_request_is_dropped(outbox: RecordingOutbox) -> None:
+    req = request(IDENTITY, deadline=datetime.now(UTC) - timedelta(seconds=STALE_AFTER_S + 60))
+    await make_router(outbox).route(req)
+
+    assert outbox.sent == []
+    assert outbox.replies == []
+
+
+async def test_policy_denial_gets_denied_reply_without_fan_out(outbox: RecordingOutbox) -> None:
+    req = request(IDENTITY, CARD, reply_to=ReplyTo(partition=4))
+    await make_router(outbox, allow_all=False).route(req)
+
+    assert outbox.sent == []
+    [(reply_to, reply)] = outbox.replies
+    assert reply_to == ReplyTo(partition=4)
+    assert reply.status == "denied"
+    assert reply.request_id == req.message_id
+    assert reply.traceparent == TRACEPARENT
+    assert [(e.dataset, e.code, e.retryable) for e in reply.errors] == [
+        (IDENTITY, "not_granted", False),
+        (CARD, "not_granted", False),
+    ]
+
+
+async def test_denied_reply_without_reply_to_is_still_sent(outbox: RecordingOutbox) -> None:
+    await make_router(outbox, allow_all=False).route(request(IDENTITY))
+    [(reply_to, reply)] = outbox.replies
+    assert reply_to is None
+    assert reply.status == "denied"
+
+
+async def test_router_reply_carries_the_whole_trace_context(outbox: RecordingOutbox) -> None:
+    await make_router(outbox, allow_all=False).route(request(IDENTITY))
+    [(_, reply)] = outbox.replies
+    assert (reply.traceparent, reply.tracestate) == (TRACEPARENT, TRACESTATE)
+
+
+# -- salvage_reply_address ------------------------------------------------------------------
+
+
+def test_salvage_returns_the_id_and_reply_to_of_an_invalid_request() -> None:
+    body = json.dumps(
+        {"message_id": "abc123", "reply_to": {"partition": 3}, "datasets": "not a list"}
+    ).encode()
+    assert salvage_reply_address(body) == ("abc123", ReplyTo(partition=3))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(
+            json.dumps(
+                {"message_id": "a", "reply_to": {"topic": "tthc.audit", "partition": 0}}
+            ).encode(),
+            id="other-topic",
+        ),
+        pytest.param(
+            json.dumps({"message_id": "a", "reply_to": {"partition": 8}}).encode(),
+            id="partition-too-high",
+        ),
+        pytest.param(
+            json.dumps({"message_id": "a", "reply_to": {"partition": -1}}).encode(),
+            id="partition-negative",
+        ),
+        pytest.param(b"{not json", id="not-json"),
+        pytest.param(b"\xff\xfe", id="not-utf8"),
+        pytest.param(b"", id="empty"),
+        pytest.param(None, id="none"),
+        pytest.param(b"[1, 2]", id="json-list"),
+        pytest.param(b'"text"', id="json-string"),
+        pytest.param(json.dumps({"reply_to": {"partition": 0}}).encode(), id="missing-id"),
+        pytest.param(json.dumps({"message_id": "a"}).encode(), id="missing-reply-to"),
+        pytest.param(
+            json.dumps({"message_id": "a", "reply_to": None}).encode(), id="null-reply-to"
+        ),
+        pytest.param(
+            json.dumps({"message_id": 42, "reply_to": {"partition": 0}}).encode(),
+            id="numeric-id",
+        ),
+        pytest.param(
+            json.dumps({"message_id": "", "reply_to": {"partition": 0}}).encode(), id="empty-id"
+        ),
+        pytest.param(
+            json.dumps({"message_id": "x" * 65, "reply_to": {"partition": 0}}).encode(),
+            id="id-too-long",
+        ),
+    ],
+)
+def test_salvage_returns_none_without_a_valid_address(body: bytes | None) -> None:
+    assert salvage_reply_address(body) is None
