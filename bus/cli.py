@@ -118,9 +118,13 @@ def create_topics(settings: Settings) -> list[str]:
     from bus.topics import bus_topics, ensure_topics
 
     specs = bus_topics(sorted(settings.sources), settings.kafka.partitions)
-    return ensure_topics(
-        settings.kafka.resolved_bootstrap(), specs, settings.kafka.replication_factor
-    )
+    try:
+        return ensure_topics(
+            settings.kafka.resolved_bootstrap(), specs, settings.kafka.replication_factor
+        )
+    except BusError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
 
 
 @topics_app.command("create")

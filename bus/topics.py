@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from typing import Any
+
+from bus.errors import BusError
 
 LOOKUP_REQUEST = "tthc.lookup.request"
 LOOKUP_REPLY = "tthc.lookup.reply"
@@ -44,6 +47,31 @@ def bus_topics(sources: list[str], partitions: int) -> list[TopicSpec]:
     return specs
 
 
+class TopicMismatch(BusError):
+    """An existing topic does not have the partitions the settings ask for."""
+
+
+def check_partition_counts(admin: Any, specs: list[TopicSpec]) -> None:
+    """Refuse to start on topics whose partition count differs from the settings: the
+    aggregator's table must be co-partitioned with `tthc.source.result`, and faust would only
+    fail later, deep in a rebalance."""
+    if not specs:
+        return
+    wanted = {spec.name: spec.partitions for spec in specs}
+    wrong = [
+        f"{topic['name']} has {len(topic['partitions'])} partitions, expected "
+        f"{wanted[topic['name']]}"
+        for topic in admin.describe_topics(list(wanted))
+        if len(topic["partitions"]) != wanted[topic["name"]]
+    ]
+    if wrong:
+        raise TopicMismatch(
+            "existing topics do not match the settings (kafka.partitions): "
+            + "; ".join(wrong)
+            + ". Use the partition count the topics were created with, or recreate the topics."
+        )
+
+
 def ensure_topics(
     bootstrap_servers: str, specs: list[TopicSpec], replication_factor: int = 1
 ) -> list[str]:
@@ -60,6 +88,7 @@ def ensure_topics(
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="tthc-bus-admin")
     try:
         existing = set(admin.list_topics())
+        check_partition_counts(admin, [spec for spec in specs if spec.name in existing])
         missing = [spec for spec in specs if spec.name not in existing]
         if missing:
             # Another process may create them between our list and our create.
