@@ -23,6 +23,7 @@ faultstring, a result description) are passed on, cut to `SOURCE_WORDS_MAX` char
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
@@ -79,6 +80,30 @@ def describe_body(status: int | None, content_type: str | None, body: bytes | No
     parts.append(content_type or "no content type")
     parts.append("no body" if body is None else f"{len(body)} bytes")
     return ", ".join(parts)
+
+
+MAX_ANSWER_BYTES = 8 * 1024 * 1024
+_CHUNK = 64 * 1024
+
+
+def read_within(answer: urllib3.BaseHTTPResponse, ends: float) -> bytes:
+    """Read a whole answer body by `ends` (a monotonic time) and within MAX_ANSWER_BYTES, or
+    drop the connection and raise: a half-read connection must not go back to the pool."""
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while chunk := answer.read1(_CHUNK):
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                raise requests.ConnectionError(f"answer larger than {MAX_ANSWER_BYTES} bytes")
+            if time.monotonic() > ends:
+                raise requests.Timeout()
+            chunks.append(chunk)
+    except BaseException:
+        answer.close()
+        raise
+    answer.release_conn()
+    return b"".join(chunks)
 
 
 @dataclass(frozen=True)
@@ -138,9 +163,14 @@ class Adapter(ABC):
         """POST on the session's own kept-alive connection pool, without the rest of `requests`.
 
         The per-request work of `requests.Session` (merging settings, environment proxies,
-        cookies, hooks) cost about 1 ms of CPU a call, as much as the SOAP work itself. Errors
-        come out as `requests` exceptions, so `classify` treats both paths alike.
+        cookies, hooks) cost about 1 ms of CPU a call, as much as the SOAP work itself. The
+        whole call, answer body included, must finish within `timeout` (socket timeouts alone
+        are per read, so a trickling answer could hold a pool thread far past the deadline),
+        and the body may not exceed `MAX_ANSWER_BYTES`. Errors come out as `requests`
+        exceptions, so `classify` treats both paths alike. Plain HTTP, or HTTPS with the
+        system's CAs; proxies and client certificates are not supported on this path.
         """
+        ends = time.monotonic() + timeout
         adapter = self.session.get_adapter(url)
         assert isinstance(adapter, HTTPAdapter)
         pool = adapter.poolmanager.connection_from_url(url)
@@ -148,21 +178,22 @@ class Adapter(ABC):
         try:
             answer = pool.urlopen(
                 "POST",
-                url,
+                urllib3.util.parse_url(url).request_uri,
                 body=body,
                 headers=all_headers,
                 timeout=timeout,
                 retries=False,
                 redirect=False,
-                preload_content=True,
+                preload_content=False,
             )
+            content = read_within(answer, ends)
         except urllib3.exceptions.NewConnectionError as exc:  # a ConnectTimeoutError subclass
             raise requests.ConnectionError(type(exc).__name__) from None
         except (urllib3.exceptions.ConnectTimeoutError, urllib3.exceptions.ReadTimeoutError):
             raise requests.Timeout() from None
         except urllib3.exceptions.HTTPError as exc:
             raise requests.ConnectionError(type(exc).__name__) from None
-        return RawAnswer(answer.status, answer.data, CaseInsensitiveDict(answer.headers))
+        return RawAnswer(answer.status, content, CaseInsensitiveDict(answer.headers))
 
     def fetch(
         self,

@@ -101,7 +101,12 @@ class DeadlineTransport(Transport):
         if self.poster is None:
             raise RuntimeError("DeadlineTransport.poster is not set")
         body = message if isinstance(message, bytes) else str(message).encode("utf-8")
-        response = self.poster(address, body, dict(headers), self.operation_timeout or 30.0)
+        response = self.poster(
+            address,
+            body,
+            dict(headers),
+            30.0 if self.operation_timeout is None else self.operation_timeout,
+        )
         call = _call.get()
         if call is not None:
             call.status = response.status_code

@@ -12,6 +12,7 @@ deliveries of a plan or result (at-least-once) never produce a second reply.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import logging
 import time
@@ -22,6 +23,7 @@ import faust
 
 from bus import topics
 from bus.codec import H_TYPE, DecodeError, decode
+from bus.errors import exception_site
 from bus.outcome import deadline_exceeded, lookup_status
 from bus.schemas import (
     DatasetError,
@@ -91,8 +93,10 @@ class LookupAggregator:
             except DecodeError as exc:
                 await self._outbox.dead_letter(event, self.name, str(exc))
             except Exception as exc:  # faust would ack and forget: park it instead
-                log.exception("%s: processing failed", self.name)
-                await self._outbox.dead_letter(event, self.name, f"internal error: {exc!r:.200}")
+                site = exception_site(exc)
+                log.error("%s: processing failed: %s", self.name, site)
+                with contextlib.suppress(Exception):
+                    await self._outbox.dead_letter(event, self.name, f"internal error: {site}")
 
     async def on_plan(self, plan: LookupPlan) -> None:
         key = plan.request_id
@@ -116,6 +120,11 @@ class LookupAggregator:
             entry["errors"][result.dataset] = result.error.model_dump(mode="json")
         if entry["plan"] is None:
             heapq.heappush(self._due, (entry["t"] + ORPHAN_TTL_S, key))
+        else:
+            # Also tracks lookups recovered from the changelog after a rebalance, which this
+            # process never saw planned (repeats in the heap are harmless).
+            deadline = datetime.fromisoformat(entry["plan"]["deadline"]).timestamp()
+            heapq.heappush(self._due, (deadline, key))
         await self._settle(key, entry)
 
     async def on_expiry(self, expiry: LookupExpiry) -> None:
@@ -151,6 +160,37 @@ class LookupAggregator:
         ):
             self.table[key] = entry
             return
+        try:
+            reply = self._reply(key, entry)
+        except Exception as exc:  # an entry that cannot be read still gets an answer
+            log.error("%s: reply to %s could not be built: %s", self.name, key, exception_site(exc))
+            reply = LookupResponse(
+                correlation_id=key,
+                request_id=key,
+                producer=self._outbox.producer_name,
+                status="failed",
+                errors=[
+                    DatasetError(
+                        dataset="*",
+                        source="bus",
+                        code="internal_error",
+                        message="the bus could not assemble the reply",
+                        retryable=True,
+                    )
+                ],
+            )
+        reply_to = ReplyTo.model_validate(plan["reply_to"]) if plan["reply_to"] else None
+        try:
+            await self._outbox.reply(reply_to, reply)
+        except Exception as exc:
+            # Marked done all the same: retrying on every expiry would poison the partition.
+            log.error("%s: reply to %s not sent: %s", self.name, key, exception_site(exc))
+        done = time.time()
+        self.table[key] = {"done": True, "t": done, "plan": None, "results": {}, "errors": {}}
+        heapq.heappush(self._due, (done + DONE_RETENTION_S, key))
+
+    def _reply(self, key: str, entry: Entry) -> LookupResponse:
+        plan = entry["plan"]
         datasets = plan["datasets"]
         results = [
             DatasetResult.model_validate(entry["results"][ds])
@@ -162,7 +202,7 @@ class LookupAggregator:
             for ds in datasets
             if ds in entry["errors"]
         ]
-        reply = LookupResponse(
+        return LookupResponse(
             correlation_id=key,
             request_id=key,
             producer=self._outbox.producer_name,
@@ -172,15 +212,6 @@ class LookupAggregator:
             traceparent=plan.get("traceparent"),
             tracestate=plan.get("tracestate"),
         )
-        reply_to = ReplyTo.model_validate(plan["reply_to"]) if plan["reply_to"] else None
-        try:
-            await self._outbox.reply(reply_to, reply)
-        except Exception:
-            # Marked done all the same: retrying on every expiry would poison the partition.
-            log.exception("%s: reply to %s could not be sent", self.name, key)
-        done = time.time()
-        self.table[key] = {"done": True, "t": done, "plan": None, "results": {}, "errors": {}}
-        heapq.heappush(self._due, (done + DONE_RETENTION_S, key))
 
     # -- timer ----------------------------------------------------------------------------------
 
@@ -196,31 +227,36 @@ class LookupAggregator:
                 k: t for k, t in self._expiry_sent.items() if now - t < EXPIRY_RESEND_S
             }
         for request_id in dict.fromkeys(due):
-            if request_id in self._expiry_sent or self.table.get(request_id) is None:
+            if request_id in self._expiry_sent or not self._expired(request_id, now):
                 continue
             self._expiry_sent[request_id] = now
-            await self._outbox.send(
-                topics.SOURCE_RESULT,
-                LookupExpiry(request_id=request_id, producer=self._outbox.producer_name),
-                key=request_id,
-            )
+            try:
+                await self._outbox.send(
+                    topics.SOURCE_RESULT,
+                    LookupExpiry(request_id=request_id, producer=self._outbox.producer_name),
+                    key=request_id,
+                )
+            except Exception as exc:  # a raising timer would crash the worker; retry later
+                log.error("%s: expiry not sent: %s", self.name, exception_site(exc))
+
+    def _expired(self, request_id: str, now: float) -> bool:
+        """True when the entry's time is up: deadline, orphan TTL or done-marker retention."""
+        entry = self.table.get(request_id)
+        if entry is None:
+            return False
+        try:
+            if entry["done"]:
+                return bool(now - entry["t"] >= DONE_RETENTION_S)
+            if entry["plan"] is None:
+                return bool(now - entry["t"] >= ORPHAN_TTL_S)
+            return datetime.fromisoformat(entry["plan"]["deadline"]).timestamp() <= now
+        except (KeyError, TypeError, ValueError):
+            log.error("%s: unreadable table entry for %s; expiring it", self.name, request_id)
+            return True
 
     def _scan(self, now: float) -> list[str]:
         """Entries whose time is up, including those this process never saw arrive."""
-        due = []
-        for key, entry in list(self.table.items()):
-            if entry is None:
-                continue
-            plan = entry["plan"]
-            if entry["done"]:
-                expired = now - entry["t"] >= DONE_RETENTION_S
-            elif plan is None:
-                expired = now - entry["t"] >= ORPHAN_TTL_S
-            else:
-                expired = datetime.fromisoformat(plan["deadline"]).timestamp() <= now
-            if expired:
-                due.append(str(key))
-        return due
+        return [str(key) for key in list(self.table.keys()) if self._expired(str(key), now)]
 
 
 def _new_entry() -> Entry:

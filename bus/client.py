@@ -15,15 +15,21 @@ import logging
 from datetime import UTC, datetime, timedelta
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaError
 
 from bus import topics
 from bus.codec import DecodeError, decode, encode, header_map
+from bus.errors import BusError
 from bus.schemas import LookupRequest, LookupResponse, ReplyTo
 
 log = logging.getLogger(__name__)
 
 # How long past the deadline the client waits for the bus's own deadline reply.
-REPLY_GRACE_S = 0.5
+REPLY_GRACE_S = 1.0
+
+
+class BusUnavailable(BusError):
+    """The request never reached the bus (the broker could not be reached in time)."""
 
 
 class LookupClient:
@@ -59,6 +65,7 @@ class LookupClient:
         await self._consumer.seek_to_end(partition)
         await self._consumer.position(partition)  # fix the start now, before any request goes out
         self._reader = asyncio.create_task(self._read_replies(), name="lookup-replies")
+        self._reader.add_done_callback(self._reader_stopped)
 
     async def stop(self) -> None:
         if self._reader is not None:
@@ -94,18 +101,30 @@ class LookupClient:
         try:
             body, headers = encode(request)
             # Bounded too: without a broker, aiokafka would wait up to its metadata timeout.
-            await asyncio.wait_for(
-                self._producer.send(
-                    topics.LOOKUP_REQUEST, body, key=request.message_id.encode(), headers=headers
-                ),
-                max(remaining, 0.01),
-            )
+            try:
+                await asyncio.wait_for(
+                    self._producer.send(
+                        topics.LOOKUP_REQUEST,
+                        body,
+                        key=request.message_id.encode(),
+                        headers=headers,
+                    ),
+                    max(remaining, 0.01),
+                )
+            except (TimeoutError, KafkaError) as exc:
+                raise BusUnavailable(
+                    f"the request could not be handed to Kafka ({type(exc).__name__})"
+                ) from None
             timeout = (request.deadline - datetime.now(UTC)).total_seconds() + REPLY_GRACE_S
             return await asyncio.wait_for(future, max(timeout, 0.01))
         except TimeoutError:
             return None
         finally:
             self._waiting.pop(request.message_id, None)
+
+    def _reader_stopped(self, task: asyncio.Task[None]) -> None:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("reply reader of %s stopped: %r", self.reply_to, task.exception())
 
     async def _read_replies(self) -> None:
         assert self._consumer is not None

@@ -103,3 +103,17 @@ class MappingError(BusError):
         if isinstance(value, list | tuple | dict | set | frozenset):
             return f"{kind} of {len(value)} items"
         return kind
+
+
+def exception_site(exc: BaseException) -> str:
+    """An exception's type and where it was raised, without its message.
+
+    For logs: an exception's text (a pydantic error's `input_value`, an answer quoted in a
+    parser error) may carry personal data; its type and place never do.
+    """
+    import traceback
+
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return type(exc).__name__
+    return f"{type(exc).__name__} at {frames[-1].filename}:{frames[-1].lineno}"

@@ -20,13 +20,13 @@ from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pydantic import Field, ValidationError, field_validator
 
-from bus.client import LookupClient, deadline_in
+from bus.client import BusUnavailable, LookupClient, deadline_in
 from bus.outcome import deadline_exceeded
 from bus.schemas import LookupRequest, LookupResponse, Requester, Subject
 from bus.schemas.common import Model, NFCStr
 from bus.schemas.lookup import check_dataset_names
 from bus.settings import Settings
-from bus.tracing import continue_trace
+from bus.tracing import carried_tracestate, continue_trace
 
 log = logging.getLogger(__name__)
 
@@ -140,14 +140,17 @@ def create_gateway(settings: Settings) -> FastAPI:
                 producer=settings.gateway.instance_id,
                 deadline=deadline_in(deadline_ms),
                 traceparent=continue_trace(http.headers.get("traceparent")),
-                tracestate=http.headers.get("tracestate"),
+                tracestate=carried_tracestate(http.headers),
                 **body.model_dump(exclude={"deadline_ms"}),
             )
         except ValidationError as exc:
             errors = field_errors(list(exc.errors()))
             return problem(400, "Invalid lookup request", errors[0]["message"], errors=errors)
         with LATENCY.time():
-            reply = await client.lookup(request)
+            try:
+                reply = await client.lookup(request)
+            except BusUnavailable as exc:
+                return problem(503, "Bus unavailable", str(exc))
         if reply is None:
             reply = LookupResponse(
                 correlation_id=request.message_id,

@@ -17,24 +17,21 @@ import faust
 from pydantic import ValidationError
 
 from bus import topics
+from bus.aggregator import DONE_RETENTION_S
 from bus.codec import DecodeError, decode
-from bus.outcome import deadline_exceeded, lookup_status
+from bus.errors import exception_site
+from bus.outcome import deadline_exceeded
 from bus.policy import Policy
 from bus.schemas import (
     DatasetError,
     LookupPlan,
     LookupRequest,
-    LookupResponse,
     ReplyTo,
     SourceQuery,
 )
 from bus.streams import Outbox, event_headers
 
 log = logging.getLogger(__name__)
-
-# A request whose deadline passed longer ago than this is a replay after an outage: its
-# requester is long gone and the aggregator has forgotten the reply it may have had.
-STALE_AFTER_S = 300.0
 
 
 class LookupRouter:
@@ -47,6 +44,11 @@ class LookupRouter:
         self._policy = policy
         self._outbox = outbox
         self._max_deadline = timedelta(seconds=max_deadline_s)
+        # A request whose deadline passed longer ago than this is a replay after an outage: its
+        # requester is gone, and the aggregator may have forgotten the reply it had. A lookup is
+        # answered at the latest at its deadline, at the earliest max_deadline before it, and
+        # remembered DONE_RETENTION_S after: so replays are dropped before they are forgotten.
+        self._stale_after = timedelta(seconds=max(DONE_RETENTION_S - max_deadline_s, 0.0))
 
     def register(self, concurrency: int = 1) -> None:
         channel = self._app.topic(topics.LOOKUP_REQUEST, key_type=bytes, value_type=bytes)
@@ -55,44 +57,43 @@ class LookupRouter:
     async def _consume(self, stream: Any) -> None:
         async for event in stream.events():
             try:
-                request = decode(LookupRequest, event.message.value, event_headers(event))
-            except DecodeError as exc:
-                await self._outbox.dead_letter(event, self.name, str(exc))
-                await self._refuse_invalid(event.message.value, str(exc))
-                continue
-            try:
-                await self.route(request)
-            except Exception as exc:  # faust would ack and forget: park it instead
-                log.exception("%s: request %s failed", self.name, request.message_id)
-                await self._outbox.dead_letter(event, self.name, f"internal error: {exc!r:.200}")
+                await self._handle(event)
+            except Exception as exc:  # even parking failed: log where, never what
+                log.error("%s: message lost to an error: %s", self.name, exception_site(exc))
+
+    async def _handle(self, event: Any) -> None:
+        try:
+            request = decode(LookupRequest, event.message.value, event_headers(event))
+        except DecodeError as exc:
+            await self._outbox.dead_letter(event, self.name, str(exc))
+            await self._refuse_invalid(event.message.value, str(exc))
+            return
+        try:
+            await self.route(request)
+        except Exception as exc:  # faust would ack and forget: park it instead
+            site = exception_site(exc)
+            log.error("%s: request %s failed: %s", self.name, request.message_id, site)
+            await self._outbox.dead_letter(event, self.name, f"internal error: {site}")
 
     async def route(self, request: LookupRequest) -> None:
         now = datetime.now(UTC)
-        if request.deadline < now - timedelta(seconds=STALE_AFTER_S):
+        if request.deadline < now - self._stale_after:
             log.warning("%s: dropped stale request %s", self.name, request.message_id)
             return
         if request.deadline > now + self._max_deadline:
             request = request.model_copy(update={"deadline": now + self._max_deadline})
         if request.deadline <= now:
-            await self._reply(request, [_deadline_passed(ds) for ds in request.datasets])
+            # Through the aggregator like every other outcome: it answers a plan whose datasets
+            # all carry errors at once, and ignores the plan if this request was answered before
+            # (a replay after a crash must not bring a second reply).
+            await self._send_plan(request, [_deadline_passed(ds) for ds in request.datasets])
             return
         decision = self._policy.decide(request)
         if decision.denied:
-            await self._reply(request, decision.refused)
+            await self._send_plan(request, decision.refused)
             return
         request_id = request.message_id
-        plan = LookupPlan(
-            correlation_id=request_id,
-            request_id=request_id,
-            producer=self._outbox.producer_name,
-            datasets=[*decision.granted, *(e.dataset for e in decision.refused)],
-            deadline=request.deadline,
-            reply_to=request.reply_to,
-            errors=decision.refused,
-            traceparent=request.traceparent,
-            tracestate=request.tracestate,
-        )
-        await self._outbox.send(topics.SOURCE_RESULT, plan, key=request_id)
+        await self._send_plan(request, decision.refused, granted=list(decision.granted))
         for dataset, fields in decision.granted.items():
             query = SourceQuery(
                 correlation_id=request_id,
@@ -109,17 +110,21 @@ class LookupRouter:
             source = self._policy.source_of(dataset)
             await self._outbox.send(topics.source_request(source), query, key=request_id)
 
-    async def _reply(self, request: LookupRequest, errors: list[DatasetError]) -> None:
-        reply = LookupResponse(
+    async def _send_plan(
+        self, request: LookupRequest, errors: list[DatasetError], granted: list[str] | None = None
+    ) -> None:
+        plan = LookupPlan(
             correlation_id=request.message_id,
             request_id=request.message_id,
             producer=self._outbox.producer_name,
-            status=lookup_status([], errors),
+            datasets=[*(granted or []), *(error.dataset for error in errors)],
+            deadline=request.deadline,
+            reply_to=request.reply_to,
             errors=errors,
             traceparent=request.traceparent,
             tracestate=request.tracestate,
         )
-        await self._outbox.reply(request.reply_to, reply)
+        await self._outbox.send(topics.SOURCE_RESULT, plan, key=request.message_id)
 
     async def _refuse_invalid(self, body: bytes | None, reason: str) -> None:
         """Answer an invalid request if it says who it is and where replies go; else it is
@@ -131,14 +136,16 @@ class LookupRouter:
         error = DatasetError(
             dataset="*", source="bus", code="invalid_request", message=reason, retryable=False
         )
-        reply = LookupResponse(
+        plan = LookupPlan(
             correlation_id=request_id,
             request_id=request_id,
             producer=self._outbox.producer_name,
-            status="failed",
+            datasets=[error.dataset],
+            deadline=datetime.now(UTC),
+            reply_to=reply_to,
             errors=[error],
         )
-        await self._outbox.reply(reply_to, reply)
+        await self._outbox.send(topics.SOURCE_RESULT, plan, key=request_id)
 
 
 def salvage_reply_address(body: bytes | None) -> tuple[str, ReplyTo] | None:
@@ -147,7 +154,7 @@ def salvage_reply_address(body: bytes | None) -> tuple[str, ReplyTo] | None:
         data = json.loads(body or b"")
         request_id = data["message_id"]
         reply_to = ReplyTo.model_validate(data["reply_to"])
-    except (ValueError, TypeError, KeyError, ValidationError):
+    except (ValueError, TypeError, KeyError, ValidationError, RecursionError):
         return None
     if not isinstance(request_id, str) or not 0 < len(request_id) <= 64:
         return None

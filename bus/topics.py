@@ -52,24 +52,31 @@ class TopicMismatch(BusError):
 
 
 def check_partition_counts(admin: Any, specs: list[TopicSpec]) -> None:
-    """Refuse to start on topics whose partition count differs from the settings: the
-    aggregator's table must be co-partitioned with `tthc.source.result`, and faust would only
-    fail later, deep in a rebalance."""
-    if not specs:
+    """Refuse to start on topics the bus cannot work with, naming each: the aggregator's table
+    must be co-partitioned with `tthc.source.result` (faust would only fail later, deep in a
+    rebalance), and the reply topic needs every reply partition. Other topics may have been
+    scaled on purpose."""
+    wanted = {spec.name: spec.partitions for spec in specs if spec.name in _STRICT}
+    if not wanted:
         return
-    wanted = {spec.name: spec.partitions for spec in specs}
-    wrong = [
-        f"{topic['name']} has {len(topic['partitions'])} partitions, expected "
-        f"{wanted[topic['name']]}"
-        for topic in admin.describe_topics(list(wanted))
-        if len(topic["partitions"]) != wanted[topic["name"]]
-    ]
+    wrong = []
+    for topic in admin.describe_topics(list(wanted)):
+        name, count = topic["name"], len(topic.get("partitions") or [])
+        if topic.get("error_code"):
+            wrong.append(f"{name}: metadata error {topic['error_code']}")
+        elif name == SOURCE_RESULT and count != wanted[name]:
+            wrong.append(f"{name} has {count} partitions, expected {wanted[name]}")
+        elif name == LOOKUP_REPLY and count < REPLY_PARTITIONS:
+            wrong.append(f"{name} has {count} partitions, expected at least {REPLY_PARTITIONS}")
     if wrong:
         raise TopicMismatch(
             "existing topics do not match the settings (kafka.partitions): "
             + "; ".join(wrong)
             + ". Use the partition count the topics were created with, or recreate the topics."
         )
+
+
+_STRICT = (SOURCE_RESULT, LOOKUP_REPLY)
 
 
 def ensure_topics(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Mapping
 
 _TRACEPARENT = re.compile(r"^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$")
 
@@ -29,3 +30,14 @@ def continue_trace(traceparent: str | None) -> str:
     assert traceparent is not None
     version, trace_id, _, flags = traceparent.split("-")
     return f"{version}-{trace_id}-{secrets.token_hex(8)}-{flags}"
+
+
+MAX_TRACESTATE = 512
+
+
+def carried_tracestate(headers: Mapping[str, str]) -> str | None:
+    """The caller's tracestate, only when it comes with a valid traceparent, and bounded."""
+    state = headers.get("tracestate")
+    if not state or not valid_traceparent(headers.get("traceparent")):
+        return None
+    return state[:MAX_TRACESTATE]

@@ -489,7 +489,7 @@ async def test_failed_reply_send_still_marks_done(
     await agg.on_result(found(IDENTITY))  # must not raise
 
     assert is_done_marker(agg.table[REQUEST_ID])
-    assert "could not be sent" in caplog.text
+    assert "not sent" in caplog.text
 
     outbox.fail_reply = False
     await agg.on_result(found(IDENTITY))
@@ -582,3 +582,16 @@ async def test_expiry_reopens_the_resend_window(
     assert REQUEST_ID in agg._expiry_sent
     await agg.on_expiry(expiry())
     assert REQUEST_ID not in agg._expiry_sent
+
+
+async def test_an_answered_lookup_sends_no_expiry_at_its_deadline(
+    agg: LookupAggregator, outbox: RecordingOutbox, clock: Clock
+) -> None:
+    """The deadline stays in the heap after the reply; the tick must not wake a done entry."""
+    await agg.on_plan(plan(IDENTITY, deadline=T0 + 5))
+    await agg.on_result(found(IDENTITY))
+    assert len(outbox.replies) == 1
+    agg._last_scan = T0
+    clock.now = T0 + 6
+    await agg._tick()
+    assert expiries(outbox) == []

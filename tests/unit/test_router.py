@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from bus import topics
+from bus.aggregator import DONE_RETENTION_S
 from bus.policy import Policy
-from bus.router import STALE_AFTER_S, LookupRouter, salvage_reply_address
+from bus.router import LookupRouter, salvage_reply_address
 from bus.schemas import (
     LookupPlan,
     LookupRequest,
@@ -162,7 +163,19 @@ async def test_deadline_within_max_is_kept(outbox: RecordingOutbox) -> None:
 # -- refusals -------------------------------------------------------------------------------
 
 
-async def test_passed_deadline_gets_failed_reply_without_fan_out(outbox: RecordingOutbox) -> None:
+def only_plan(outbox: RecordingOutbox) -> LookupPlan:
+    """The router answered through the aggregator: one plan, no query, no direct reply."""
+    assert outbox.replies == []
+    [sent] = outbox.sent
+    assert sent.topic == topics.SOURCE_RESULT
+    assert isinstance(sent.message, LookupPlan)
+    assert sent.key == sent.message.request_id
+    return sent.message
+
+
+async def test_passed_deadline_is_answered_through_a_plan_of_errors(
+    outbox: RecordingOutbox,
+) -> None:
     req = request(
         IDENTITY,
         CARD,
@@ -171,54 +184,43 @@ async def test_passed_deadline_gets_failed_reply_without_fan_out(outbox: Recordi
     )
     await make_router(outbox).route(req)
 
-    assert outbox.sent == []
-    [(reply_to, reply)] = outbox.replies
-    assert reply_to == ReplyTo(partition=1)
-    assert reply.status == "failed"
-    assert (reply.request_id, reply.correlation_id) == (req.message_id, req.message_id)
-    assert reply.traceparent == TRACEPARENT
-    assert reply.results == []
-    assert [(e.dataset, e.code, e.retryable) for e in reply.errors] == [
+    plan = only_plan(outbox)
+    assert plan.reply_to == ReplyTo(partition=1)
+    assert plan.request_id == req.message_id
+    assert plan.traceparent == TRACEPARENT
+    assert plan.datasets == [IDENTITY, CARD]
+    assert [(e.dataset, e.code, e.retryable) for e in plan.errors] == [
         (IDENTITY, "deadline_exceeded", True),
         (CARD, "deadline_exceeded", True),
     ]
 
 
-async def test_stale_request_is_dropped(outbox: RecordingOutbox) -> None:
-    req = request(IDENTITY, deadline=datetime.now(UTC) - timedelta(seconds=STALE_AFTER_S + 60))
+async def test_stale_request_is_dropped_before_the_aggregator_forgets_it(
+    outbox: RecordingOutbox,
+) -> None:
+    stale_after = DONE_RETENTION_S - MAX_DEADLINE_S
+    req = request(IDENTITY, deadline=datetime.now(UTC) - timedelta(seconds=stale_after + 1))
     await make_router(outbox).route(req)
-
     assert outbox.sent == []
     assert outbox.replies == []
+    fresh = request(IDENTITY, deadline=datetime.now(UTC) - timedelta(seconds=stale_after - 5))
+    await make_router(outbox).route(fresh)
+    assert only_plan(outbox).errors[0].code == "deadline_exceeded"
 
 
-async def test_policy_denial_gets_denied_reply_without_fan_out(outbox: RecordingOutbox) -> None:
+async def test_policy_denial_is_answered_through_a_plan_of_refusals(
+    outbox: RecordingOutbox,
+) -> None:
     req = request(IDENTITY, CARD, reply_to=ReplyTo(partition=4))
     await make_router(outbox, allow_all=False).route(req)
 
-    assert outbox.sent == []
-    [(reply_to, reply)] = outbox.replies
-    assert reply_to == ReplyTo(partition=4)
-    assert reply.status == "denied"
-    assert reply.request_id == req.message_id
-    assert reply.traceparent == TRACEPARENT
-    assert [(e.dataset, e.code, e.retryable) for e in reply.errors] == [
+    plan = only_plan(outbox)
+    assert plan.reply_to == ReplyTo(partition=4)
+    assert (plan.traceparent, plan.tracestate) == (TRACEPARENT, TRACESTATE)
+    assert [(e.dataset, e.code, e.retryable) for e in plan.errors] == [
         (IDENTITY, "not_granted", False),
         (CARD, "not_granted", False),
     ]
-
-
-async def test_denied_reply_without_reply_to_is_still_sent(outbox: RecordingOutbox) -> None:
-    await make_router(outbox, allow_all=False).route(request(IDENTITY))
-    [(reply_to, reply)] = outbox.replies
-    assert reply_to is None
-    assert reply.status == "denied"
-
-
-async def test_router_reply_carries_the_whole_trace_context(outbox: RecordingOutbox) -> None:
-    await make_router(outbox, allow_all=False).route(request(IDENTITY))
-    [(_, reply)] = outbox.replies
-    assert (reply.traceparent, reply.tracestate) == (TRACEPARENT, TRACESTATE)
 
 
 # -- salvage_reply_address ------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bus.tracing import continue_trace, new_traceparent, valid_traceparent
+from bus.tracing import carried_tracestate, continue_trace, new_traceparent, valid_traceparent
 
 CALLER = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
@@ -25,3 +25,11 @@ def test_an_invalid_or_missing_traceparent_starts_a_new_trace() -> None:
         continued = continue_trace(bad)
         assert valid_traceparent(continued)
         assert continued.split("-")[1] != "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+def test_tracestate_is_carried_only_with_a_valid_traceparent_and_bounded() -> None:
+    state = "vendor=" + "x" * 1000
+    assert carried_tracestate({"traceparent": CALLER, "tracestate": state}) == state[:512]
+    assert carried_tracestate({"traceparent": "garbage", "tracestate": state}) is None
+    assert carried_tracestate({"tracestate": state}) is None
+    assert carried_tracestate({"traceparent": CALLER}) is None
