@@ -3,7 +3,6 @@ recording outbox for the producer, and a fake clock for `time.time`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -29,6 +28,7 @@ from bus.schemas import (
     SourceResult,
 )
 from bus.streams import Outbox
+from tests.unit.recording_outbox import RecordingOutbox, Sent
 
 REQUEST_ID = "req-1"
 IDENTITY = "population.identity"
@@ -47,36 +47,6 @@ class FakeTable(dict[str, Any]):
 class FakeApp:
     def Table(self, *args: Any, **kwargs: Any) -> FakeTable:  # noqa: N802 (faust's name)
         return FakeTable()
-
-
-@dataclass
-class Sent:
-    topic: str
-    message: Any
-    key: str
-    partition: int | None
-
-
-@dataclass
-class RecordingOutbox:
-    producer_name: str = "test-aggregator"
-    fail_reply: bool = False
-    sent: list[Sent] = field(default_factory=list)
-    replies: list[tuple[ReplyTo | None, LookupResponse]] = field(default_factory=list)
-    dead: list[tuple[Any, str, str]] = field(default_factory=list)
-
-    async def send(
-        self, topic: str, message: Any, *, key: str, partition: int | None = None
-    ) -> None:
-        self.sent.append(Sent(topic, message, key, partition))
-
-    async def reply(self, reply_to: ReplyTo | None, reply: LookupResponse) -> None:
-        if self.fail_reply:
-            raise RuntimeError("broker unavailable")
-        self.replies.append((reply_to, reply))
-
-    async def dead_letter(self, event: Any, consumer: str, reason: str) -> None:
-        self.dead.append((event, consumer, reason))
 
 
 class Clock:
@@ -169,7 +139,7 @@ def failed(dataset: str, code: str = "not_found") -> SourceResult:
 
 
 def expiry(request_id: str = REQUEST_ID) -> LookupExpiry:
-    return LookupExpiry(request_id=request_id, producer="test-aggregator")
+    return LookupExpiry(request_id=request_id, producer="test-outbox")
 
 
 def only_reply(outbox: RecordingOutbox) -> tuple[ReplyTo | None, LookupResponse]:
@@ -194,7 +164,7 @@ async def test_plan_then_result_replies_once_complete_and_leaves_done_marker(
     _, reply = only_reply(outbox)
     assert reply.status == "complete"
     assert (reply.request_id, reply.correlation_id) == (REQUEST_ID, REQUEST_ID)
-    assert reply.producer == "test-aggregator"
+    assert reply.producer == "test-outbox"
     assert reply.traceparent == TRACEPARENT
     [result] = reply.results
     assert result.dataset == IDENTITY
@@ -470,7 +440,7 @@ async def test_real_outbox_reply_destination(
     """Through the real Outbox: without reply_to the reply is keyed by request id on the reply
     topic (Kafka picks the partition); with it, it goes to the asked partition."""
     app = TopicApp()
-    agg = LookupAggregator(app, Outbox(app, "test-aggregator"), partitions=4)  # type: ignore[arg-type]
+    agg = LookupAggregator(app, Outbox(app, "test-outbox"), partitions=4)  # type: ignore[arg-type]
     await agg.on_plan(plan(IDENTITY, reply_to=reply_to))
     await agg.on_result(found(IDENTITY))
 
@@ -519,7 +489,7 @@ async def test_tick_sends_expiry_for_a_due_entry_once(
     assert sent.topic == topics.SOURCE_RESULT
     assert sent.key == REQUEST_ID
     assert sent.message.request_id == REQUEST_ID
-    assert sent.message.producer == "test-aggregator"
+    assert sent.message.producer == "test-outbox"
 
     clock.now = T0 + 6
     await agg._tick()

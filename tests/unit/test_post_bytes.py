@@ -25,7 +25,13 @@ def serve_once(trickle_s: float, body_chunks: int) -> tuple[int, threading.Threa
     def run() -> None:
         conn, _ = listener.accept()
         with conn:
-            seen.append(conn.recv(65536))
+            request = b""
+            while not request.endswith(b"<x/>"):  # the whole request, or closing resets it
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                request += chunk
+            seen.append(request)
             size = body_chunks * 10
             conn.sendall(
                 b"HTTP/1.1 200 OK\r\nContent-Type: text/xml\r\n"

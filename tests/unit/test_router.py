@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -16,10 +14,10 @@ from bus.router import LookupRouter, salvage_reply_address
 from bus.schemas import (
     LookupPlan,
     LookupRequest,
-    LookupResponse,
     ReplyTo,
     SourceQuery,
 )
+from tests.unit.recording_outbox import RecordingOutbox
 
 DATASET_SOURCES = {"population.identity": "population", "insurance.card": "insurance"}
 IDENTITY = "population.identity"
@@ -27,33 +25,6 @@ CARD = "insurance.card"
 MAX_DEADLINE_S = 30.0
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 TRACESTATE = "vendor=abc"
-
-
-@dataclass
-class Sent:
-    topic: str
-    message: Any
-    key: str
-    partition: int | None
-
-
-@dataclass
-class RecordingOutbox:
-    producer_name: str = "test-router"
-    sent: list[Sent] = field(default_factory=list)
-    replies: list[tuple[ReplyTo | None, LookupResponse]] = field(default_factory=list)
-    dead: list[tuple[Any, str, str]] = field(default_factory=list)
-
-    async def send(
-        self, topic: str, message: Any, *, key: str, partition: int | None = None
-    ) -> None:
-        self.sent.append(Sent(topic, message, key, partition))
-
-    async def reply(self, reply_to: ReplyTo | None, reply: LookupResponse) -> None:
-        self.replies.append((reply_to, reply))
-
-    async def dead_letter(self, event: Any, consumer: str, reason: str) -> None:
-        self.dead.append((event, consumer, reason))
 
 
 @pytest.fixture
@@ -108,7 +79,7 @@ async def test_allowed_request_sends_plan_then_one_query_per_dataset(
     plan = outbox.sent[0].message
     assert isinstance(plan, LookupPlan)
     assert (plan.request_id, plan.correlation_id) == (req.message_id, req.message_id)
-    assert plan.producer == "test-router"
+    assert plan.producer == "test-outbox"
     assert plan.datasets == [IDENTITY, CARD]
     assert plan.deadline == req.deadline
     assert plan.reply_to == ReplyTo(partition=2)
