@@ -49,7 +49,7 @@ def machine(settings: Settings) -> dict[str, Any]:
 @contextmanager
 def started_stack(settings: Settings) -> Iterator[StackEndpoints]:
     """The whole local stack (Kafka, sandbox, one worker, gateway) for the run's duration."""
-    from bus.devstack import DevStack  # imported only when a stack is needed
+    from bus.tooling.devstack import DevStack  # imported only when a stack is needed
 
     with (
         tempfile.TemporaryDirectory(prefix="tthc-bench-") as workdir,
@@ -96,7 +96,7 @@ def run_scenario(
 ) -> dict[str, Any]:
     """Run scenario ``name``, print its tables, write its JSON; return the result.
 
-    ``stack`` uses already running endpoints instead of starting ``bus.devstack.DevStack``;
+    ``stack`` uses already running endpoints instead of starting ``bus.tooling.devstack.DevStack``;
     ``bootstrap_servers`` (or settings' kafka.bootstrap_servers) lets the Kafka-only scenario
     run against an existing broker without the rest of the stack. ``profile`` samples the
     worker (and the gateway) with py-spy during the bus run's measured window, keeps the raw

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bus.kafka_local import LocalKafka, free_port
+from bus.tooling.kafka_local import LocalKafka, free_port
 from bus.settings import PROJECT_ROOT, load_settings
 
 

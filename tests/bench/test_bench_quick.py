@@ -2,7 +2,7 @@
 
 The lookup scenarios run twice: against a stand-in stack (the real sandbox, and a tiny gateway
 that answers "complete", with the sandbox process standing in for the worker), so the harness is
-checked apart from the bus; and against the real stack of ``bus.devstack.DevStack``.
+checked apart from the bus; and against the real stack of ``bus.tooling.devstack.DevStack``.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bus.devstack import DevStack
+from bus.tooling.devstack import DevStack
 from bus.settings import load_settings
 from sandbox.population.generator import PopulationGenerator
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from bus.kafka_local import free_port
+from bus.tooling.kafka_local import free_port
 from bus.settings import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
@@ -108,7 +108,7 @@ def dev(tmp_path: Path) -> Iterator[DevCommand]:
         }
     )
     process = subprocess.Popen(
-        [sys.executable, "-m", "bus.cli", "dev", "--workdir", str(tmp_path / "run")],
+        [sys.executable, "-m", "bus.tooling.cli", "dev", "--workdir", str(tmp_path / "run")],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
@@ -159,7 +159,7 @@ def test_ctrl_c_while_running_stops_everything(dev: DevCommand) -> None:
 def test_sigterm_while_starting_stops_what_was_started(dev: DevCommand) -> None:
     """SIGTERM once the broker and the sandbox run and the worker is starting, before ready."""
     deadline = time.monotonic() + READY_TIMEOUT_S
-    while not any(" bus.cli worker" in line for line in dev.leftovers()):
+    while not any(" bus.tooling.cli worker" in line for line in dev.leftovers()):
         if time.monotonic() > deadline or dev.process.poll() is not None:
             pytest.fail(f"the worker never started:\n{dev.output()}")
         time.sleep(0.1)

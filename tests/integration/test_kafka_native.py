@@ -17,7 +17,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from bus import topics
 from bus.client import deadline_in
 from bus.codec import encode
-from bus.devstack import DevStack, example_lookup
+from bus.tooling.devstack import DevStack, example_lookup
 from bus.schemas import LookupRequest
 from sandbox.population.generator import PopulationGenerator
 

@@ -11,7 +11,7 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from bus.kafka_local import LocalKafka, free_port, port_open
+from bus.tooling.kafka_local import LocalKafka, free_port, port_open
 from bus.settings import PROJECT_ROOT, load_settings
 
 pytestmark = pytest.mark.integration
@@ -64,7 +64,7 @@ def test_broker_restarts_on_the_same_data_and_stops_cleanly(tmp_path: Path) -> N
 def test_external_cluster_means_nothing_is_started() -> None:
     env = dict(os.environ, TTHC_BUS_KAFKA__BOOTSTRAP_SERVERS="kafka-a.example:9092")
     done = subprocess.run(
-        [sys.executable, "-m", "bus.cli", "kafka", "start"],
+        [sys.executable, "-m", "bus.tooling.cli", "kafka", "start"],
         capture_output=True,
         text=True,
         env=env,

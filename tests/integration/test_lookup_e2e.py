@@ -18,7 +18,7 @@ import requests
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from bus import topics
-from bus.devstack import DevStack, example_lookup
+from bus.tooling.devstack import DevStack, example_lookup
 from sandbox.population.generator import PopulationGenerator
 from sandbox.reference import OLD_TO_NEW_PROVINCE
 
@@ -266,7 +266,7 @@ def test_cli_lookup_over_kafka(stack: DevStack, population: PopulationGenerator)
         [
             sys.executable,
             "-m",
-            "bus.cli",
+            "bus.tooling.cli",
             "lookup",
             "--subject",
             subject,

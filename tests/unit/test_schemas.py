@@ -12,7 +12,7 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from bus.cli import app
+from bus.tooling.cli import app
 from bus.schemas import Citizen, LookupRequest, PartialDate
 
 DEADLINE = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)

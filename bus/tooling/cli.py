@@ -52,7 +52,7 @@ def setup_logging(level: str = "INFO") -> None:
 
 
 def _local_kafka(settings: Settings) -> Any:
-    from bus.kafka_local import local_kafka_from_settings
+    from bus.tooling.kafka_local import local_kafka_from_settings
 
     return local_kafka_from_settings(settings.kafka.local)
 
@@ -60,7 +60,7 @@ def _local_kafka(settings: Settings) -> Any:
 @kafka_app.command("start")
 def kafka_start() -> None:
     """Start the local broker (fetching Kafka with mvn the first time)."""
-    from bus.kafka_local import KafkaSetupError
+    from bus.tooling.kafka_local import KafkaSetupError
 
     settings = settings_or_exit()
     if settings.kafka.bootstrap_servers:
@@ -81,7 +81,7 @@ def kafka_start() -> None:
 @kafka_app.command("install")
 def kafka_install() -> None:
     """Fetch Apache Kafka with mvn into the cache folder (nothing happens if it is cached)."""
-    from bus.kafka_local import KafkaSetupError
+    from bus.tooling.kafka_local import KafkaSetupError
 
     try:
         libs = _local_kafka(settings_or_exit()).ensure_installed()
@@ -328,7 +328,7 @@ def dev(
     Ports and data folders come from the settings (`TTHC_BUS_*`). SIGINT, SIGTERM and SIGHUP
     stop everything this command started, also while it is still starting.
     """
-    from bus.devstack import DevStack, Interrupted, StopSignals
+    from bus.tooling.devstack import DevStack, Interrupted, StopSignals
 
     settings = settings_or_exit()
     setup_logging("WARNING")
@@ -362,36 +362,19 @@ def _say_error(text: str) -> None:
         err_console.print(text)
 
 
-@app.command()
-def bench(
-    scenario: Annotated[
-        str, typer.Argument(help="lookup-throughput, lookup-overhead, sync-throughput or memory.")
-    ],
-    quick: Annotated[bool, typer.Option(help="A few seconds, to check the harness.")] = False,
-    duration: Annotated[float | None, typer.Option(help="Measured seconds.")] = None,
-    concurrency: Annotated[int | None, typer.Option(help="Concurrent clients.")] = None,
-    rate: Annotated[float | None, typer.Option(help="Open-loop rate (lookups/s).")] = None,
-    soak: Annotated[float | None, typer.Option(help="Soak minutes (memory).")] = None,
-    profile: Annotated[
-        bool,
-        typer.Option(
-            help="Sample the worker and gateway with py-spy during the bus run "
-            "(lookup-throughput, lookup-overhead, memory); raw files in bench/results/."
-        ),
-    ] = False,
-) -> None:
-    """Run a benchmark scenario against a baseline measured in the same run."""
-    from bench.runner import run_scenario
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def bench(ctx: typer.Context) -> None:
+    """Run a benchmark scenario (`python -m bench --help` lists them and their options).
 
-    run_scenario(
-        scenario,
-        quick=quick,
-        duration_s=duration,
-        concurrency=concurrency,
-        rate=rate,
-        soak_minutes=soak,
-        profile=profile,
-    )
+    The harness lives above the bus: it is started as its own program, never imported here.
+    """
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "bench", *ctx.args], check=False)
+    raise typer.Exit(done.returncode)
 
 
 if __name__ == "__main__":

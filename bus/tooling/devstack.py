@@ -26,7 +26,7 @@ from typing import IO, Any
 import requests
 
 from bus.errors import BusError
-from bus.kafka_local import LocalKafka, free_port, local_kafka_from_settings, port_open
+from bus.tooling.kafka_local import LocalKafka, free_port, local_kafka_from_settings, port_open
 from bus.settings import PROJECT_ROOT, Settings
 
 
@@ -238,7 +238,7 @@ class DevStack:
         with self.signals.deferred() if self.signals else contextlib.nullcontext():
             log_file = log_path.open("ab")
             process = subprocess.Popen(
-                [sys.executable, "-m", "bus.cli", *args],
+                [sys.executable, "-m", "bus.tooling.cli", *args],
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
