@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from bus.tooling.kafka_local import LocalKafka, free_port
 from bus.settings import PROJECT_ROOT, load_settings
+from bus.tooling.kafka_local import LocalKafka, free_port
 
 
 @dataclass

@@ -26,8 +26,8 @@ from typing import IO, Any
 import requests
 
 from bus.errors import BusError
-from bus.tooling.kafka_local import LocalKafka, free_port, local_kafka_from_settings, port_open
 from bus.settings import PROJECT_ROOT, Settings
+from bus.tooling.kafka_local import LocalKafka, free_port, local_kafka_from_settings, port_open
 
 
 class StackError(BusError):

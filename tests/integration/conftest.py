@@ -6,8 +6,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from bus.tooling.devstack import DevStack
 from bus.settings import load_settings
+from bus.tooling.devstack import DevStack
 from sandbox.population.generator import PopulationGenerator
 
 SANDBOX_COUNT = 5_000

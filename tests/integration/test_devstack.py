@@ -21,8 +21,8 @@ from pathlib import Path
 
 import pytest
 
-from bus.tooling.kafka_local import free_port
 from bus.settings import PROJECT_ROOT
+from bus.tooling.kafka_local import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -17,8 +17,8 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from bus import topics
 from bus.client import deadline_in
 from bus.codec import encode
-from bus.tooling.devstack import DevStack, example_lookup
 from bus.schemas import LookupRequest
+from bus.tooling.devstack import DevStack, example_lookup
 from sandbox.population.generator import PopulationGenerator
 
 pytestmark = pytest.mark.integration

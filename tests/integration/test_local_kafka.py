@@ -11,8 +11,8 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 
-from bus.tooling.kafka_local import LocalKafka, free_port, port_open
 from bus.settings import PROJECT_ROOT, load_settings
+from bus.tooling.kafka_local import LocalKafka, free_port, port_open
 
 pytestmark = pytest.mark.integration
 

@@ -12,8 +12,8 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-from bus.tooling.cli import app
 from bus.schemas import Citizen, LookupRequest, PartialDate
+from bus.tooling.cli import app
 
 DEADLINE = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
 
