@@ -12,7 +12,6 @@ deliveries of a plan or result (at-least-once) never produce a second reply.
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import logging
 import time
@@ -22,9 +21,10 @@ from typing import Any
 import faust
 
 from bus import topics
-from bus.codec import H_TYPE, DecodeError, decode
 from bus.errors import exception_site
+from bus.outbox import Outbox
 from bus.outcome import deadline_exceeded, lookup_status
+from bus.runtime import Inbound, Publication, Route, Subscriber, bind_faust
 from bus.schemas import (
     DatasetError,
     DatasetResult,
@@ -34,7 +34,6 @@ from bus.schemas import (
     ReplyTo,
     SourceResult,
 )
-from bus.streams import Outbox, event_headers
 
 log = logging.getLogger(__name__)
 
@@ -67,36 +66,46 @@ class LookupAggregator:
         self._expiry_sent: dict[str, float] = {}
         self._last_scan = 0.0
 
+    def subscriber(self) -> Subscriber:
+        async def on_plan(plan: LookupPlan, _: Inbound) -> None:
+            await self.on_plan(plan)
+
+        async def on_result(result: SourceResult, _: Inbound) -> None:
+            await self.on_result(result)
+
+        async def on_expiry(expiry: LookupExpiry, _: Inbound) -> None:
+            await self.on_expiry(expiry)
+
+        return Subscriber(
+            name=self.name,
+            topic=topics.SOURCE_RESULT,
+            routes=(
+                Route(LookupPlan, on_plan),
+                Route(SourceResult, on_result),
+                Route(LookupExpiry, on_expiry),
+            ),
+            description="Fan-out lookups: the plan, each source's result and deadline expiries, "
+            "keyed by request id so that they meet in one partition of the pending table.",
+            publishes=(
+                Publication(
+                    topics.LOOKUP_REPLY,
+                    LookupResponse,
+                    "request id",
+                    "The combined reply, to the partition named in reply_to.",
+                ),
+                Publication(
+                    topics.SOURCE_RESULT,
+                    LookupExpiry,
+                    "request id",
+                    "The aggregator's own deadline timer.",
+                ),
+            ),
+        )
+
     def register(self) -> None:
-        channel = self._app.topic(topics.SOURCE_RESULT, key_type=bytes, value_type=bytes)
-        self._app.agent(channel, name=self.name)(self._consume)
+        """Bind to the faust app: the pending table lives there, so does the consumer."""
+        bind_faust(self._app, self.subscriber(), self._outbox)
         self._app.timer(TIMER_INTERVAL_S, name="lookup-deadlines")(self._tick)
-
-    # -- stream ---------------------------------------------------------------------------------
-
-    async def _consume(self, stream: Any) -> None:
-        async for event in stream.events():
-            headers = event_headers(event)
-            kind = headers.get(H_TYPE)
-            try:
-                if kind == "source.result":
-                    await self.on_result(decode(SourceResult, event.message.value, headers))
-                elif kind == "lookup.plan":
-                    await self.on_plan(decode(LookupPlan, event.message.value, headers))
-                elif kind == "lookup.expiry":
-                    await self.on_expiry(decode(LookupExpiry, event.message.value, headers))
-                else:
-                    raise DecodeError(
-                        f"header {H_TYPE}: got {kind!r}, expected one of "
-                        "'source.result', 'lookup.plan', 'lookup.expiry'"
-                    )
-            except DecodeError as exc:
-                await self._outbox.dead_letter(event, self.name, str(exc))
-            except Exception as exc:  # faust would ack and forget: park it instead
-                site = exception_site(exc)
-                log.error("%s: processing failed: %s", self.name, site)
-                with contextlib.suppress(Exception):
-                    await self._outbox.dead_letter(event, self.name, f"internal error: {site}")
 
     async def on_plan(self, plan: LookupPlan) -> None:
         key = plan.request_id

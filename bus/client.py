@@ -3,8 +3,14 @@ system may embed to talk to the bus without HTTP.
 
 Request-reply with fixed reply partitions: each client names a partition of `tthc.lookup.reply`
 in `reply_to` and reads only that partition (assigned, no consumer group), so replies never fan
-out to every instance and restarts create no topics. Replies are matched by request id; a reply
-for a request this client no longer waits for is dropped.
+out to every instance and restarts create no topics. Replies are matched by their key, the request
+id; a reply for a request this client no longer waits for (a repeat after a worker crash, or one
+that came after the deadline) is dropped, so the caller sees exactly one answer per request.
+
+The client waits until the request's deadline and no longer: the bus answers just before it
+(`bus.deadline.REPLY_MARGIN_S`), and `None` at the deadline means nothing came in time. The
+client caps the lookups it has in flight (`bus.admission`): past the cap `Overloaded` is raised
+at once, without sending.
 """
 
 from __future__ import annotations
@@ -12,43 +18,82 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from bus import topics
-from bus.codec import DecodeError, decode, encode, header_map
+from bus.admission import Admission, Overloaded
+from bus.codec import decode, encode, header_map
+from bus.deadline import Deadline, deadline_in
 from bus.errors import BusError
 from bus.schemas import LookupRequest, LookupResponse, ReplyTo
 
 log = logging.getLogger(__name__)
 
-# How long past the deadline the client waits for the bus's own deadline reply.
-REPLY_GRACE_S = 1.0
+__all__ = ["BusUnavailable", "LookupClient", "Overloaded", "Reply", "deadline_in"]
+
+DEFAULT_MAX_IN_FLIGHT = 256
 
 
 class BusUnavailable(BusError):
     """The request never reached the bus (the broker could not be reached in time)."""
 
 
+class Reply:
+    """A reply as it came off Kafka: the body to relay as is, read only as far as needed."""
+
+    __slots__ = ("_data", "body", "headers")
+
+    def __init__(self, body: bytes, headers: list[tuple[str, bytes]]) -> None:
+        self.body = body
+        self.headers = headers
+        self._data: dict[str, Any] | None = None
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The JSON body as plain data (not validated)."""
+        if self._data is None:
+            loaded = orjson.loads(self.body)
+            self._data = loaded if isinstance(loaded, dict) else {}
+        return self._data
+
+    @property
+    def status(self) -> str:
+        return str(self.data.get("status", ""))
+
+    def error_codes(self) -> list[str]:
+        return [str(e.get("code")) for e in self.data.get("errors") or () if isinstance(e, dict)]
+
+    def response(self) -> LookupResponse:
+        """The validated reply (raises DecodeError naming the field if it is not one)."""
+        return decode(LookupResponse, self.body, header_map(self.headers))
+
+
 class LookupClient:
     def __init__(
-        self, bootstrap_servers: str, reply_partition: int, producer_name: str = "lookup-client"
+        self,
+        bootstrap_servers: str,
+        reply_partition: int,
+        producer_name: str = "lookup-client",
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.reply_to = ReplyTo(topic=topics.LOOKUP_REPLY, partition=reply_partition)
         self.producer_name = producer_name
+        self.admission = Admission(max_in_flight)
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._waiting: dict[str, asyncio.Future[LookupResponse]] = {}
+        self._waiting: dict[bytes, asyncio.Future[Reply]] = {}
 
     async def start(self) -> None:
         self._producer = AIOKafkaProducer(
             bootstrap_servers=self.bootstrap_servers,
             acks="all",
-            linger_ms=1,
+            linger_ms=0,
             client_id=self.producer_name,
         )
         self._consumer = AIOKafkaConsumer(
@@ -84,6 +129,10 @@ class LookupClient:
         """False once the reply reader has stopped: no reply could reach any request."""
         return self._reader is not None and not self._reader.done()
 
+    @property
+    def in_flight(self) -> int:
+        return self.admission.in_flight
+
     async def __aenter__(self) -> LookupClient:
         await self.start()
         return self
@@ -92,35 +141,47 @@ class LookupClient:
         await self.stop()
 
     async def lookup(self, request: LookupRequest) -> LookupResponse | None:
-        """Send the request and wait for its reply; None if none came by deadline + grace."""
+        """Send the request and wait for its reply; None if none came by the deadline.
+
+        Raises `Overloaded` (refused at once, nothing sent) or `BusUnavailable`.
+        """
+        reply = await self.exchange(request)
+        return None if reply is None else reply.response()
+
+    async def exchange(self, request: LookupRequest) -> Reply | None:
+        """`lookup` without decoding the reply: for relaying it (the gateway)."""
         assert self._producer is not None, "start() the client first"
+        self.admission.admit()
+        try:
+            return await self._exchange(request)
+        finally:
+            self.admission.release()
+
+    async def _exchange(self, request: LookupRequest) -> Reply | None:
+        assert self._producer is not None
         request = request.model_copy(update={"reply_to": self.reply_to})
-        future: asyncio.Future[LookupResponse] = asyncio.get_running_loop().create_future()
-        self._waiting[request.message_id] = future
-        remaining = (request.deadline - datetime.now(UTC)).total_seconds()
+        key = request.message_id.encode()
+        deadline = Deadline.of(request.deadline)
+        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._waiting[key] = future
         try:
             body, headers = encode(request)
             # Bounded too: without a broker, aiokafka would wait up to its metadata timeout.
             try:
-                await asyncio.wait_for(
-                    self._producer.send(
-                        topics.LOOKUP_REQUEST,
-                        body,
-                        key=request.message_id.encode(),
-                        headers=headers,
-                    ),
-                    max(remaining, 0.01),
+                delivery = await asyncio.wait_for(
+                    self._producer.send(topics.LOOKUP_REQUEST, body, key=key, headers=headers),
+                    max(deadline.remaining(), 0.01),
                 )
             except (TimeoutError, KafkaError) as exc:
                 raise BusUnavailable(
                     f"the request could not be handed to Kafka ({type(exc).__name__})"
                 ) from None
-            timeout = (request.deadline - datetime.now(UTC)).total_seconds() + REPLY_GRACE_S
-            return await asyncio.wait_for(future, max(timeout, 0.01))
+            delivery.add_done_callback(_consume_delivery_error)
+            return await asyncio.wait_for(future, max(deadline.remaining(), 0.001))
         except TimeoutError:
             return None
         finally:
-            self._waiting.pop(request.message_id, None)
+            self._waiting.pop(key, None)
 
     def _reader_stopped(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -132,18 +193,23 @@ class LookupClient:
             batches = await self._consumer.getmany(timeout_ms=1000)
             for records in batches.values():
                 for record in records:
-                    self._deliver(record.value, header_map(record.headers))
+                    self._deliver(record.key, record.value, record.headers)
 
-    def _deliver(self, body: bytes | None, headers: dict[str, str]) -> None:
-        try:
-            reply = decode(LookupResponse, body, headers)
-        except DecodeError as exc:
-            log.warning("unreadable message on %s: %s", self.reply_to, exc)
+    def _deliver(self, key: bytes | None, body: bytes | None, headers: Any) -> None:
+        if body is None:
             return
-        future = self._waiting.get(reply.request_id)
+        if key is None:  # not from the bus (it keys replies by request id): read the id
+            try:
+                key = str(orjson.loads(body)["request_id"]).encode()
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                log.warning("unreadable message on %s: no key and no request_id", self.reply_to)
+                return
+        future = self._waiting.get(key)
         if future is not None and not future.done():
-            future.set_result(reply)
+            future.set_result(Reply(body, list(headers or ())))
 
 
-def deadline_in(milliseconds: int) -> datetime:
-    return datetime.now(UTC) + timedelta(milliseconds=milliseconds)
+def _consume_delivery_error(delivery: asyncio.Future[Any]) -> None:
+    """A request that was handed over but not acknowledged ends at its deadline; say why."""
+    if not delivery.cancelled() and delivery.exception() is not None:
+        log.warning("request not acknowledged by Kafka: %r", delivery.exception())

@@ -4,24 +4,35 @@ The gateway is one Kafka-native client of the bus (`LookupClient`) behind HTTP. 
 partition. Invalid requests are answered with RFC 9457 problem+json naming each field.
 
 HTTP status by lookup status: complete, partial, not_found -> 200; denied -> 403; failed -> 502;
-and 504, with what is known, when the deadline passed before every source answered.
+504, with what is known, when the deadline passed before every source answered; 503 with
+Retry-After when the bus is past its capacity (refused at once, before the body is read, when
+this gateway already has `gateway.max_in_flight` lookups in flight) or cannot reach Kafka.
+
+The hot path reads the body with one pydantic validation, builds the Kafka request without a
+second one, and relays the worker's reply bytes as they are.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pydantic import Field, ValidationError, field_validator
 
-from bus.client import BusUnavailable, LookupClient, deadline_in
+from bus.admission import Overloaded
+from bus.client import BusUnavailable, LookupClient, Reply
+from bus.deadline import deadline_in
 from bus.outcome import deadline_exceeded
+from bus.router import OVERLOADED
 from bus.schemas import LookupRequest, LookupResponse, Requester, Subject
 from bus.schemas.common import Model, NFCStr
 from bus.schemas.lookup import check_dataset_names
@@ -31,8 +42,12 @@ from bus.tracing import carried_tracestate, continue_trace
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+JSON = "application/json"
 
 LOOKUPS = Counter("tthc_gateway_lookups_total", "Lookups answered by the gateway", ["status"])
+REFUSED = Counter(
+    "tthc_gateway_refused_total", "Lookups refused before reaching a source", ["reason"]
+)
 LATENCY = Histogram(
     "tthc_gateway_lookup_seconds",
     "Lookup latency seen by the gateway",
@@ -58,9 +73,23 @@ class LookupHttpRequest(Model):
         return check_dataset_names(value)
 
 
-def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+def problem(
+    status: int, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> JSONResponse:
     body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def overloaded(detail: str, retry_after_s: float) -> JSONResponse:
+    seconds = max(1, math.ceil(retry_after_s))
+    REFUSED.labels("overloaded").inc()
+    return problem(
+        503,
+        "Bus over capacity",
+        detail,
+        headers={"Retry-After": str(seconds)},
+        retry_after_s=seconds,
+    )
 
 
 def field_errors(errors: list[Any]) -> list[dict[str, Any]]:
@@ -73,21 +102,82 @@ def field_errors(errors: list[Any]) -> list[dict[str, Any]]:
     return out
 
 
-def http_status(response: LookupResponse) -> int:
+def invalid(errors: list[dict[str, Any]]) -> JSONResponse:
+    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
+    return problem(400, "Invalid lookup request", detail, errors=errors)
+
+
+def http_status(status: str, error_codes: list[str]) -> int:
     # Gateway Timeout: the deadline passed, or the source itself did not answer in time.
-    if response.status != "complete" and any(
-        error.code in ("deadline_exceeded", "timeout") for error in response.errors
+    if status != "complete" and any(
+        code in ("deadline_exceeded", "timeout") for code in error_codes
     ):
         return 504
-    return {"denied": 403, "failed": 502}.get(response.status, 200)
+    return {"denied": 403, "failed": 502}.get(status, 200)
+
+
+def unknown_datasets(datasets: list[str], known: dict[str, str]) -> list[dict[str, Any]]:
+    return [
+        {
+            "field": f"datasets.{i}",
+            "message": f"unknown dataset {ds!r}; known: {sorted(known)}",
+            "type": "unknown_dataset",
+        }
+        for i, ds in enumerate(datasets)
+        if ds not in known
+    ]
+
+
+def refused_by_worker(reply: Reply) -> JSONResponse:
+    """The worker's `overloaded` reply (it shed a backlog) as the same 503 the gateway gives."""
+    retry_ms = reply.data.get("retry_after_ms") or 1000
+    message = next(
+        (str(e.get("message")) for e in reply.data["errors"] if e.get("code") == OVERLOADED),
+        "over capacity",
+    )
+    return overloaded(message, float(retry_ms) / 1000)
+
+
+def no_reply(request: LookupRequest, instance: str, trace: dict[str, str]) -> Response:
+    """504 at the deadline when nothing came back: the gateway answers itself."""
+    reply = LookupResponse(
+        correlation_id=request.message_id,
+        request_id=request.message_id,
+        producer=instance,
+        status="failed",
+        errors=[
+            deadline_exceeded(ds, "the bus did not reply before the deadline")
+            for ds in request.datasets
+        ],
+    )
+    LOOKUPS.labels(reply.status).inc()
+    return Response(
+        orjson.dumps(reply.model_dump(mode="json")), status_code=504, headers=trace, media_type=JSON
+    )
+
+
+def lookup_openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, plus the request body's schema (the route reads the body itself)."""
+    if app.openapi_schema is None:
+        document = get_openapi(
+            title=app.title, version=app.version, description=app.description, routes=app.routes
+        )
+        schema = LookupHttpRequest.model_json_schema(ref_template="#/components/schemas/{model}")
+        components = document.setdefault("components", {}).setdefault("schemas", {})
+        components.update(schema.pop("$defs", {}))
+        components["LookupHttpRequest"] = schema
+        app.openapi_schema = document
+    return app.openapi_schema
 
 
 def create_gateway(settings: Settings) -> FastAPI:
     known = settings.dataset_sources()
+    instance = settings.gateway.instance_id
     client = LookupClient(
         settings.kafka.resolved_bootstrap(),
         reply_partition=settings.gateway.reply_partition,
-        producer_name=settings.gateway.instance_id,
+        producer_name=instance,
+        max_in_flight=settings.gateway.max_in_flight,
     )
 
     @asynccontextmanager
@@ -107,76 +197,96 @@ def create_gateway(settings: Settings) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = field_errors(list(exc.errors()))
-        detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-        return problem(400, "Invalid lookup request", detail, errors=errors)
+        return invalid(field_errors(list(exc.errors())))
 
-    @app.post(
-        "/v1/lookups",
-        response_model=LookupResponse,
-        responses={
-            400: {"description": "Invalid request (problem+json)"},
-            504: {"description": "Deadline passed; the body carries what is known"},
-        },
-    )
-    async def post_lookup(body: LookupHttpRequest, http: Request) -> JSONResponse:
-        unknown = [(i, ds) for i, ds in enumerate(body.datasets) if ds not in known]
-        if unknown:
-            errors = [
-                {
-                    "field": f"datasets.{i}",
-                    "message": f"unknown dataset {ds!r}; known: {sorted(known)}",
-                    "type": "unknown_dataset",
-                }
-                for i, ds in unknown
-            ]
-            return problem(400, "Invalid lookup request", errors[0]["message"], errors=errors)
+    def to_request(body: LookupHttpRequest, http: Request) -> LookupRequest:
         deadline_ms = min(
             body.deadline_ms or settings.lookup.default_deadline_ms,
             settings.lookup.max_deadline_ms,
         )
+        # Every field was validated as part of the body: no second validation.
+        return LookupRequest.model_construct(
+            producer=instance,
+            deadline=deadline_in(deadline_ms),
+            traceparent=continue_trace(http.headers.get("traceparent")),
+            tracestate=carried_tracestate(http.headers),
+            requester=body.requester,
+            procedure_code=body.procedure_code,
+            dossier_id=body.dossier_id,
+            purpose=body.purpose,
+            legal_basis=body.legal_basis,
+            subject=body.subject,
+            datasets=body.datasets,
+        )
+
+    @app.post(
+        "/v1/lookups",
+        response_model=LookupResponse,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {JSON: {"schema": {"$ref": "#/components/schemas/LookupHttpRequest"}}},
+            }
+        },
+        responses={
+            400: {"description": "Invalid request (problem+json)"},
+            503: {"description": "Over capacity or Kafka unreachable (problem+json, Retry-After)"},
+            504: {"description": "Deadline passed; the body carries what is known"},
+        },
+    )
+    async def post_lookup(http: Request) -> Response:
         try:
-            request = LookupRequest(
-                producer=settings.gateway.instance_id,
-                deadline=deadline_in(deadline_ms),
-                traceparent=continue_trace(http.headers.get("traceparent")),
-                tracestate=carried_tracestate(http.headers),
-                **body.model_dump(exclude={"deadline_ms"}),
-            )
+            client.admission.check()  # before reading the body: a refusal must cost nothing
+        except Overloaded as exc:
+            return overloaded(str(exc), exc.retry_after_s)
+        try:
+            body = LookupHttpRequest.model_validate_json(await http.body())
         except ValidationError as exc:
-            errors = field_errors(list(exc.errors()))
-            return problem(400, "Invalid lookup request", errors[0]["message"], errors=errors)
+            return invalid(field_errors(list(exc.errors())))
+        unknown = unknown_datasets(body.datasets, known)
+        if unknown:
+            return invalid(unknown)
+        request = to_request(body, http)
         with LATENCY.time():
             try:
-                reply = await client.lookup(request)
+                reply = await client.exchange(request)
+            except Overloaded as exc:
+                return overloaded(str(exc), exc.retry_after_s)
             except BusUnavailable as exc:
-                return problem(503, "Bus unavailable", str(exc))
+                REFUSED.labels("bus_unavailable").inc()
+                return problem(503, "Bus unavailable", str(exc), headers={"Retry-After": "1"})
+        trace = {"traceparent": request.traceparent or ""}
         if reply is None:
-            reply = LookupResponse(
-                correlation_id=request.message_id,
-                request_id=request.message_id,
-                producer=settings.gateway.instance_id,
-                status="failed",
-                errors=[
-                    deadline_exceeded(ds, "the bus did not reply before the deadline")
-                    for ds in request.datasets
-                ],
+            return no_reply(request, instance, trace)
+        status, codes = reply.status, reply.error_codes()
+        if OVERLOADED in codes:
+            retry_ms = reply.data.get("retry_after_ms") or 1000
+            message = next(
+                (
+                    str(e.get("message"))
+                    for e in reply.data["errors"]
+                    if e.get("code") == OVERLOADED
+                ),
+                "over capacity",
             )
-        LOOKUPS.labels(reply.status).inc()
-        return JSONResponse(
-            reply.model_dump(mode="json"),
-            status_code=http_status(reply),
-            headers={"traceparent": request.traceparent or ""},
+            return overloaded(message, float(retry_ms) / 1000)
+        LOOKUPS.labels(status).inc()
+        return Response(
+            reply.body, status_code=http_status(status, codes), headers=trace, media_type=JSON
         )
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:
         if not client.healthy:
             return JSONResponse({"status": "unhealthy", "reason": "reply reader stopped"}, 503)
-        return JSONResponse({"status": "ok"})
+        return JSONResponse({"status": "ok", "in_flight": client.in_flight})
 
     @app.get("/metrics")
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
+    app.openapi = lambda: lookup_openapi(app)  # type: ignore[method-assign]
     return app
+
+
+__all__ = ["LookupHttpRequest", "Reply", "create_gateway", "http_status"]

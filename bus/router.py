@@ -1,151 +1,274 @@
-"""The lookup router: checks policy, then fans a request out to one query per source.
+"""The lookup router: admission, policy, then the cheapest path to one reply.
 
-Stateless: a request processed twice (at-least-once delivery) sends the same plan and queries
-twice, and the aggregator, keyed by request id, ignores the repeats. Every request ends in a
-reply: an invalid one that still names its id and a valid `reply_to` gets a `failed` reply
-saying what was wrong (and goes to the dead-letter topic too); a denied one gets `denied`.
+- A single-dataset lookup whose source this worker serves (the common case) is answered right
+  here: the router calls the source's lookup connector in-process and sends the reply to the
+  requester's `reply_to`. One Kafka hop in, one out, no state.
+- Anything else (several datasets, a source served by another worker, some datasets refused) is
+  fanned out: a `LookupPlan` to the aggregator and one `SourceQuery` per granted dataset.
+
+Every request ends in exactly one reply as the requester sees it:
+- a request processed twice by this worker (a repeated delivery) is answered once (`RecentIds`);
+  after a crash another worker may answer a request again, and clients drop a reply for a request
+  they no longer wait for (`bus.client`), so the requester still sees one;
+- a request whose deadline has passed is dropped: its requester has answered itself at the
+  deadline, and a reply now would come after it;
+- a request that waited longer than `max_queue_s` in Kafka (the bus is past its capacity) is
+  refused at once with `failed`/`overloaded` and a retry-after, instead of being served late;
+- an invalid request that names its id and a valid `reply_to` gets a `failed` reply naming the
+  field (and goes to the dead-letter topic too); a denied one gets `denied`.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import UTC, datetime, timedelta
-from typing import Any
+import math
+import time
+from collections.abc import Mapping
+from typing import Protocol
 
-import faust
 from pydantic import ValidationError
 
 from bus import topics
-from bus.aggregator import DONE_RETENTION_S
-from bus.codec import DecodeError, decode
-from bus.errors import exception_site
-from bus.outcome import deadline_exceeded
+from bus.deadline import Deadline
+from bus.outbox import Outbox
+from bus.outcome import lookup_status
 from bus.policy import Policy
+from bus.runtime import Inbound, Publication, Route, Subscriber
 from bus.schemas import (
     DatasetError,
+    DatasetResult,
     LookupPlan,
     LookupRequest,
+    LookupResponse,
     ReplyTo,
     SourceQuery,
+    SourceResult,
 )
-from bus.streams import Outbox, event_headers
 
 log = logging.getLogger(__name__)
+
+# How long a request id is remembered after its deadline, against repeated deliveries.
+RECENT_GRACE_S = 60.0
+RECENT_MAX = 200_000
+OVERLOADED = "overloaded"
+
+
+class LocalSource(Protocol):
+    """A source's lookup connector running in this process."""
+
+    async def answer(self, query: SourceQuery) -> SourceResult: ...
+
+
+class RecentIds:
+    """Request ids seen lately, each until its deadline plus a grace; bounded in size."""
+
+    def __init__(self, limit: int = RECENT_MAX) -> None:
+        self._until: dict[str, float] = {}
+        self._limit = limit
+
+    def first_time(self, request_id: str, until: float, now: float) -> bool:
+        """Record the id; False if it was already there (a repeated delivery)."""
+        if request_id in self._until:
+            return False
+        self._until[request_id] = until + RECENT_GRACE_S
+        self._prune(now)
+        return True
+
+    def _prune(self, now: float) -> None:
+        entries = self._until
+        while entries:
+            oldest = next(iter(entries))
+            if entries[oldest] > now and len(entries) <= self._limit:
+                return
+            del entries[oldest]
+
+    def __len__(self) -> int:
+        return len(self._until)
 
 
 class LookupRouter:
     name = "lookup-router"
 
     def __init__(
-        self, app: faust.App, policy: Policy, outbox: Outbox, *, max_deadline_s: float
+        self,
+        policy: Policy,
+        outbox: Outbox,
+        *,
+        max_deadline_s: float,
+        local: Mapping[str, LocalSource] | None = None,
+        max_queue_s: float = 1.0,
+        concurrency: int = 256,
     ) -> None:
-        self._app = app
         self._policy = policy
         self._outbox = outbox
-        self._max_deadline = timedelta(seconds=max_deadline_s)
-        # A request whose deadline passed longer ago than this is a replay after an outage: its
-        # requester is gone, and the aggregator may have forgotten the reply it had. A lookup is
-        # answered at the latest at its deadline, at the earliest max_deadline before it, and
-        # remembered DONE_RETENTION_S after: so replays are dropped before they are forgotten.
-        self._stale_after = timedelta(seconds=max(DONE_RETENTION_S - max_deadline_s, 0.0))
+        self._max_deadline_s = max_deadline_s
+        self._local = dict(local or {})
+        self._max_queue_s = max_queue_s
+        self._concurrency = concurrency
+        self._recent = RecentIds()
+        self.refused_overloaded = 0
+        self.dropped_expired = 0
 
-    def register(self, concurrency: int = 1) -> None:
-        channel = self._app.topic(topics.LOOKUP_REQUEST, key_type=bytes, value_type=bytes)
-        self._app.agent(channel, name=self.name, concurrency=concurrency)(self._consume)
+    def subscriber(self) -> Subscriber:
+        return Subscriber(
+            name=self.name,
+            topic=topics.LOOKUP_REQUEST,
+            routes=(Route(LookupRequest, self.on_request),),
+            description="Lookup requests from the gateway and Kafka-native clients.",
+            publishes=(
+                Publication(
+                    topics.LOOKUP_REPLY,
+                    LookupResponse,
+                    "request id",
+                    "The reply, to the partition named in reply_to (single-source lookups, "
+                    "refusals and denials are answered here directly).",
+                ),
+                Publication(
+                    topics.SOURCE_RESULT,
+                    LookupPlan,
+                    "request id",
+                    "Fan-out: what the aggregator must wait for.",
+                ),
+                Publication(
+                    topics.source_request("<source>"),
+                    SourceQuery,
+                    "request id",
+                    "Fan-out: one query per granted dataset.",
+                ),
+            ),
+            concurrency=self._concurrency,
+            # Whatever its deadline, a request is answered within max_deadline of being sent.
+            max_age_s=self._max_deadline_s + RECENT_GRACE_S,
+            on_undecodable=self.refuse_invalid,
+        )
 
-    async def _consume(self, stream: Any) -> None:
-        async for event in stream.events():
-            try:
-                await self._handle(event)
-            except Exception as exc:  # even parking failed: log where, never what
-                log.error("%s: message lost to an error: %s", self.name, exception_site(exc))
+    async def on_request(self, request: LookupRequest, record: Inbound) -> None:
+        await self.route(request, queued_s=record.age_s())
 
-    async def _handle(self, event: Any) -> None:
-        try:
-            request = decode(LookupRequest, event.message.value, event_headers(event))
-        except DecodeError as exc:
-            await self._outbox.dead_letter(event, self.name, str(exc))
-            await self._refuse_invalid(event.message.value, str(exc))
+    async def route(self, request: LookupRequest, *, queued_s: float = 0.0) -> None:
+        now = time.time()
+        deadline = Deadline.of(request.deadline).capped(self._max_deadline_s, now)
+        if deadline.budget() <= 0:
+            self.dropped_expired += 1
+            log.debug("%s: dropped request %s past its deadline", self.name, request.message_id)
             return
-        try:
-            await self.route(request)
-        except Exception as exc:  # faust would ack and forget: park it instead
-            site = exception_site(exc)
-            log.error("%s: request %s failed: %s", self.name, request.message_id, site)
-            await self._outbox.dead_letter(event, self.name, f"internal error: {site}")
-
-    async def route(self, request: LookupRequest) -> None:
-        now = datetime.now(UTC)
-        if request.deadline < now - self._stale_after:
-            log.warning("%s: dropped stale request %s", self.name, request.message_id)
-            return
-        if request.deadline > now + self._max_deadline:
-            request = request.model_copy(update={"deadline": now + self._max_deadline})
-        if request.deadline <= now:
-            # Through the aggregator like every other outcome: it answers a plan whose datasets
-            # all carry errors at once, and ignores the plan if this request was answered before
-            # (a replay after a crash must not bring a second reply).
-            await self._send_plan(request, [_deadline_passed(ds) for ds in request.datasets])
+        if not self._recent.first_time(request.message_id, deadline.at, now):
+            return  # a repeated delivery: answered (or being answered) already
+        if deadline.at != request.deadline.timestamp():
+            request = request.model_copy(update={"deadline": deadline.as_datetime()})
+        if queued_s > self._max_queue_s:
+            await self._refuse_overloaded(request, queued_s)
             return
         decision = self._policy.decide(request)
         if decision.denied:
-            await self._send_plan(request, decision.refused)
+            await self._reply(request, [], decision.refused)
             return
-        request_id = request.message_id
-        await self._send_plan(request, decision.refused, granted=list(decision.granted))
-        for dataset, fields in decision.granted.items():
-            query = SourceQuery(
-                correlation_id=request_id,
-                request_id=request_id,
-                producer=self._outbox.producer_name,
-                dataset=dataset,
-                subject=request.subject,
-                deadline=request.deadline,
-                requester_agency=request.requester.agency_code,
-                fields=fields,
-                traceparent=request.traceparent,
-                tracestate=request.tracestate,
-            )
-            source = self._policy.source_of(dataset)
-            await self._outbox.send(topics.source_request(source), query, key=request_id)
+        if len(decision.granted) == 1 and not decision.refused:
+            [(dataset, fields)] = decision.granted.items()
+            source = self._local.get(self._policy.source_of(dataset))
+            if source is not None:
+                result = await source.answer(self._query(request, dataset, fields))
+                results = [] if result.result is None else [result.result]
+                errors = [] if result.error is None else [result.error]
+                await self._reply(request, results, errors)
+                return
+        await self._fan_out(request, decision.granted, decision.refused)
 
-    async def _send_plan(
-        self, request: LookupRequest, errors: list[DatasetError], granted: list[str] | None = None
-    ) -> None:
-        plan = LookupPlan(
+    def _query(self, request: LookupRequest, dataset: str, fields: list[str] | None) -> SourceQuery:
+        # Built from a validated request: no second validation on the hot path.
+        return SourceQuery.model_construct(
             correlation_id=request.message_id,
             request_id=request.message_id,
             producer=self._outbox.producer_name,
-            datasets=[*(granted or []), *(error.dataset for error in errors)],
+            dataset=dataset,
+            subject=request.subject,
             deadline=request.deadline,
-            reply_to=request.reply_to,
-            errors=errors,
+            requester_agency=request.requester.agency_code,
+            fields=fields,
             traceparent=request.traceparent,
             tracestate=request.tracestate,
         )
-        await self._outbox.send(topics.SOURCE_RESULT, plan, key=request.message_id)
 
-    async def _refuse_invalid(self, body: bytes | None, reason: str) -> None:
-        """Answer an invalid request if it says who it is and where replies go; else it is
-        only in the dead-letter topic (there is nobody to answer)."""
-        found = salvage_reply_address(body)
-        if found is None:
-            return
-        request_id, reply_to = found
-        error = DatasetError(
-            dataset="*", source="bus", code="invalid_request", message=reason, retryable=False
-        )
+    async def _fan_out(
+        self,
+        request: LookupRequest,
+        granted: Mapping[str, list[str] | None],
+        refused: list[DatasetError],
+    ) -> None:
+        request_id = request.message_id
         plan = LookupPlan(
             correlation_id=request_id,
             request_id=request_id,
             producer=self._outbox.producer_name,
-            datasets=[error.dataset],
-            deadline=datetime.now(UTC),
-            reply_to=reply_to,
-            errors=[error],
+            datasets=[*granted, *(error.dataset for error in refused)],
+            deadline=request.deadline,
+            reply_to=request.reply_to,
+            errors=refused,
+            traceparent=request.traceparent,
+            tracestate=request.tracestate,
         )
         await self._outbox.send(topics.SOURCE_RESULT, plan, key=request_id)
+        for dataset, fields in granted.items():
+            source = self._policy.source_of(dataset)
+            query = self._query(request, dataset, fields)
+            await self._outbox.send(topics.source_request(source), query, key=request_id)
+
+    async def _reply(
+        self,
+        request: LookupRequest,
+        results: list[DatasetResult],
+        errors: list[DatasetError],
+        *,
+        retry_after_ms: int | None = None,
+    ) -> None:
+        reply = LookupResponse(
+            correlation_id=request.message_id,
+            request_id=request.message_id,
+            producer=self._outbox.producer_name,
+            status=lookup_status(results, errors),
+            results=results,
+            errors=errors,
+            retry_after_ms=retry_after_ms,
+            traceparent=request.traceparent,
+            tracestate=request.tracestate,
+        )
+        await self._outbox.reply(request.reply_to, reply)
+
+    async def _refuse_overloaded(self, request: LookupRequest, queued_s: float) -> None:
+        self.refused_overloaded += 1
+        retry_after_s = max(1, math.ceil(queued_s))
+        error = DatasetError(
+            dataset="*",
+            source="bus",
+            code=OVERLOADED,
+            message=f"the bus is past its capacity: the request waited {queued_s * 1000:.0f} ms "
+            f"in the queue (more than {self._max_queue_s * 1000:.0f} ms); "
+            f"retry after {retry_after_s} s",
+            retryable=True,
+        )
+        await self._reply(request, [], [error], retry_after_ms=retry_after_s * 1000)
+
+    async def refuse_invalid(self, record: Inbound, reason: str) -> None:
+        """Answer an invalid request if it says who it is and where replies go; else it is
+        only in the dead-letter topic (there is nobody to answer)."""
+        found = salvage_reply_address(record.value)
+        if found is None:
+            return
+        request_id, reply_to = found
+        if not self._recent.first_time(request_id, time.time(), time.time()):
+            return
+        error = DatasetError(
+            dataset="*", source="bus", code="invalid_request", message=reason, retryable=False
+        )
+        reply = LookupResponse(
+            correlation_id=request_id,
+            request_id=request_id,
+            producer=self._outbox.producer_name,
+            status="failed",
+            errors=[error],
+        )
+        await self._outbox.reply(reply_to, reply)
 
 
 def salvage_reply_address(body: bytes | None) -> tuple[str, ReplyTo] | None:
@@ -159,7 +282,3 @@ def salvage_reply_address(body: bytes | None) -> tuple[str, ReplyTo] | None:
     if not isinstance(request_id, str) or not 0 < len(request_id) <= 64:
         return None
     return request_id, reply_to
-
-
-def _deadline_passed(dataset: str) -> DatasetError:
-    return deadline_exceeded(dataset, "the request's deadline had passed when it was routed")

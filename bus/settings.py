@@ -76,6 +76,12 @@ class GatewaySettings(Section):
         description="Partition of the reply topic this instance owns; each gateway its own.",
     )
     instance_id: str = "gateway-1"
+    max_in_flight: int = Field(
+        default=256,
+        ge=1,
+        description="Lookups this gateway has in flight at most; past it, 503 with Retry-After "
+        "at once (admission control: the bus refuses early instead of collapsing).",
+    )
 
 
 class WorkerSettings(Section):
@@ -84,6 +90,21 @@ class WorkerSettings(Section):
     data_dir: Path = Path(".run/worker")
     sources: list[str] | None = Field(
         default=None, description="Sources whose lookup connectors this worker runs; None = all."
+    )
+    concurrency: int = Field(
+        default=256, ge=1, le=4096, description="Lookup requests a worker handles at once."
+    )
+    max_queue_ms: int = Field(
+        default=1000,
+        ge=1,
+        description="A request that waited longer in Kafka is refused as overloaded (shedding a "
+        "backlog, for clients that do not cap what they send).",
+    )
+    fetch_max_wait_ms: int = Field(
+        default=5,
+        ge=0,
+        le=500,
+        description="How long a fetch waits for data (latency at low load).",
     )
 
 

@@ -1,9 +1,11 @@
 """The lookup connector: one generic class, one instance per national database.
 
-It consumes `tthc.source.<source>.request`, calls the source's adapter in a bounded thread pool
-(adapters are blocking: zeep, requests) with tenacity retries that never run past the request's
-deadline, maps the native record to the normalized schema, and sends a `SourceResult`. Every
-outcome, including failures, is a result: the agent never raises for an expected error.
+`answer` calls the source's adapter in a bounded thread pool (adapters are blocking: zeep,
+urllib3) with tenacity retries that never run past the request's deadline, and maps the native
+record to the normalized schema. Every outcome, including failures, is a `SourceResult`: nothing
+raises for an expected error. The router calls `answer` directly for a single-source lookup (the
+common case: no hop in between); on the fan-out path the connector's `subscriber` consumes
+`tthc.source.<source>.request` and sends the result to the aggregator.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-import faust
 from tenacity import (
     Retrying,
     retry_if_exception,
@@ -27,19 +28,18 @@ from tenacity import (
 
 from adapters.base import Adapter, NativeRecord
 from bus import topics
-from bus.codec import DecodeError, decode
+from bus.deadline import Deadline
 from bus.errors import MappingError, SourceError, SourceNotFound, SourceTimeout
+from bus.outbox import Outbox
+from bus.runtime import Inbound, Publication, Route, Subscriber
 from bus.schemas import DatasetError, DatasetResult, Provenance, SourceQuery, SourceResult
 from bus.settings import SourceSettings
-from bus.streams import Outbox, event_headers
 from mappings.engine import Mapping, load_mapping
 
 log = logging.getLogger(__name__)
 
 # Below this much time left, another attempt could not finish before the deadline.
 MIN_ATTEMPT_S = 0.05
-# How long past the deadline a blocked adapter call is awaited before the connector gives up.
-DEADLINE_SLACK_S = 0.05
 
 
 class LookupConnector:
@@ -58,27 +58,40 @@ class LookupConnector:
         }
         self.name = f"lookup-connector-{source}"
 
-    def register(self, app: faust.App) -> None:
-        channel = app.topic(topics.source_request(self.source), key_type=bytes, value_type=bytes)
-        app.agent(channel, name=self.name, concurrency=self.settings.concurrency)(self._consume)
+    def subscriber(self, outbox: Outbox) -> Subscriber:
+        """The connector's consumer on the fan-out path: queries from the router, results to
+        the aggregator. (A single-source lookup skips this: the router calls `answer`.)"""
+
+        async def on_query(query: SourceQuery, record: Inbound) -> None:
+            result = await self.answer(query)
+            try:
+                await outbox.send(topics.SOURCE_RESULT, result, key=query.request_id)
+            except Exception as exc:  # the lookup then ends at its deadline; keep the query
+                log.error("%s: result of %s not sent: %r", self.name, query.request_id, exc)
+                await outbox.dead_letter(record, self.name, f"result not sent: {exc!r:.200}")
+
+        return Subscriber(
+            name=self.name,
+            topic=topics.source_request(self.source),
+            routes=(Route(SourceQuery, on_query),),
+            description=f"Queries for the {self.source} database, from the router's fan-out.",
+            publishes=(
+                Publication(
+                    topics.SOURCE_RESULT, SourceResult, "request id", "One query's outcome."
+                ),
+            ),
+            concurrency=self.settings.concurrency,
+        )
+
+    async def start(self) -> None:
+        """Nothing to start: the adapter connects on first use."""
+
+    async def stop(self) -> None:
+        self.close()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
         self.adapter.close()
-
-    async def _consume(self, stream: Any) -> None:
-        async for event in stream.events():
-            try:
-                query = decode(SourceQuery, event.message.value, event_headers(event))
-            except DecodeError as exc:
-                await self._outbox.dead_letter(event, self.name, str(exc))
-                continue
-            result = await self.answer(query)
-            try:
-                await self._outbox.send(topics.SOURCE_RESULT, result, key=query.request_id)
-            except Exception as exc:  # the lookup then ends at its deadline; keep the query
-                log.error("%s: result of %s not sent: %r", self.name, query.request_id, exc)
-                await self._outbox.dead_letter(event, self.name, f"result not sent: {exc!r:.200}")
 
     async def answer(self, query: SourceQuery) -> SourceResult:
         """Ask the source and turn whatever happens into a SourceResult."""
@@ -86,13 +99,16 @@ class LookupConnector:
         try:
             if query.dataset not in self._mappings:
                 raise MappingError("dataset", query.dataset, f"one of {sorted(self._mappings)}")
+            deadline = Deadline.of(query.deadline)
+            budget = deadline.budget()
+            if budget < MIN_ATTEMPT_S:
+                raise SourceTimeout(self.source, "no time left before the deadline")
             loop = asyncio.get_running_loop()
-            call = loop.run_in_executor(self._pool, self._fetch, query)
+            call = loop.run_in_executor(self._pool, self._fetch, query, deadline)
             # The adapter's socket timeouts are per read, so a trickling answer could outlast
-            # the deadline; the result goes out at the deadline whatever the thread does.
-            budget = query.deadline.timestamp() - time.time() + DEADLINE_SLACK_S
+            # the deadline; the result goes out just before the deadline whatever the thread does.
             try:
-                record = await asyncio.wait_for(call, max(budget, MIN_ATTEMPT_S))
+                record = await asyncio.wait_for(call, budget)
             except TimeoutError:
                 raise SourceTimeout(self.source, "no answer before the deadline") from None
             data = self._normalize(query, record)
@@ -141,13 +157,10 @@ class LookupConnector:
             tracestate=query.tracestate,
         )
 
-    def _fetch(self, query: SourceQuery) -> NativeRecord:
+    def _fetch(self, query: SourceQuery, deadline: Deadline) -> NativeRecord:
         """Blocking: the adapter call with retries bounded by the deadline (runs in the pool)."""
-        deadline = query.deadline.timestamp()
         dataset = query.dataset.split(".", 1)[1]
-
-        def time_left() -> float:
-            return deadline - time.time()
+        time_left = deadline.budget
 
         retrying = Retrying(
             # stop_before_delay also counts the coming backoff: no attempt starts too late.

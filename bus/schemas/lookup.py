@@ -127,6 +127,9 @@ class LookupResponse(Envelope):
     status: LookupStatus
     results: list[DatasetResult] = Field(default_factory=list)
     errors: list[DatasetError] = Field(default_factory=list)
+    retry_after_ms: int | None = Field(
+        default=None, description="With an `overloaded` error: when asking again may succeed."
+    )
 
 
 class SourceQuery(Envelope):

@@ -169,33 +169,54 @@ def sandbox_sample(
 # -- worker ----------------------------------------------------------------------------------
 
 
-def compose_worker(settings: Settings) -> Any:
-    """The faust app with the router, the aggregator and one lookup connector per source."""
+def compose_worker(settings: Settings) -> tuple[Any, Any]:
+    """The faust app (the aggregator and its table) and the service beside it: the outbox, and
+    the runner of the router and of one lookup connector per source."""
     from adapters.registry import load_adapter
     from bus.aggregator import LookupAggregator
+    from bus.outbox import Outbox
     from bus.policy import Policy
     from bus.router import LookupRouter
-    from bus.streams import Outbox, create_app
+    from bus.runtime import KafkaRunner, RunnerSettings, hosted
+    from bus.streams import create_app
     from connectors.lookup import LookupConnector
 
+    bootstrap = settings.kafka.resolved_bootstrap()
+    name = f"worker-{os.getpid()}"
     faust_app = create_app(settings)
-    outbox = Outbox(faust_app, producer_name=f"worker-{os.getpid()}")
-    policy = Policy(settings.dataset_sources(), settings.policy.allow_all_agencies)
-    max_deadline_s = settings.lookup.max_deadline_ms / 1000
-    LookupRouter(faust_app, policy, outbox, max_deadline_s=max_deadline_s).register()
-    LookupAggregator(faust_app, outbox, settings.kafka.partitions).register()
+    outbox = Outbox(bootstrap, producer_name=name)
     wanted = settings.worker.sources or sorted(settings.sources)
-    for name in wanted:
-        source = settings.source(name)
-        LookupConnector(name, source, load_adapter(name, source), outbox).register(faust_app)
-    return faust_app
+    connectors = {
+        source: LookupConnector(
+            source, settings.source(source), load_adapter(source, settings.source(source)), outbox
+        )
+        for source in wanted
+    }
+    router = LookupRouter(
+        Policy(settings.dataset_sources(), settings.policy.allow_all_agencies),
+        outbox,
+        max_deadline_s=settings.lookup.max_deadline_ms / 1000,
+        local=connectors,
+        max_queue_s=settings.worker.max_queue_ms / 1000,
+        concurrency=settings.worker.concurrency,
+    )
+    LookupAggregator(faust_app, outbox, settings.kafka.partitions).register()
+    runner = KafkaRunner(
+        bootstrap,
+        group_prefix=settings.worker.app_id,
+        dead_letters=outbox,
+        subscribers=[router.subscriber(), *(c.subscriber(outbox) for c in connectors.values())],
+        settings=RunnerSettings(fetch_max_wait_ms=settings.worker.fetch_max_wait_ms),
+        client_id=name,
+    )
+    return faust_app, hosted(outbox, runner, *connectors.values())
 
 
 @app.command()
 def worker(
     loglevel: Annotated[str, typer.Option(help="faust log level.")] = "warn",
 ) -> None:
-    """Run a worker: router, aggregator and the lookup connectors."""
+    """Run a worker: router, lookup connectors, and the aggregator of fan-out lookups."""
     from faust.worker import Worker
 
     class BusWorker(Worker):
@@ -207,8 +228,8 @@ def worker(
 
     settings = settings_or_exit()
     create_topics(settings)
-    faust_app = compose_worker(settings)
-    BusWorker(faust_app, loglevel=loglevel, quiet=True).execute_from_commandline()
+    faust_app, runtime = compose_worker(settings)
+    BusWorker(faust_app, runtime, loglevel=loglevel, quiet=True).execute_from_commandline()
 
 
 # -- gateway ---------------------------------------------------------------------------------

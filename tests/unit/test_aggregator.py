@@ -3,6 +3,7 @@ recording outbox for the producer, and a fake clock for `time.time`."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -17,6 +18,7 @@ from bus.aggregator import (
     SCAN_INTERVAL_S,
     LookupAggregator,
 )
+from bus.outbox import Outbox
 from bus.schemas import (
     DatasetError,
     DatasetResult,
@@ -27,7 +29,6 @@ from bus.schemas import (
     ReplyTo,
     SourceResult,
 )
-from bus.streams import Outbox
 from tests.unit.recording_outbox import RecordingOutbox, Sent
 
 REQUEST_ID = "req-1"
@@ -414,21 +415,17 @@ async def test_reply_without_reply_to_still_replies(
     assert reply.status == "complete"
 
 
-class FakeTopic:
-    def __init__(self, name: str, log: list[dict[str, Any]]) -> None:
-        self.name = name
-        self.log = log
+class FakeProducer:
+    """What the Outbox uses of aiokafka's producer: `send` returns the delivery future."""
 
-    async def send(self, **kwargs: Any) -> None:
-        self.log.append({"topic": self.name, **kwargs})
-
-
-class TopicApp(FakeApp):
     def __init__(self) -> None:
         self.log: list[dict[str, Any]] = []
 
-    def topic(self, name: str, **kwargs: Any) -> FakeTopic:
-        return FakeTopic(name, self.log)
+    async def send(self, topic: str, value: bytes, **kwargs: Any) -> Any:
+        self.log.append({"topic": topic, "value": value, **kwargs})
+        delivery = asyncio.get_running_loop().create_future()
+        delivery.set_result(None)
+        return delivery
 
 
 @pytest.mark.parametrize(
@@ -439,12 +436,13 @@ async def test_real_outbox_reply_destination(
 ) -> None:
     """Through the real Outbox: without reply_to the reply is keyed by request id on the reply
     topic (Kafka picks the partition); with it, it goes to the asked partition."""
-    app = TopicApp()
-    agg = LookupAggregator(app, Outbox(app, "test-outbox"), partitions=4)  # type: ignore[arg-type]
+    producer = FakeProducer()
+    outbox = Outbox.over(producer, "test-outbox")
+    agg = LookupAggregator(FakeApp(), outbox, partitions=4)  # type: ignore[arg-type]
     await agg.on_plan(plan(IDENTITY, reply_to=reply_to))
     await agg.on_result(found(IDENTITY))
 
-    [sent] = app.log
+    [sent] = producer.log
     assert sent["topic"] == topics.LOOKUP_REPLY
     assert sent["key"] == REQUEST_ID.encode()
     assert sent["partition"] == partition

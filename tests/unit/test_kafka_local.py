@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bus import kafka_local
+from bus.tooling import kafka_local
 from bus.tooling.kafka_local import KafkaSetupError, java_major_version
 
 JAVA_17 = """openjdk version "17.0.15" 2025-04-15

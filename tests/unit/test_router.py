@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
 from bus import topics
-from bus.aggregator import DONE_RETENTION_S
 from bus.policy import Policy
 from bus.router import LookupRouter, salvage_reply_address
+from bus.runtime import Inbound
 from bus.schemas import (
+    DatasetError,
+    DatasetResult,
     LookupPlan,
     LookupRequest,
+    LookupResponse,
+    Provenance,
     ReplyTo,
     SourceQuery,
+    SourceResult,
 )
 from tests.unit.recording_outbox import RecordingOutbox
 
@@ -33,9 +39,9 @@ def outbox() -> RecordingOutbox:
 
 
 def make_router(outbox: RecordingOutbox, *, allow_all: bool = True) -> LookupRouter:
+    """A router with no source in its process: every lookup is fanned out."""
     policy = Policy(DATASET_SOURCES, allow_all_agencies=allow_all)
-    # The constructor only keeps the app (for register); routing never touches it.
-    return LookupRouter(None, policy, outbox, max_deadline_s=MAX_DEADLINE_S)  # type: ignore[arg-type]
+    return LookupRouter(policy, outbox, max_deadline_s=MAX_DEADLINE_S)  # type: ignore[arg-type]
 
 
 def request(
@@ -131,66 +137,160 @@ async def test_deadline_within_max_is_kept(outbox: RecordingOutbox) -> None:
     assert {s.message.deadline for s in outbox.sent} == {deadline}
 
 
-# -- refusals -------------------------------------------------------------------------------
+# -- the direct path: a single dataset whose source runs in this worker ----------------------
 
 
-def only_plan(outbox: RecordingOutbox) -> LookupPlan:
-    """The router answered through the aggregator: one plan, no query, no direct reply."""
-    assert outbox.replies == []
-    [sent] = outbox.sent
-    assert sent.topic == topics.SOURCE_RESULT
-    assert isinstance(sent.message, LookupPlan)
-    assert sent.key == sent.message.request_id
-    return sent.message
+class FakeSource:
+    """A lookup connector in the same process: records the queries, answers as told."""
+
+    def __init__(self, outcome: str = "found") -> None:
+        self.outcome = outcome
+        self.queries: list[SourceQuery] = []
+
+    async def answer(self, query: SourceQuery) -> SourceResult:
+        self.queries.append(query)
+        if self.outcome == "found":
+            provenance = Provenance(
+                source="population", fetched_at=datetime.now(UTC), latency_ms=1.0
+            )
+            result = DatasetResult(dataset=query.dataset, data={"a": 1}, provenance=provenance)
+            return SourceResult(
+                request_id=query.request_id, dataset=query.dataset, outcome="found", result=result
+            )
+        error = DatasetError(
+            dataset=query.dataset,
+            source="population",
+            code="not_found",
+            message="01",
+            retryable=False,
+        )
+        return SourceResult(
+            request_id=query.request_id, dataset=query.dataset, outcome="not_found", error=error
+        )
 
 
-async def test_passed_deadline_is_answered_through_a_plan_of_errors(
+def local_router(outbox: RecordingOutbox, source: FakeSource, **kwargs: Any) -> LookupRouter:
+    policy = Policy(DATASET_SOURCES, allow_all_agencies=kwargs.pop("allow_all", True))
+    return LookupRouter(
+        policy, outbox, max_deadline_s=MAX_DEADLINE_S, local={"population": source}, **kwargs
+    )  # type: ignore[arg-type]
+
+
+def only_reply(outbox: RecordingOutbox) -> tuple[ReplyTo | None, LookupResponse]:
+    """The router answered itself: one reply, nothing to the aggregator or the sources."""
+    assert outbox.sent == []
+    [(reply_to, reply)] = outbox.replies
+    return reply_to, reply
+
+
+async def test_single_local_dataset_is_answered_directly_without_the_aggregator(
     outbox: RecordingOutbox,
 ) -> None:
-    req = request(
-        IDENTITY,
-        CARD,
-        deadline=datetime.now(UTC) - timedelta(seconds=5),
-        reply_to=ReplyTo(partition=1),
-    )
-    await make_router(outbox).route(req)
+    source = FakeSource()
+    req = request(IDENTITY, reply_to=ReplyTo(partition=3))
+    await local_router(outbox, source).route(req)
 
-    plan = only_plan(outbox)
-    assert plan.reply_to == ReplyTo(partition=1)
-    assert plan.request_id == req.message_id
-    assert plan.traceparent == TRACEPARENT
-    assert plan.datasets == [IDENTITY, CARD]
-    assert [(e.dataset, e.code, e.retryable) for e in plan.errors] == [
-        (IDENTITY, "deadline_exceeded", True),
-        (CARD, "deadline_exceeded", True),
+    [query] = source.queries
+    assert (query.request_id, query.dataset, query.subject) == (
+        req.message_id,
+        IDENTITY,
+        req.subject,
+    )
+    assert query.deadline == req.deadline
+    reply_to, reply = only_reply(outbox)
+    assert reply_to == ReplyTo(partition=3)
+    assert (reply.request_id, reply.correlation_id) == (req.message_id, req.message_id)
+    assert reply.status == "complete"
+    assert [r.data for r in reply.results] == [{"a": 1}]
+    assert (reply.traceparent, reply.tracestate) == (TRACEPARENT, TRACESTATE)
+
+
+async def test_source_not_found_is_a_direct_not_found_reply(outbox: RecordingOutbox) -> None:
+    await local_router(outbox, FakeSource("not_found")).route(request(IDENTITY))
+    _, reply = only_reply(outbox)
+    assert reply.status == "not_found"
+    assert [(e.dataset, e.code) for e in reply.errors] == [(IDENTITY, "not_found")]
+
+
+async def test_a_repeated_delivery_is_answered_once(outbox: RecordingOutbox) -> None:
+    source = FakeSource()
+    router = local_router(outbox, source)
+    req = request(IDENTITY)
+    for _ in range(3):
+        await router.route(req)
+    assert len(source.queries) == 1
+    assert len(outbox.replies) == 1
+
+
+async def test_several_datasets_fan_out_even_with_a_local_source(outbox: RecordingOutbox) -> None:
+    source = FakeSource()
+    await local_router(outbox, source).route(request(IDENTITY, CARD))
+    assert source.queries == []
+    assert [s.topic for s in outbox.sent] == [
+        topics.SOURCE_RESULT,
+        "tthc.source.population.request",
+        "tthc.source.insurance.request",
     ]
 
 
-async def test_stale_request_is_dropped_before_the_aggregator_forgets_it(
+async def test_passed_deadline_is_dropped_the_requester_has_answered_itself(
     outbox: RecordingOutbox,
 ) -> None:
-    stale_after = DONE_RETENTION_S - MAX_DEADLINE_S
-    req = request(IDENTITY, deadline=datetime.now(UTC) - timedelta(seconds=stale_after + 1))
-    await make_router(outbox).route(req)
-    assert outbox.sent == []
-    assert outbox.replies == []
-    fresh = request(IDENTITY, deadline=datetime.now(UTC) - timedelta(seconds=stale_after - 5))
-    await make_router(outbox).route(fresh)
-    assert only_plan(outbox).errors[0].code == "deadline_exceeded"
+    source = FakeSource()
+    req = request(IDENTITY, deadline=datetime.now(UTC) - timedelta(seconds=1))
+    await local_router(outbox, source).route(req)
+    assert (source.queries, outbox.sent, outbox.replies) == ([], [], [])
 
 
-async def test_policy_denial_is_answered_through_a_plan_of_refusals(
+async def test_a_request_that_waited_too_long_in_kafka_is_refused_as_overloaded(
     outbox: RecordingOutbox,
 ) -> None:
+    source = FakeSource()
+    router = local_router(outbox, source, max_queue_s=0.5)
+    await router.route(request(IDENTITY), queued_s=1.7)
+
+    assert source.queries == []
+    _, reply = only_reply(outbox)
+    assert reply.status == "failed"
+    [error] = reply.errors
+    assert (error.code, error.retryable) == ("overloaded", True)
+    assert "1700 ms" in error.message
+    assert reply.retry_after_ms == 2000
+    assert router.refused_overloaded == 1
+
+
+async def test_policy_denial_is_answered_directly(outbox: RecordingOutbox) -> None:
+    source = FakeSource()
     req = request(IDENTITY, CARD, reply_to=ReplyTo(partition=4))
-    await make_router(outbox, allow_all=False).route(req)
+    await local_router(outbox, source, allow_all=False).route(req)
 
-    plan = only_plan(outbox)
-    assert plan.reply_to == ReplyTo(partition=4)
-    assert (plan.traceparent, plan.tracestate) == (TRACEPARENT, TRACESTATE)
-    assert [(e.dataset, e.code, e.retryable) for e in plan.errors] == [
+    assert source.queries == []
+    reply_to, reply = only_reply(outbox)
+    assert reply_to == ReplyTo(partition=4)
+    assert reply.status == "denied"
+    assert (reply.traceparent, reply.tracestate) == (TRACEPARENT, TRACESTATE)
+    assert [(e.dataset, e.code, e.retryable) for e in reply.errors] == [
         (IDENTITY, "not_granted", False),
         (CARD, "not_granted", False),
+    ]
+
+
+async def test_invalid_request_with_a_reply_address_gets_a_failed_reply(
+    outbox: RecordingOutbox,
+) -> None:
+    data = json.loads(request(IDENTITY, reply_to=ReplyTo(partition=6)).model_dump_json())
+    del data["purpose"]
+    record = Inbound("tthc.lookup.request", 0, 7, b"k", json.dumps(data).encode(), (), 0)
+    router = local_router(outbox, FakeSource())
+    await router.refuse_invalid(record, "invalid lookup.request: purpose: Field required")
+    await router.refuse_invalid(record, "invalid lookup.request: purpose: Field required")
+
+    reply_to, reply = only_reply(outbox)
+    assert reply_to == ReplyTo(partition=6)
+    assert reply.request_id == data["message_id"]
+    assert reply.status == "failed"
+    assert [(e.code, e.message) for e in reply.errors] == [
+        ("invalid_request", "invalid lookup.request: purpose: Field required")
     ]
 
 
