@@ -1,22 +1,51 @@
 # tthc-bus: `make run` starts the whole bus locally, `make test` runs every test.
-# Both create .venv and install the project with its pinned dependencies when needed; Kafka is
-# fetched with mvn into .kafka/ the first time it is started.
+# Both create .venv and install the project from the lock file when needed; Kafka is fetched with
+# mvn into .kafka/ the first time it is started.
 
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench kafka prereqs clean
+# Every dependency, runtime and dev, transitive ones included, pinned with hashes; `make lock`
+# refreshes it from pyproject.toml (`make lock UPGRADE=1` also moves pins to the newest allowed).
+LOCK := requirements.lock
+# uv installs from the lock; it is pinned and hashed in a lock of its own, installed with pip.
+# To move it: change UV_VERSION, then `make lock`.
+UV_VERSION := 0.13.9
+UV_LOCK := requirements-uv.lock
+UV_STAMP := $(VENV)/.uv-installed
+# The platform's certificate store, as pip uses it; uv never downloads a Python of its own.
+UV := UV_SYSTEM_CERTS=1 UV_PYTHON_DOWNLOADS=never $(BIN)/uv
+UV_COMPILE := $(UV) pip compile --quiet --python $(BIN)/python --python-version 3.11 --universal \
+  --generate-hashes --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
 
-$(STAMP): pyproject.toml
+.PHONY: run test lint typecheck unit bench kafka lock prereqs clean
+
+# The venv, with uv in it.
+$(UV_STAMP): $(UV_LOCK)
 	@$(MAKE) --no-print-directory prereqs
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
 	  echo "error: could not create a virtual environment with '$(PYTHON) -m venv'."; \
 	  echo "       On Debian: apt-get install python3-venv"; exit 1; }
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
-	@touch $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r $(UV_LOCK)
+	@touch $@
+
+# Exactly the lock (a package that left it is removed), then the project itself: editable, no
+# dependencies, built with the setuptools and wheel from the lock.
+$(STAMP): $(LOCK) pyproject.toml $(UV_STAMP)
+	@$(MAKE) --no-print-directory prereqs
+	$(UV) pip sync --quiet --python $(BIN)/python --require-hashes $(LOCK)
+	$(UV) pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
+	@touch $@
+
+# The build backend ([build-system] requires) is locked too, for the install above.
+BUILD_REQUIRES := $(VENV)/build-system-requires.txt
+lock: $(UV_STAMP)
+	echo "uv==$(UV_VERSION)" | $(UV_COMPILE) --no-annotate - -o $(VENV)/uv.lock.new
+	@cmp -s $(VENV)/uv.lock.new $(UV_LOCK) && rm $(VENV)/uv.lock.new || mv $(VENV)/uv.lock.new $(UV_LOCK)
+	$(BIN)/python -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["build-system"]["requires"], sep="\n")' >$(BUILD_REQUIRES)
+	$(UV_COMPILE) --extra dev pyproject.toml $(BUILD_REQUIRES) -o $(LOCK)
 
 # Python 3.11, Java 17+ and Maven are needed; say exactly which is missing and how to get it.
 prereqs:
@@ -39,6 +68,7 @@ run: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
