@@ -204,8 +204,8 @@ def create_gateway(settings: Settings) -> FastAPI:
             body.deadline_ms or settings.lookup.default_deadline_ms,
             settings.lookup.max_deadline_ms,
         )
-        # Every field was validated as part of the body: no second validation.
-        return LookupRequest.model_construct(
+        # The parts are models validated with the body: pydantic does not validate them again.
+        return LookupRequest(
             producer=instance,
             deadline=deadline_in(deadline_ms),
             traceparent=continue_trace(http.headers.get("traceparent")),

@@ -28,6 +28,9 @@ class Policy:
         self._dataset_sources = dataset_sources
         self._allow_all = allow_all_agencies
 
+    def sources(self) -> list[str]:
+        return sorted(set(self._dataset_sources.values()))
+
     def source_of(self, dataset: str) -> str:
         return self._dataset_sources[dataset]
 

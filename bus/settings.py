@@ -100,6 +100,12 @@ class WorkerSettings(Section):
         description="A request that waited longer in Kafka is refused as overloaded (shedding a "
         "backlog, for clients that do not cap what they send).",
     )
+    session_timeout_ms: int = Field(
+        default=10_000,
+        ge=6_000,
+        description="A worker that stops heartbeating for this long loses its partitions to the "
+        "others (the broker's group.min.session.timeout.ms is 6 s by default).",
+    )
     fetch_max_wait_ms: int = Field(
         default=5,
         ge=0,

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -169,7 +170,14 @@ def sandbox_sample(
 # -- worker ----------------------------------------------------------------------------------
 
 
-def compose_worker(settings: Settings) -> tuple[Any, Any]:
+@dataclass
+class ComposedWorker:
+    faust_app: Any
+    runtime: Any
+    subscribers: list[Any]
+
+
+def compose_worker(settings: Settings) -> ComposedWorker:
     """The faust app (the aggregator and its table) and the service beside it: the outbox, and
     the runner of the router and of one lookup connector per source."""
     from adapters.registry import load_adapter
@@ -200,16 +208,22 @@ def compose_worker(settings: Settings) -> tuple[Any, Any]:
         max_queue_s=settings.worker.max_queue_ms / 1000,
         concurrency=settings.worker.concurrency,
     )
-    LookupAggregator(faust_app, outbox, settings.kafka.partitions).register()
+    aggregator = LookupAggregator(faust_app, outbox, settings.kafka.partitions)
+    aggregator.register()
+    direct = [router.subscriber(), *(c.subscriber(outbox) for c in connectors.values())]
     runner = KafkaRunner(
         bootstrap,
         group_prefix=settings.worker.app_id,
         dead_letters=outbox,
-        subscribers=[router.subscriber(), *(c.subscriber(outbox) for c in connectors.values())],
-        settings=RunnerSettings(fetch_max_wait_ms=settings.worker.fetch_max_wait_ms),
+        subscribers=direct,
+        settings=RunnerSettings(
+            fetch_max_wait_ms=settings.worker.fetch_max_wait_ms,
+            session_timeout_ms=settings.worker.session_timeout_ms,
+        ),
         client_id=name,
     )
-    return faust_app, hosted(outbox, runner, *connectors.values())
+    runtime = hosted(outbox, runner, *connectors.values())
+    return ComposedWorker(faust_app, runtime, [*direct, aggregator.subscriber()])
 
 
 @app.command()
@@ -228,8 +242,9 @@ def worker(
 
     settings = settings_or_exit()
     create_topics(settings)
-    faust_app, runtime = compose_worker(settings)
-    BusWorker(faust_app, runtime, loglevel=loglevel, quiet=True).execute_from_commandline()
+    composed = compose_worker(settings)
+    worker = BusWorker(composed.faust_app, composed.runtime, loglevel=loglevel, quiet=True)
+    worker.execute_from_commandline()
 
 
 # -- gateway ---------------------------------------------------------------------------------
@@ -333,6 +348,13 @@ def schemas_export(directory: Path) -> None:
         path = directory / f"{name}.schema.json"
         path.write_text(json.dumps(model.model_json_schema(), indent=2, ensure_ascii=False) + "\n")
         console.print(f"wrote {path}")
+    from bus.asyncapi import asyncapi_document
+
+    path = directory / "asyncapi.json"
+    subscribers = compose_worker(settings_or_exit()).subscribers
+    document = asyncapi_document(subscribers)
+    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    console.print(f"wrote {path} (AsyncAPI {document['asyncapi']}: the Kafka interface)")
 
 
 # -- dev -------------------------------------------------------------------------------------
