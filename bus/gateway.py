@@ -31,6 +31,7 @@ from pydantic import Field, ValidationError, field_validator
 from bus.admission import Overloaded
 from bus.client import BusUnavailable, LookupClient, Reply
 from bus.deadline import deadline_in
+from bus.errors import exception_site
 from bus.outcome import deadline_exceeded
 from bus.router import OVERLOADED
 from bus.schemas import LookupRequest, LookupResponse, Requester, Subject
@@ -41,6 +42,7 @@ from bus.tracing import carried_tracestate, continue_trace
 
 log = logging.getLogger(__name__)
 
+LOOKUPS_PATH = "/v1/lookups"
 PROBLEM_JSON = "application/problem+json"
 JSON = "application/json"
 
@@ -220,7 +222,7 @@ def create_gateway(settings: Settings) -> FastAPI:
         )
 
     @app.post(
-        "/v1/lookups",
+        LOOKUPS_PATH,
         response_model=LookupResponse,
         openapi_extra={
             "requestBody": {
@@ -286,7 +288,37 @@ def create_gateway(settings: Settings) -> FastAPI:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     app.openapi = lambda: lookup_openapi(app)  # type: ignore[method-assign]
+    app.state.post_lookup = post_lookup
     return app
 
 
-__all__ = ["LookupHttpRequest", "Reply", "create_gateway", "http_status"]
+class LookupFastPath:
+    """ASGI: `POST /v1/lookups` straight to its route function, everything else through FastAPI.
+
+    The route is FastAPI's (its OpenAPI entry, its one implementation); only the dozen ASGI
+    middleware layers in front of it are skipped on the hot path, about a fifth of the gateway's
+    CPU per lookup. The route catches what it expects; anything else is a 500 problem+json here.
+    """
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self._post_lookup = app.state.post_lookup
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or scope["path"] != LOOKUPS_PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        try:
+            response = await self._post_lookup(Request(scope, receive))
+        except Exception as exc:
+            log.error("POST %s failed: %s", LOOKUPS_PATH, exception_site(exc))
+            response = problem(500, "Internal error", "the gateway could not handle the request")
+        await response(scope, receive, send)
+
+
+def create_gateway_asgi(settings: Settings) -> LookupFastPath:
+    """What the gateway process serves: the FastAPI app behind the lookup fast path."""
+    return LookupFastPath(create_gateway(settings))
+
+
+__all__ = ["LookupHttpRequest", "Reply", "create_gateway", "create_gateway_asgi", "http_status"]

@@ -257,12 +257,12 @@ def gateway(
     """Run the HTTP gateway."""
     import uvicorn
 
-    from bus.gateway import create_gateway
+    from bus.gateway import create_gateway_asgi
 
     settings = settings_or_exit()
     create_topics(settings)
     uvicorn.run(
-        create_gateway(settings),
+        create_gateway_asgi(settings),
         host=settings.gateway.host,
         port=port or settings.gateway.port,
         log_level="warning",
