@@ -12,8 +12,10 @@ Every request ends in exactly one reply as the requester sees it:
   they no longer wait for (`bus.client`), so the requester still sees one;
 - a request whose deadline has passed is dropped: its requester has answered itself at the
   deadline, and a reply now would come after it;
-- a request that waited longer than `max_queue_s` in Kafka (the bus is past its capacity) is
-  refused at once with `failed`/`overloaded` and a retry-after, instead of being served late;
+- a request that waited longer than `max_queue_s` in Kafka and has less time left than it has
+  already waited (the bus is past its capacity, for clients that do not cap what they send) is
+  refused at once with `failed`/`overloaded` and a retry-after, instead of being served late. A
+  backlog left by an outage, whose deadlines are still far, is served;
 - an invalid request that names its id and a valid `reply_to` gets a `failed` reply naming the
   field (and goes to the dead-letter topic too); a denied one gets `denied`.
 """
@@ -160,7 +162,7 @@ class LookupRouter:
             return  # a repeated delivery: answered (or being answered) already
         if deadline.at != request.deadline.timestamp():
             request = request.model_copy(update={"deadline": deadline.as_datetime()})
-        if queued_s > self._max_queue_s:
+        if queued_s > self._max_queue_s and deadline.remaining(now) < queued_s:
             await self._refuse_overloaded(request, queued_s)
             return
         decision = self._policy.decide(request)

@@ -56,13 +56,13 @@ def collect(consumer: KafkaConsumer, request_id: str, seconds: float) -> list[di
 
 
 def request_for(subject: str, **changes: Any) -> LookupRequest:
-    body = example_lookup(subject)
-    return LookupRequest(
-        producer="test",
-        deadline=deadline_in(3000),
-        reply_to={"partition": TEST_PARTITION},
-        **{key: body[key] for key in body if key != "deadline_ms"} | changes,
-    )
+    body = {key: value for key, value in example_lookup(subject).items() if key != "deadline_ms"}
+    defaults = {
+        "producer": "test",
+        "deadline": deadline_in(3000),
+        "reply_to": {"partition": TEST_PARTITION},
+    }
+    return LookupRequest(**defaults | body | changes)
 
 
 def test_a_repeated_request_gets_exactly_one_reply(
@@ -125,3 +125,26 @@ def topics_of(stack: DevStack) -> set[str]:
         return set(admin.list_topics())
     finally:
         admin.close()
+
+
+def test_a_request_that_queued_too_long_is_refused_as_overloaded_at_once(
+    stack: DevStack, population: PopulationGenerator, replies: KafkaConsumer
+) -> None:
+    """A backlog in Kafka (the bus past its capacity, for clients that do not cap themselves) is
+    shed: a request that waited longer than worker.max_queue_ms, with less time left than it
+    waited, gets an explicit, retryable refusal instead of being served late."""
+    request = request_for(population.sample(1, rng_seed=47)[0], deadline=deadline_in(2000))
+    body, headers = encode(request)
+    producer = KafkaProducer(bootstrap_servers=stack.bootstrap_servers)
+    written_ms = int(time.time() * 1000) - 3000  # as if it had waited 3 s in the topic
+    producer.send(topics.LOOKUP_REQUEST, value=body, headers=headers, timestamp_ms=written_ms).get(
+        timeout=10
+    )
+    producer.close()
+
+    [reply] = collect(replies, request.message_id, seconds=4)
+    assert reply["status"] == "failed"
+    [error] = reply["errors"]
+    assert (error["code"], error["retryable"]) == ("overloaded", True)
+    assert "waited" in error["message"]
+    assert reply["retry_after_ms"] >= 1000

@@ -247,7 +247,8 @@ async def test_a_request_that_waited_too_long_in_kafka_is_refused_as_overloaded(
 ) -> None:
     source = FakeSource()
     router = local_router(outbox, source, max_queue_s=0.5)
-    await router.route(request(IDENTITY), queued_s=1.7)
+    soon = datetime.now(UTC) + timedelta(seconds=1.5)
+    await router.route(request(IDENTITY, deadline=soon), queued_s=1.7)
 
     assert source.queries == []
     _, reply = only_reply(outbox)
@@ -257,6 +258,17 @@ async def test_a_request_that_waited_too_long_in_kafka_is_refused_as_overloaded(
     assert "1700 ms" in error.message
     assert reply.retry_after_ms == 2000
     assert router.refused_overloaded == 1
+
+
+async def test_a_backlog_whose_deadlines_are_far_is_served(outbox: RecordingOutbox) -> None:
+    """After an outage the successor reads requests that waited long but can still be served."""
+    source = FakeSource()
+    far = datetime.now(UTC) + timedelta(seconds=20)
+    await local_router(outbox, source, max_queue_s=0.5).route(
+        request(IDENTITY, deadline=far), queued_s=8
+    )
+    _, reply = only_reply(outbox)
+    assert reply.status == "complete"
 
 
 async def test_policy_denial_is_answered_directly(outbox: RecordingOutbox) -> None:
