@@ -79,11 +79,15 @@ class LookupClient:
         reply_partition: int,
         producer_name: str = "lookup-client",
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+        fetch_max_wait_ms: int = 500,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.reply_to = ReplyTo(topic=topics.LOOKUP_REPLY, partition=reply_partition)
         self.producer_name = producer_name
         self.admission = Admission(max_in_flight)
+        # The broker answers a waiting fetch as soon as a reply arrives: a long wait adds no
+        # latency, and a short one costs idle CPU here and on the broker.
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -100,7 +104,7 @@ class LookupClient:
             bootstrap_servers=self.bootstrap_servers,
             enable_auto_commit=False,
             group_id=None,
-            fetch_max_wait_ms=5,
+            fetch_max_wait_ms=self.fetch_max_wait_ms,
             client_id=f"{self.producer_name}-replies",
         )
         await self._producer.start()

@@ -205,7 +205,7 @@ class PartitionProgress:
 
 @dataclass
 class RunnerSettings:
-    fetch_max_wait_ms: int = 5
+    fetch_max_wait_ms: int = 500
     max_batch: int = 500
     commit_interval_s: float = 0.2
     drain_timeout_s: float = 5.0
@@ -247,7 +247,7 @@ class _Lane(ConsumerRebalanceListener):  # type: ignore[misc]
         consumer, settings = self.consumer, self.settings
         while True:
             batches = await consumer.getmany(
-                timeout_ms=max(settings.fetch_max_wait_ms, 50), max_records=settings.max_batch
+                timeout_ms=settings.commit_interval_s * 1000, max_records=settings.max_batch
             )
             for tp, records in batches.items():
                 progress = self.progress.get(tp)
