@@ -7,22 +7,41 @@ The generator must not share a CPU-bound event loop with the harness (or the gat
   arrives. Measures capacity. A request counts when it completes inside the measured window.
 - Open loop: requests start on a fixed schedule (``rate`` per second) whatever the answers do, and
   latency is taken from the scheduled start, so a stall is not hidden (no coordinated omission).
+  An open loop may go on, right after its measured window, at ``recovery_rate`` for
+  ``recovery_s`` (the recovery phase after an overload), recorded apart.
 
 Both warm up for ``warmup_s`` (not recorded) and then measure for ``duration_s``.
-Two targets speak different protocols: ``bus`` is the gateway's JSON lookup API, ``direct`` is
-the sandbox's native SOAP API (the baseline).
+Four targets:
+
+- ``bus``: the gateway's JSON lookup API over HTTP;
+- ``kafka``: the bus without HTTP, a Kafka-native ``bus.client.LookupClient`` in this process
+  (``base_url`` is then the bootstrap servers);
+- ``direct``: the sandbox's native SOAP API as raw HTTP (the floor);
+- ``zeep``: what an agency writes without the bus, a plain ``zeep.Client`` on the sandbox's WSDL
+  called from a pool of ``ZEEP_THREADS`` threads (closed loop only: each thread is one client).
+
+An answer is a success, a *refusal* (the bus said it is overloaded: HTTP 503, the client's
+``Overloaded``, or a ``failed`` reply with error code ``overloaded``) or an error of some kind;
+refusals are also counted among the errors, and reported on their own.
+
+With ``cpu_pids``, the generator reads the CPU time of those processes (and its own) from
+``/proc`` when its measured window opens and closes (see ``bench.cpu``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import itertools
 import multiprocessing
 import os
 import random
 import re
+import threading
+import time
 from collections import Counter
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Mapping
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.synchronize import Event
 from types import TracebackType
@@ -31,22 +50,61 @@ from typing import Any, ClassVar, Literal, Protocol
 import aiohttp
 import orjson
 
+from bench.cpu import cpu_per_lookup, read_ticks
 from bench.stats import latency_summary
 
-Target = Literal["bus", "direct"]
+Target = Literal["bus", "kafka", "direct", "zeep"]
 Mode = Literal["closed", "open"]
+ZEEP_THREADS = 8
+# The lookup every target makes: agency H26 asks population.identity for procedure 1.004222.
+AGENCY = "H26"
+PROCEDURE = "1.004222"
+DATASET = "population.identity"
+REFUSED_HTTP = "refused (http 503)"
+REFUSED_CLIENT = "refused (client Overloaded)"
+REFUSED_REPLY = "refused (failed reply: overloaded)"
+_RETRY_AFTER = re.compile(r"\s*\d+\s*")
 
 
-class LookupRequest(Protocol):
-    """How to ask one target for one subject, and how to tell a success from an error."""
+@dataclass(frozen=True)
+class Outcome:
+    """How one request ended: ``error`` None is a success."""
+
+    error: str | None = None
+    refused: bool = False
+    # An answer to the lookup arrived (HTTP 200, or a complete/partial/not_found reply): such an
+    # answer after the request's deadline is a late reply.
+    answered: bool = False
+    # Refusals over HTTP: did the 503 carry an integer Retry-After, was it problem+json?
+    retry_after: bool | None = None
+    problem_json: bool | None = None
+
+
+SUCCESS = Outcome(answered=True)
+
+
+class HttpLookup(Protocol):
+    """How to ask one HTTP target for one subject, and how to read its answer."""
 
     path: ClassVar[str]
     headers: ClassVar[dict[str, str]]
 
     def body(self, number: int, subject: str) -> bytes: ...
 
-    def error_of(self, status: int, body: bytes) -> str | None:
-        """None for a success, else a short error kind (counted by kind in the result)."""
+    def outcome_of(self, status: int, headers: Mapping[str, str], body: bytes) -> Outcome: ...
+
+
+def gateway_body(number: int, subject: str, deadline_ms: int) -> dict[str, Any]:
+    return {
+        "requester": {"agency_code": AGENCY, "system": "bench", "officer": "bench"},
+        "procedure_code": PROCEDURE,
+        "dossier_id": f"BENCH-{number}",
+        "purpose": "benchmark",
+        "legal_basis": "Decree 194/2025",
+        "subject": {"personal_id": subject},
+        "datasets": [DATASET],
+        "deadline_ms": deadline_ms,
+    }
 
 
 class GatewayLookup:
@@ -59,28 +117,27 @@ class GatewayLookup:
         self.deadline_ms = deadline_ms
 
     def body(self, number: int, subject: str) -> bytes:
-        return orjson.dumps(
-            {
-                "requester": {"agency_code": "H26", "system": "bench", "officer": "bench"},
-                "procedure_code": "1.004222",
-                "dossier_id": f"BENCH-{number}",
-                "purpose": "benchmark",
-                "legal_basis": "Decree 194/2025",
-                "subject": {"personal_id": subject},
-                "datasets": ["population.identity"],
-                "deadline_ms": self.deadline_ms,
-            }
-        )
+        return orjson.dumps(gateway_body(number, subject, self.deadline_ms))
 
-    def error_of(self, status: int, body: bytes) -> str | None:
+    def outcome_of(self, status: int, headers: Mapping[str, str], body: bytes) -> Outcome:
+        if status == 503:
+            retry_after = headers.get("Retry-After")
+            return Outcome(
+                REFUSED_HTTP,
+                refused=True,
+                retry_after=retry_after is not None and bool(_RETRY_AFTER.fullmatch(retry_after)),
+                problem_json=headers.get("Content-Type", "").startswith("application/problem+json"),
+            )
         if status != 200:
-            return f"http {status}"
+            return Outcome(f"http {status}")
         try:
             answer = orjson.loads(body)
         except orjson.JSONDecodeError:
-            return "invalid json"
+            return Outcome("invalid json", answered=True)
         lookup_status = answer.get("status") if isinstance(answer, dict) else None
-        return None if lookup_status == "complete" else f"status {lookup_status}"
+        if lookup_status == "complete":
+            return SUCCESS
+        return Outcome(f"status {lookup_status}", answered=True)
 
 
 SOAP_NAMESPACE = "urn:tthc-sandbox:csdl-dan-cu:v1"
@@ -89,7 +146,7 @@ _SOAP_ENVELOPE = (
     '<?xml version="1.0" encoding="utf-8"?>'
     '<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/" '
     f'xmlns:ns="{SOAP_NAMESPACE}"><soap:Body><ns:TraCuuThongTinCongDan>'
-    "<ns:MaYeuCau>{number}</ns:MaYeuCau><ns:MaDonViYeuCau>H26</ns:MaDonViYeuCau>"
+    "<ns:MaYeuCau>{number}</ns:MaYeuCau><ns:MaDonViYeuCau>" + AGENCY + "</ns:MaDonViYeuCau>"
     "<ns:SoDinhDanh>{subject}</ns:SoDinhDanh>"
     "</ns:TraCuuThongTinCongDan></soap:Body></soap:Envelope>"
 )
@@ -107,10 +164,10 @@ class SoapLookup:
     def body(self, number: int, subject: str) -> bytes:
         return _SOAP_ENVELOPE.format(number=f"BENCH-{number}", subject=subject).encode()
 
-    def error_of(self, status: int, body: bytes) -> str | None:
+    def outcome_of(self, status: int, headers: Mapping[str, str], body: bytes) -> Outcome:
         if status != 200:
-            return f"http {status}"
-        return None if _SOAP_FOUND.search(body) else "MaKetQua not 00"
+            return Outcome(f"http {status}")
+        return SUCCESS if _SOAP_FOUND.search(body) else Outcome("MaKetQua not 00", answered=True)
 
 
 @dataclass(frozen=True)
@@ -118,7 +175,7 @@ class LoadSpec:
     """One run of the generator against one target. Picklable: it crosses into the child."""
 
     target: Target
-    base_url: str
+    base_url: str  # the gateway's or the sandbox's URL; for ``kafka`` the bootstrap servers
     subjects: tuple[str, ...]
     mode: Mode = "closed"
     concurrency: int = 16
@@ -127,6 +184,13 @@ class LoadSpec:
     duration_s: float = 10.0
     deadline_ms: int = 5000
     seed: int = 20250701
+    # Open loop only: go on at this rate for recovery_s after the window (recorded apart).
+    recovery_rate: float | None = None
+    recovery_s: float = 0.0
+    # name -> pid: CPU time read from /proc at the window's edges (the generator adds its own).
+    cpu_pids: Mapping[str, int] = field(default_factory=dict)
+    # Names of processes of interest whose pid is unknown (reported as n/a, not left out).
+    cpu_unknown: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.subjects:
@@ -136,66 +200,269 @@ class LoadSpec:
                 f"LoadSpec: expected concurrency >= 1, rate > 0, duration_s > 0, warmup_s >= 0; "
                 f"got {self.concurrency=}, {self.rate=}, {self.duration_s=}, {self.warmup_s=}"
             )
+        if self.target == "zeep" and self.mode != "closed":
+            raise ValueError("LoadSpec: the zeep baseline is a closed loop of threads only")
+        if self.recovery_rate is not None and (
+            self.mode != "open" or self.recovery_rate <= 0 or self.recovery_s <= 0
+        ):
+            raise ValueError(
+                "LoadSpec: a recovery phase needs mode 'open', recovery_rate > 0, recovery_s > 0"
+            )
 
-    def request(self) -> LookupRequest:
+    def request(self) -> HttpLookup:
         return GatewayLookup(self.deadline_ms) if self.target == "bus" else SoapLookup()
 
 
 @dataclass
-class LoadResult:
-    """What one run measured: successes with their latencies, errors by kind."""
+class Tally:
+    """What one phase of a run recorded."""
 
-    spec: LoadSpec
     latencies_ms: list[float] = field(default_factory=list)
     errors: Counter[str] = field(default_factory=Counter)
-    cpu_s: float = 0.0
+    refusal_ms: list[float] = field(default_factory=list)
+    # Open loop: refusals' latency from the actual send (without the generator's own lag).
+    refusal_from_send_ms: list[float] = field(default_factory=list)
+    refusals_without_retry_after: int = 0
+    refusals_not_problem_json: int = 0
+    late: int = 0  # answers after the deadline, successes or not
+    late_ok: int = 0  # successes after the deadline: not counted in the goodput
+    # Open loop: (scheduled start - phase start in s, success) of every request.
+    events: list[tuple[float, bool]] = field(default_factory=list)
 
-    def record(self, latency_s: float, error: str | None) -> None:
-        if error is None:
-            self.latencies_ms.append(latency_s * 1000.0)
+    def record(
+        self,
+        latency_s: float,
+        outcome: Outcome,
+        deadline_ms: int,
+        offset: float | None = None,
+        from_send_s: float | None = None,
+    ) -> None:
+        latency_ms = latency_s * 1000.0
+        if outcome.answered and latency_ms > deadline_ms:
+            self.late += 1
+            self.late_ok += outcome.error is None
+        if outcome.error is None:
+            self.latencies_ms.append(latency_ms)
         else:
-            self.errors[error] += 1
+            self.errors[outcome.error] += 1
+        if outcome.refused:
+            self.refusal_ms.append(latency_ms)
+            if from_send_s is not None:
+                self.refusal_from_send_ms.append(from_send_s * 1000.0)
+            self.refusals_without_retry_after += outcome.retry_after is False
+            self.refusals_not_problem_json += outcome.problem_json is False
+        if offset is not None:
+            self.events.append((offset, outcome.error is None))
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, duration_s: float) -> dict[str, Any]:
         ok = len(self.latencies_ms)
         error_count = sum(self.errors.values())
         return {
-            "target": self.spec.target,
-            "mode": self.spec.mode,
-            "concurrency": self.spec.concurrency if self.spec.mode == "closed" else None,
-            "rate_per_s": self.spec.rate if self.spec.mode == "open" else None,
-            "warmup_s": self.spec.warmup_s,
-            "duration_s": self.spec.duration_s,
             "requests": ok + error_count,
             "ok": ok,
             "errors": error_count,
             "error_kinds": dict(self.errors.most_common()),
-            "throughput_per_s": round(ok / self.spec.duration_s, 2),
+            "refused": len(self.refusal_ms),
+            "refusal_latency_ms": latency_summary(self.refusal_ms),
+            "refusal_latency_from_send_ms": latency_summary(self.refusal_from_send_ms),
+            "refusals_without_retry_after": self.refusals_without_retry_after,
+            "refusals_not_problem_json": self.refusals_not_problem_json,
+            "late_replies": self.late,
+            "throughput_per_s": round(ok / duration_s, 2),
+            # Successes within their deadline, per second.
+            "goodput_per_s": round((ok - self.late_ok) / duration_s, 2),
             "latency_ms": latency_summary(self.latencies_ms),
-            "loadgen_cpu_pct": round(100.0 * self.cpu_s / self.spec.duration_s, 1),
+        }
+
+    def timeline(self, duration_s: float) -> list[dict[str, int]]:
+        """Requests and successes per second of scheduled start."""
+        seconds = max(1, int(duration_s + 0.999))
+        sent, ok = [0] * seconds, [0] * seconds
+        for offset, success in self.events:
+            second = min(max(int(offset), 0), seconds - 1)
+            sent[second] += 1
+            ok[second] += success
+        return [{"second": s, "requests": sent[s], "ok": ok[s]} for s in range(seconds)]
+
+    def first_clean_second(self, duration_s: float, step_s: float = 0.1) -> float | None:
+        """The earliest t (in ``step_s`` steps) such that every request scheduled in [t, t+1 s)
+        succeeded, and there was at least one; None if no such second in the phase."""
+        events = sorted(self.events)
+        offsets = [offset for offset, _ in events]
+        failures = [offset for offset, success in events if not success]
+        for index in range(round((duration_s - 1.0) / step_s) + 1):
+            start = round(index * step_s, 9)
+            first, last = bisect.bisect_left(offsets, start), bisect.bisect_left(offsets, start + 1)
+            failed = bisect.bisect_left(failures, start + 1) - bisect.bisect_left(failures, start)
+            if last > first and not failed:
+                return round(start, 3)
+        return None
+
+
+@dataclass
+class LoadResult:
+    """What one run measured: the window's tally (and the recovery phase's), CPU, its times."""
+
+    spec: LoadSpec
+    tally: Tally = field(default_factory=Tally)
+    recovery: Tally | None = None
+    cpu_s: float = 0.0
+    send_lag_ms: list[float] = field(default_factory=list)
+    # time.monotonic() (one clock for every process of the machine) of the window's edges.
+    window_monotonic: tuple[float, float] | None = None
+    ticks_start: dict[str, int | None] = field(default_factory=dict)
+    ticks_end: dict[str, int | None] = field(default_factory=dict)
+
+    # Kept for callers of the first version: the window's successes and errors.
+    @property
+    def latencies_ms(self) -> list[float]:
+        return self.tally.latencies_ms
+
+    @property
+    def errors(self) -> Counter[str]:
+        return self.tally.errors
+
+    def summary(self) -> dict[str, Any]:
+        spec = self.spec
+        summary: dict[str, Any] = {
+            "target": spec.target,
+            "mode": spec.mode,
+            "concurrency": spec.concurrency if spec.mode == "closed" else None,
+            "rate_per_s": spec.rate if spec.mode == "open" else None,
+            "warmup_s": spec.warmup_s,
+            "duration_s": spec.duration_s,
+            "deadline_ms": spec.deadline_ms,
+            **self.tally.summary(spec.duration_s),
+            "loadgen_cpu_pct": round(100.0 * self.cpu_s / spec.duration_s, 1),
+        }
+        if spec.mode == "open":
+            summary["send_lag_ms"] = latency_summary(self.send_lag_ms)
+            summary["timeline"] = self.tally.timeline(spec.duration_s)
+        if spec.cpu_pids and self.ticks_end:
+            summary["cpu"] = cpu_per_lookup(
+                self.ticks_start,
+                self.ticks_end,
+                summary["ok"],
+                self._window_s(),
+                missing=spec.cpu_unknown,
+            )
+        if self.window_monotonic is not None:
+            summary["window_monotonic"] = list(self.window_monotonic)
+        return summary
+
+    def _window_s(self) -> float:
+        if self.window_monotonic is None:
+            return self.spec.duration_s
+        return self.window_monotonic[1] - self.window_monotonic[0]
+
+    def recovery_summary(self) -> dict[str, Any] | None:
+        """The recovery phase as a run of its own, with ``recovery_s``: the first clean second."""
+        spec, tally = self.spec, self.recovery
+        if tally is None or spec.recovery_rate is None:
+            return None
+        return {
+            "target": spec.target,
+            "mode": "open",
+            "concurrency": None,
+            "rate_per_s": spec.recovery_rate,
+            "warmup_s": 0.0,
+            "duration_s": spec.recovery_s,
+            "deadline_ms": spec.deadline_ms,
+            **tally.summary(spec.recovery_s),
+            "loadgen_cpu_pct": None,
+            "timeline": tally.timeline(spec.recovery_s),
+            "first_clean_second_s": tally.first_clean_second(spec.recovery_s),
         }
 
 
-async def _attempt(
-    session: aiohttp.ClientSession, url: str, request: LookupRequest, number: int, subject: str
-) -> str | None:
-    try:
-        async with session.post(url, data=request.body(number, subject)) as response:
-            return request.error_of(response.status, await response.read())
-    except TimeoutError:
-        return "timeout"
-    except aiohttp.ClientError as exc:
-        return type(exc).__name__
+class Driver(Protocol):
+    """Sends one lookup to one target and says how it ended."""
+
+    async def send(self, number: int, subject: str) -> Outcome: ...
+
+    async def close(self) -> None: ...
+
+
+class HttpDriver:
+    def __init__(self, spec: LoadSpec) -> None:
+        self.request = spec.request()
+        self.url = spec.base_url.rstrip("/") + self.request.path
+        limit = spec.concurrency if spec.mode == "closed" else 0
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=limit, force_close=False),
+            timeout=aiohttp.ClientTimeout(total=spec.deadline_ms / 1000.0 + 1.0),
+            headers=self.request.headers,
+        )
+
+    async def send(self, number: int, subject: str) -> Outcome:
+        try:
+            async with self.session.post(self.url, data=self.request.body(number, subject)) as r:
+                return self.request.outcome_of(r.status, r.headers, await r.read())
+        except TimeoutError:
+            return Outcome("timeout")
+        except aiohttp.ClientError as exc:
+            return Outcome(type(exc).__name__)
+
+    async def close(self) -> None:
+        await self.session.close()
+
+
+class KafkaDriver:
+    """A ``LookupClient`` on the command-line reply partition, as a Kafka-native agency has."""
+
+    def __init__(self, spec: LoadSpec) -> None:
+        from bus import client
+        from bus.topics import CLI_REPLY_PARTITION
+
+        self.spec = spec
+        self.client = client.LookupClient(spec.base_url, CLI_REPLY_PARTITION, "bench-loadgen")
+        # Before the client has admission control, BusUnavailable is its nearest refusal.
+        self.overloaded: type[Exception] = getattr(client, "Overloaded", client.BusUnavailable)
+        self.unavailable: type[Exception] = client.BusUnavailable
+
+    async def start(self) -> KafkaDriver:
+        await self.client.start()
+        return self
+
+    async def send(self, number: int, subject: str) -> Outcome:
+        from bus.client import deadline_in
+        from bus.schemas import LookupRequest
+
+        request = LookupRequest(
+            producer="bench-loadgen",
+            requester={"agency_code": AGENCY, "system": "bench", "officer": "bench"},
+            procedure_code=PROCEDURE,
+            dossier_id=f"BENCH-{number}",
+            purpose="benchmark",
+            legal_basis="Decree 194/2025",
+            subject={"personal_id": subject},
+            datasets=[DATASET],
+            deadline=deadline_in(self.spec.deadline_ms),
+        )
+        try:
+            reply = await self.client.lookup(request)
+        except self.overloaded:
+            return Outcome(REFUSED_CLIENT, refused=True)
+        except self.unavailable:
+            return Outcome("bus unavailable")
+        if reply is None:
+            return Outcome("no reply by the deadline")
+        if reply.status == "failed" and any(e.code == "overloaded" for e in reply.errors):
+            return Outcome(REFUSED_REPLY, refused=True)
+        if reply.status == "complete":
+            return SUCCESS
+        answered = reply.status in ("partial", "not_found")
+        return Outcome(f"status {reply.status}", answered=answered)
+
+    async def close(self) -> None:
+        await self.client.stop()
 
 
 class _Run:
     """Shared state of one run inside the child: clock, window, numbering, subjects."""
 
-    def __init__(self, spec: LoadSpec, session: aiohttp.ClientSession) -> None:
+    def __init__(self, spec: LoadSpec) -> None:
         self.spec = spec
-        self.session = session
-        self.request = spec.request()
-        self.url = spec.base_url.rstrip("/") + self.request.path
         self.result = LoadResult(spec)
         self.numbers = itertools.count(1)
         self.rng = random.Random(spec.seed)
@@ -203,72 +470,202 @@ class _Run:
         self.start = self.loop.time()
         self.window_start = self.start + spec.warmup_s
         self.window_end = self.window_start + spec.duration_s
+        self.window_closed = False
 
-    async def send(self) -> str | None:
-        subject = self.rng.choice(self.spec.subjects)
-        return await _attempt(self.session, self.url, self.request, next(self.numbers), subject)
+    def next_request(self) -> tuple[int, str]:
+        return next(self.numbers), self.rng.choice(self.spec.subjects)
+
+    def open_window(self) -> None:
+        result = self.result
+        result.ticks_start = read_ticks(self.spec.cpu_pids) if self.spec.cpu_pids else {}
+        result.cpu_s = _cpu_seconds()
+        result.window_monotonic = (time.monotonic(), time.monotonic() + self.spec.duration_s)
+        if _window_started is not None:
+            _window_started.set()
+
+    def close_window(self) -> None:
+        if self.window_closed:
+            return
+        self.window_closed = True
+        result = self.result
+        result.ticks_end = read_ticks(self.spec.cpu_pids) if self.spec.cpu_pids else {}
+        result.cpu_s = _cpu_seconds() - result.cpu_s
+        if result.window_monotonic is not None:
+            result.window_monotonic = (result.window_monotonic[0], time.monotonic())
 
 
-async def _closed_client(run: _Run) -> None:
+async def _closed_client(run: _Run, driver: Driver) -> None:
     while run.loop.time() < run.window_end:
         started = run.loop.time()
-        error = await run.send()
+        outcome = await driver.send(*run.next_request())
         finished = run.loop.time()
         if run.window_start <= finished <= run.window_end:
-            run.result.record(finished - started, error)
+            run.result.tally.record(finished - started, outcome, run.spec.deadline_ms)
 
 
-async def _open_request(run: _Run, scheduled: float, measured: bool) -> None:
-    error = await run.send()
-    if measured:
-        run.result.record(run.loop.time() - scheduled, error)
+async def _open_request(
+    run: _Run, driver: Driver, scheduled: float, tally: Tally | None, phase_start: float
+) -> None:
+    sent = run.loop.time()
+    if tally is not None and tally is run.result.tally:
+        run.result.send_lag_ms.append((sent - scheduled) * 1000.0)
+    outcome = await driver.send(*run.next_request())
+    if tally is not None:
+        now = run.loop.time()
+        tally.record(
+            now - scheduled, outcome, run.spec.deadline_ms, scheduled - phase_start, now - sent
+        )
 
 
-async def _open_schedule(run: _Run) -> None:
-    interval = 1.0 / run.spec.rate
+def _schedule(run: _Run) -> list[tuple[float, float, float, Tally | None, float]]:
+    """(first send, end, rate, tally or None for the warm-up, phase start) of each phase."""
+    spec = run.spec
+    phases: list[tuple[float, float, float, Tally | None, float]] = []
+    if spec.warmup_s > 0:
+        phases.append((run.start, run.window_start, spec.rate, None, run.start))
+    phases.append((run.window_start, run.window_end, spec.rate, run.result.tally, run.window_start))
+    if spec.recovery_rate is not None:
+        run.result.recovery = Tally()
+        end = run.window_end + spec.recovery_s
+        phases.append(
+            (run.window_end, end, spec.recovery_rate, run.result.recovery, run.window_end)
+        )
+    return phases
+
+
+async def _open_schedule(run: _Run, driver: Driver) -> None:
     in_flight: set[asyncio.Task[None]] = set()
-    for index in itertools.count():
-        scheduled = run.start + index * interval
-        if scheduled >= run.window_end:
-            break
-        delay = scheduled - run.loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        task = asyncio.create_task(_open_request(run, scheduled, scheduled >= run.window_start))
-        in_flight.add(task)
-        task.add_done_callback(in_flight.discard)
+    for first, end, rate, tally, phase_start in _schedule(run):
+        interval = 1.0 / rate
+        for index in itertools.count():
+            scheduled = first + index * interval
+            if scheduled >= end:
+                break
+            delay = scheduled - run.loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(_open_request(run, driver, scheduled, tally, phase_start))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
     if in_flight:
         await asyncio.gather(*in_flight)
 
 
+def _zeep_closed(spec: LoadSpec, run: _Run, lock: threading.Lock, index: int) -> None:
+    """One thread of the zeep baseline: a plain client call after another until the window
+    ends. The event loop only times the window meanwhile; no asyncio in the calls' path."""
+    client = _zeep_client(spec)
+    rng = random.Random(spec.seed + index)
+    window_start = run.window_start
+    window_end = run.window_end
+    while time.monotonic() < window_end:
+        with lock:
+            number = next(run.numbers)
+        subject = rng.choice(spec.subjects)
+        started = time.monotonic()
+        outcome = _zeep_call(client, number, subject)
+        finished = time.monotonic()
+        if window_start <= finished <= window_end:
+            with lock:
+                run.result.tally.record(finished - started, outcome, spec.deadline_ms)
+
+
+_zeep_clients: dict[str, Any] = {}
+_zeep_clients_lock = threading.Lock()
+
+
+def _zeep_client(spec: LoadSpec) -> Any:
+    """One ``zeep.Client`` for the whole pool, as an agency would share it."""
+    import zeep as zeep_module
+
+    zeep: Any = zeep_module  # untyped
+    with _zeep_clients_lock:
+        client = _zeep_clients.get(spec.base_url)
+        if client is None:
+            transport = zeep.Transport(operation_timeout=spec.deadline_ms / 1000.0)
+            client = zeep.Client(f"{spec.base_url.rstrip('/')}/dancu?wsdl", transport=transport)
+            _zeep_clients[spec.base_url] = client
+        return client
+
+
+def _zeep_call(client: Any, number: int, subject: str) -> Outcome:
+    import requests
+    import zeep.exceptions
+
+    try:
+        answer = client.service.TraCuuThongTinCongDan(
+            MaYeuCau=f"BENCH-{number}", MaDonViYeuCau=AGENCY, SoDinhDanh=subject
+        )
+    except zeep.exceptions.Fault:
+        return Outcome("soap fault")
+    except requests.Timeout:
+        return Outcome("timeout")
+    except (requests.RequestException, zeep.exceptions.Error) as exc:
+        return Outcome(type(exc).__name__)
+    code = getattr(answer, "MaKetQua", None)
+    return SUCCESS if code == "00" else Outcome(f"MaKetQua {code}", answered=True)
+
+
+async def _run_zeep(spec: LoadSpec) -> LoadResult:
+    # The WSDL is read before the clock starts.
+    await asyncio.get_running_loop().run_in_executor(None, _zeep_client, spec)
+    run = _Run(spec)
+    marks = _mark_window(run)
+    lock = threading.Lock()
+    with ThreadPoolExecutor(max_workers=ZEEP_THREADS, thread_name_prefix="zeep") as pool:
+        await asyncio.gather(
+            *(
+                run.loop.run_in_executor(pool, _zeep_closed, spec, run, lock, index)
+                for index in range(ZEEP_THREADS)
+            )
+        )
+    await _unmark(run, marks)
+    return run.result
+
+
+def _mark_window(run: _Run) -> list[asyncio.TimerHandle]:
+    return [
+        run.loop.call_at(run.window_start, run.open_window),
+        run.loop.call_at(run.window_end, run.close_window),
+    ]
+
+
+async def _unmark(run: _Run, marks: list[asyncio.TimerHandle]) -> None:
+    """Close the window at its end even when the last answers came before it (an open loop
+    against a fast target), then drop the timers."""
+    if not run.window_closed:
+        await asyncio.sleep(max(0.0, run.window_end - run.loop.time()))
+        run.close_window()
+    for mark in marks:
+        mark.cancel()
+
+
+async def _driver(spec: LoadSpec) -> Driver:
+    if spec.target == "kafka":
+        return await KafkaDriver(spec).start()
+    return HttpDriver(spec)
+
+
 async def _run(spec: LoadSpec) -> LoadResult:
-    limit = spec.concurrency if spec.mode == "closed" else 0
-    timeout = aiohttp.ClientTimeout(total=spec.deadline_ms / 1000.0 + 1.0)
-    connector = aiohttp.TCPConnector(limit=limit, force_close=False)
-    headers = spec.request().headers
-    async with aiohttp.ClientSession(
-        connector=connector, timeout=timeout, headers=headers
-    ) as session:
-        run = _Run(spec, session)
-        cpu_at_window = run.loop.call_at(run.window_start, _mark_cpu, run.result)
+    if spec.target == "zeep":
+        return await _run_zeep(spec)
+    driver = await _driver(spec)
+    try:
+        run = _Run(spec)
+        marks = _mark_window(run)
         if spec.mode == "closed":
-            await asyncio.gather(*(_closed_client(run) for _ in range(spec.concurrency)))
+            await asyncio.gather(*(_closed_client(run, driver) for _ in range(spec.concurrency)))
         else:
-            await _open_schedule(run)
-        cpu_at_window.cancel()
-        run.result.cpu_s = _cpu_seconds() - run.result.cpu_s
+            await _open_schedule(run, driver)
+        await _unmark(run, marks)
         return run.result
+    finally:
+        await driver.close()
 
 
 def _cpu_seconds() -> float:
     times = os.times()
     return times.user + times.system
-
-
-def _mark_cpu(result: LoadResult) -> None:
-    result.cpu_s = _cpu_seconds()
-    if _window_started is not None:
-        _window_started.set()
 
 
 # Set in the child by LoadProcess: tells the parent the measured window has begun.
@@ -322,8 +719,11 @@ class LoadProcess:
     def result(self) -> LoadResult:
         if self._future is None:
             raise RuntimeError("LoadProcess.result() before the process was started")
-        grace_s = self.spec.deadline_ms / 1000.0 + 60.0
-        return self._future.result(timeout=self.spec.warmup_s + self.spec.duration_s + grace_s)
+        spec = self.spec
+        grace_s = spec.deadline_ms / 1000.0 + 60.0
+        return self._future.result(
+            timeout=spec.warmup_s + spec.duration_s + spec.recovery_s + grace_s
+        )
 
 
 def run_in_process(spec: LoadSpec) -> LoadResult:

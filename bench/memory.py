@@ -52,3 +52,52 @@ def memory_summary(samples: list[tuple[float, float]]) -> dict[str, Any]:
         "slope_mb_per_min": None if slope is None else round(slope, 3),
         "series": [list(sample) for sample in samples],
     }
+
+
+def sample_rss_many(
+    pids: dict[str, int], keep_going: Callable[[], bool], interval_s: float = 0.5
+) -> list[tuple[float, dict[str, float]]]:
+    """``(time.monotonic(), {name: RSS in MB})`` of every pid each ``interval_s`` while
+    ``keep_going()``. ``time.monotonic`` is the machine's one monotonic clock, so the samples
+    can be cut to a window another process timed. A process that exits drops out."""
+    processes = {name: psutil.Process(pid) for name, pid in pids.items()}
+    samples: list[tuple[float, dict[str, float]]] = []
+    next_at = time.monotonic()
+    while processes:
+        sample: dict[str, float] = {}
+        for name, process in list(processes.items()):
+            try:
+                sample[name] = round(process.memory_info().rss / MB, 3)
+            except psutil.NoSuchProcess:
+                del processes[name]
+        samples.append((time.monotonic(), sample))
+        if not keep_going():
+            break
+        next_at += interval_s
+        time.sleep(max(0.0, next_at - time.monotonic()))
+    return samples
+
+
+def rss_over_window(
+    samples: list[tuple[float, dict[str, float]]], start: float, end: float
+) -> dict[str, dict[str, float | None]]:
+    """Per process: RSS at the window's start (last sample at or before it), its peak and its
+    end (last sample at or before the end) in MB, and growth = peak - start."""
+    names = {name for _, sample in samples for name in sample}
+    summary: dict[str, dict[str, float | None]] = {}
+    for name in sorted(names):
+        series = [(t, sample[name]) for t, sample in samples if name in sample]
+        before = [mb for t, mb in series if t <= start]
+        inside = [mb for t, mb in series if start <= t <= end]
+        upto_end = [mb for t, mb in series if t <= end]
+        first = before[-1] if before else (inside[0] if inside else None)
+        last = upto_end[-1] if upto_end else None
+        peak = max([*inside, *([first] if first is not None else [])], default=None)
+        summary[name] = {
+            "start_mb": first,
+            "peak_mb": peak,
+            "end_mb": last,
+            "growth_mb": None if peak is None or first is None else round(peak - first, 3),
+            "samples": len(inside),
+        }
+    return summary

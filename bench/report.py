@@ -27,34 +27,140 @@ def _number(value: Any, digits: int | None = None) -> str:
     return str(value)
 
 
-_RUN_COLUMNS = ("requests", "ok", "errors", "per s", "p50 ms", "p95 ms", "p99 ms", "gen CPU %")
+_RUN_COLUMNS = (
+    "requests",
+    "ok",
+    "errors",
+    "refused",
+    "ok per s",
+    "p50 ms",
+    "p95 ms",
+    "p99 ms",
+    "gen CPU %",
+)
+TARGET_LABELS = {
+    "bus": "bus: HTTP gateway",
+    "kafka": "bus: Kafka-native client",
+    "direct": "sandbox: raw HTTP",
+    "zeep": "sandbox: zeep client",
+}
+
+
+def _load(run: dict[str, Any]) -> str:
+    if run["mode"] == "closed":
+        load = f"closed x{run['concurrency']}"
+    else:
+        load = f"open {run['rate_per_s']:g}/s"
+    return f"{load}, {run['duration_s']:g} s"
 
 
 def runs_table(runs: dict[str, dict[str, Any]]) -> Table:
     table = Table(
         title="load runs (same generator, same run)",
-        caption="gen CPU %: the load generator's own CPU; near 100 it, not the target, limits",
+        caption="gen CPU %: the load generator's own CPU; near 100 it, not the target, limits. "
+        "refused: overload refusals, also counted in errors. Open loop: latency from the "
+        "scheduled start",
     )
     table.add_column("run")
+    table.add_column("target")
     table.add_column("load")
     for column in _RUN_COLUMNS:
         table.add_column(column, justify="right")
     for name, run in runs.items():
-        load = (
-            f"closed x{run['concurrency']}"
-            if run["mode"] == "closed"
-            else f"open {run['rate_per_s']:g}/s"
-        )
         latency = run["latency_ms"]
         table.add_row(
             name,
-            f"{load}, {run['duration_s']:g} s",
+            TARGET_LABELS.get(run["target"], run["target"]),
+            _load(run),
             _number(run["requests"]),
             _number(run["ok"]),
             _number(run["errors"]),
+            _number(run.get("refused")),
             _number(run["throughput_per_s"]),
             *(_number(latency[key], 2) for key in ("p50", "p95", "p99")),
             _number(run["loadgen_cpu_pct"], 0),
+        )
+    return table
+
+
+def cpu_table(runs: dict[str, dict[str, Any]]) -> Table | None:
+    """ms of CPU per successful lookup of each process (rows) in each run's window (columns)."""
+    measured = {name: run["cpu"] for name, run in runs.items() if run.get("cpu")}
+    if not measured:
+        return None
+    table = Table(
+        title="CPU per lookup: ms of CPU (share of one core) in the measured window",
+        caption="/proc/<pid>/stat utime+stime at the window's edges / successful lookups in it; "
+        "— : pid not known. Other processes: /proc/stat busy time minus the processes above; "
+        "where it is high, another job shared the cores and the throughputs are low",
+    )
+    table.add_column("process")
+    for name in measured:
+        table.add_column(name, justify="right")
+    processes: list[str] = []
+    for cpu in measured.values():
+        processes += [p for p in cpu["processes"] if p not in processes]
+    for process in processes:
+        cells = []
+        for cpu in measured.values():
+            entry = cpu["processes"].get(process)
+            if entry is None or entry["ms_per_lookup"] is None:
+                cells.append("—")
+            else:
+                cells.append(f"{entry['ms_per_lookup']:.3f} ({entry['core_pct']:.0f} %)")
+        table.add_row(process, *cells)
+    table.add_row(
+        "[bold]gateway + workers + broker[/bold]",
+        *(_number(cpu["bus_ms_per_lookup"]) for cpu in measured.values()),
+    )
+    table.add_row("goal", *("<= 2.5 ms" for _ in measured))
+    table.add_row(
+        "[dim]other processes on the machine (core %)[/dim]",
+        *(_pct_cell(cpu.get("others_core_pct")) for cpu in measured.values()),
+    )
+    return table
+
+
+def _pct_cell(value: float | None) -> str:
+    return "—" if value is None else f"{value:.0f} %"
+
+
+OVERLOAD_ROWS = (
+    ("capacity (closed loop), lookups/s", "capacity_per_s"),
+    ("offered, requests/s", "offered_per_s"),
+    ("goodput, lookups/s", "goodput_per_s"),
+    ("goodput / capacity", "goodput_ratio"),
+    ("refused", "refused"),
+    ("refused share", "refused_share"),
+    ("refusal latency p50 ms", "refusal_p50_ms"),
+    ("refusal latency p99 ms", "refusal_p99_ms"),
+    ("  p99 from the actual send, ms", "refusal_p99_from_send_ms"),
+    ("refusals without Retry-After", "refusals_without_retry_after"),
+    ("refusals not problem+json", "refusals_not_problem_json"),
+    ("replies after their deadline", "late_replies"),
+    ("other errors", "other_errors"),
+    ("load generator send lag p99 ms", "send_lag_p99_ms"),
+)
+
+
+def overload_table(figures: dict[str, Any]) -> Table:
+    table = Table(title="overload: gateway (HTTP) and Kafka-native client")
+    table.add_column("figure")
+    table.add_column("gateway", justify="right")
+    table.add_column("Kafka-native", justify="right")
+    for label, key in OVERLOAD_ROWS:
+        table.add_row(label, _number(figures.get(key)), _number(figures.get(f"kafka_{key}")))
+    return table
+
+
+def rss_table(rss: dict[str, dict[str, Any]]) -> Table:
+    table = Table(title="RSS over the overload (MB)", caption="growth: peak - start")
+    for column in ("process", "start", "peak", "end", "growth"):
+        table.add_column(column, justify="left" if column == "process" else "right")
+    for name, entry in rss.items():
+        table.add_row(
+            name,
+            *(_number(entry[key], 1) for key in ("start_mb", "peak_mb", "end_mb", "growth_mb")),
         )
     return table
 
@@ -143,8 +249,18 @@ def render(result: dict[str, Any], console: Console | None = None) -> None:
         f"commit {result['git_commit']} · {machine['cores']} cores · Python {machine['python']} · "
         f"Kafka {machine['kafka_version']} · {machine['platform']}"
     )
+    if machine.get("load_avg_1m"):
+        before, after = machine["load_avg_1m"]
+        console.print(f"load average (1 min) before the run {before}, after {after}")
     if result.get("runs"):
         console.print(runs_table(result["runs"]))
+        cpu = cpu_table(result["runs"])
+        if cpu is not None:
+            console.print(cpu)
+    if result["scenario"] == "overload":
+        console.print(overload_table(result["figures"]))
+        if result.get("rss"):
+            console.print(rss_table(result["rss"]))
     console.print(figures_table(result["figures"]))
     console.print(goals_table(result["goals"]))
     if result.get("profile"):

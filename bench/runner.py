@@ -36,6 +36,14 @@ def git_commit(cwd: Path = PROJECT_ROOT) -> str:
     return done.stdout.strip() if done.returncode == 0 and done.stdout.strip() else "unknown"
 
 
+def load_average() -> float | None:
+    """The machine's 1-minute load average (other jobs sharing the cores show here)."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
 def machine(settings: Settings) -> dict[str, Any]:
     return {
         "cores": os.cpu_count(),
@@ -47,13 +55,13 @@ def machine(settings: Settings) -> dict[str, Any]:
 
 
 @contextmanager
-def started_stack(settings: Settings) -> Iterator[StackEndpoints]:
-    """The whole local stack (Kafka, sandbox, one worker, gateway) for the run's duration."""
+def started_stack(settings: Settings, workers: int = 1) -> Iterator[StackEndpoints]:
+    """The whole local stack (Kafka, sandbox, ``workers`` workers, gateway) for the run."""
     from bus.tooling.devstack import DevStack  # imported only when a stack is needed
 
     with (
         tempfile.TemporaryDirectory(prefix="tthc-bench-") as workdir,
-        DevStack(settings, workdir=Path(workdir)) as stack,
+        DevStack(settings, workdir=Path(workdir), workers=workers) as stack,
     ):
         yield StackEndpoints(
             gateway_url=stack.gateway_url,
@@ -62,6 +70,10 @@ def started_stack(settings: Settings) -> Iterator[StackEndpoints]:
             worker_pid=stack.worker_pid,
             gateway_pid=stack.children["gateway"].process.pid,
             partitions=settings.kafka.partitions,
+            worker_pids=tuple(stack.worker_pids),
+            sandbox_pid=stack.sandbox_pid,
+            broker_pid=stack.broker_pid,
+            scale_workers=lambda count: tuple(stack.scale_workers(count)),
         )
 
 
@@ -96,7 +108,8 @@ def run_scenario(
 ) -> dict[str, Any]:
     """Run scenario ``name``, print its tables, write its JSON; return the result.
 
-    ``stack`` uses already running endpoints instead of starting ``bus.tooling.devstack.DevStack``;
+    ``stack`` uses already running endpoints instead of starting ``bus.tooling.devstack.DevStack``
+    (the scaling scenario needs its ``scale_workers``);
     ``bootstrap_servers`` (or settings' kafka.bootstrap_servers) lets the Kafka-only scenario
     run against an existing broker without the rest of the stack. ``profile`` samples the
     worker (and the gateway) with py-spy during the bus run's measured window, keeps the raw
@@ -121,6 +134,7 @@ def run_scenario(
         events=events,
         profile_prefix=profile_prefix,
     )
+    load_before = load_average()
     with _endpoints(name, settings, stack, bootstrap_servers) as endpoints:
         clock = time.perf_counter()
         outcome = SCENARIOS[name](endpoints, options)
@@ -130,7 +144,7 @@ def run_scenario(
         "quick": quick,
         "started_at": started_at.isoformat(),
         "elapsed_s": elapsed_s,
-        "machine": machine(settings),
+        "machine": {**machine(settings), "load_avg_1m": [load_before, load_average()]},
         "git_commit": git_commit(),
         **outcome,
     }

@@ -25,6 +25,7 @@ from typing import IO, Any
 
 import requests
 
+from bus import topics
 from bus.errors import BusError
 from bus.settings import PROJECT_ROOT, Settings
 from bus.tooling.kafka_local import LocalKafka, free_port, local_kafka_from_settings, port_open
@@ -127,12 +128,26 @@ class Child:
         return "\n".join(text.splitlines()[-lines:])
 
 
+def worker_name(number: int) -> str:
+    """``worker`` for the first worker process, ``worker-2``, ``worker-3`` ... for the others."""
+    return "worker" if number == 1 else f"worker-{number}"
+
+
+def _worker_number(name: str) -> int | None:
+    if name == "worker":
+        return 1
+    prefix, _, number = name.partition("-")
+    return int(number) if prefix == "worker" and number.isdigit() else None
+
+
 @dataclass
 class DevStack:
     settings: Settings
     workdir: Path | None = None
     fixed_ports: bool = False
     sandbox_count: int | None = None
+    # Worker processes, all in the same consumer group, each with its own web port and data dir.
+    workers: int = 1
     worker_env: dict[str, str] = field(default_factory=dict)
     signals: StopSignals | None = None
     children: dict[str, Child] = field(default_factory=dict)
@@ -143,6 +158,8 @@ class DevStack:
     broker_reused: bool = False
 
     def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ValueError(f"DevStack.workers must be >= 1, got {self.workers}")
         self.root = (self.workdir or PROJECT_ROOT / ".run").resolve()
         self.root.mkdir(parents=True, exist_ok=True)
         cfg = self.settings
@@ -156,6 +173,12 @@ class DevStack:
             if self.fixed_ports
             else self.root / "worker"
         )
+        # Worker number -> (web port, data dir); more are added by scale_workers.
+        self.worker_places: dict[int, tuple[int, Path]] = {
+            1: (self.worker_web_port, self.worker_data_dir)
+        }
+        for number in range(2, self.workers + 1):
+            self.worker_places[number] = self._worker_place(number)
         self.bootstrap_servers = cfg.kafka.bootstrap_servers or ""
         if not self.bootstrap_servers:
             broker = local_kafka_from_settings(cfg.kafka.local)
@@ -173,9 +196,38 @@ class DevStack:
     def gateway_url(self) -> str:
         return f"http://127.0.0.1:{self.gateway_port}"
 
+    def _worker_place(self, number: int) -> tuple[int, Path]:
+        """Web port and data dir of worker ``number`` >= 2: next to the first worker's."""
+        if self.fixed_ports:
+            return self.worker_web_port + number - 1, self.worker_data_dir.with_name(
+                f"{self.worker_data_dir.name}-{number}"
+            )
+        return free_port(), self.root / worker_name(number)
+
     @property
     def worker_pid(self) -> int:
+        """The first worker's pid."""
         return self.children["worker"].process.pid
+
+    @property
+    def worker_names(self) -> list[str]:
+        """The running worker children, first worker first."""
+        numbered = [(n, name) for name in self.children if (n := _worker_number(name)) is not None]
+        return [name for _, name in sorted(numbered)]
+
+    @property
+    def worker_pids(self) -> list[int]:
+        return [self.children[name].process.pid for name in self.worker_names]
+
+    @property
+    def sandbox_pid(self) -> int | None:
+        child = self.children.get("sandbox")
+        return None if child is None else child.process.pid
+
+    @property
+    def broker_pid(self) -> int | None:
+        """The local broker's JVM; None for an external cluster."""
+        return None if self.broker is None else self.broker.running_pid()
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -204,7 +256,10 @@ class DevStack:
         wanted = {
             "sandbox": (self.sandbox_port, "TTHC_BUS_SANDBOX__PORT"),
             "gateway": (self.gateway_port, "TTHC_BUS_GATEWAY__PORT"),
-            "worker web": (self.worker_web_port, "TTHC_BUS_WORKER__WEB_PORT"),
+            **{
+                f"{worker_name(number)} web": (web_port, "TTHC_BUS_WORKER__WEB_PORT")
+                for number, (web_port, _) in self.worker_places.items()
+            },
         }
         for name, (port, env) in wanted.items():
             if port_open("127.0.0.1", port):
@@ -222,10 +277,13 @@ class DevStack:
                 self.broker.start()
             self.spawn("sandbox", ["sandbox", "serve"])
             self.wait_http("sandbox", f"{self.sandbox_url}/_sandbox/health")
-            self.spawn("worker", ["worker"], extra_env=self.worker_env)
+            for number in range(1, self.workers + 1):
+                self.spawn_worker(number)
             self.spawn("gateway", ["gateway"])
             self.wait_http("gateway", f"{self.gateway_url}/healthz")
             self.wait_lookup_ready()
+            if self.workers > 1:
+                self.wait_workers_assigned(self.workers)
         except BaseException:
             self.stop()
             raise
@@ -250,6 +308,71 @@ class DevStack:
             self.children[name] = child
         return child
 
+    def spawn_worker(self, number: int) -> Child:
+        """Worker ``number`` (1 is ``worker``), with its own web port and data dir."""
+        if number not in self.worker_places:
+            self.worker_places[number] = self._worker_place(number)
+        web_port, data_dir = self.worker_places[number]
+        env = {
+            "TTHC_BUS_WORKER__WEB_PORT": str(web_port),
+            "TTHC_BUS_WORKER__DATA_DIR": str(data_dir),
+        } | self.worker_env
+        return self.spawn(worker_name(number), ["worker"], extra_env=env)
+
+    def scale_workers(self, count: int, timeout: float = 120.0) -> list[int]:
+        """Start or stop workers until ``count`` run (the highest numbers stop first), wait until
+        each has its share of partitions and lookups complete again; return their pids."""
+        if count < 1:
+            raise ValueError(f"scale_workers: at least one worker, got {count}")
+        running = [_worker_number(name) or 0 for name in self.worker_names]
+        extra = [worker_name(n) for n in running if n > count]
+        if extra:
+            self._stop_children(extra, timeout=15.0)
+        for number in range(1, count + 1):
+            if worker_name(number) not in self.children:
+                self.spawn_worker(number)
+        if extra or len(running) < count:
+            self.wait_workers_assigned(count, timeout)
+            self.wait_lookup_ready(timeout)
+        return self.worker_pids
+
+    def wait_workers_assigned(self, count: int, timeout: float = 120.0) -> None:
+        """Wait until ``count`` members of a stable consumer group hold partitions of the lookup
+        request topic (whatever the group is called), then until lookups complete.
+
+        Without this, a new worker may still be joining while the load runs on the old ones.
+        """
+        from kafka import KafkaAdminClient
+
+        deadline = time.monotonic() + timeout
+        admin = KafkaAdminClient(
+            bootstrap_servers=self.bootstrap_servers, client_id="tthc-devstack-admin"
+        )
+        seen: object = None
+        try:
+            while time.monotonic() < deadline:
+                self._check_workers_alive()
+                seen = _lookup_request_members(admin)
+                if seen == count:
+                    break
+                time.sleep(0.5)
+            else:
+                raise StackError(
+                    f"{count} workers were not all assigned partitions of "
+                    f"{topics.LOOKUP_REQUEST} within {timeout:.0f} s (last seen: {seen})"
+                )
+        finally:
+            admin.close()
+        self.wait_lookup_ready(max(deadline - time.monotonic(), 10.0))
+
+    def _check_workers_alive(self) -> None:
+        for name in self.worker_names:
+            worker = self.children[name]
+            if worker.process.poll() is not None:
+                raise StackError(
+                    f"{name} exited with code {worker.process.returncode}:\n{worker.tail()}"
+                )
+
     def wait_http(self, name: str, url: str, timeout: float = 60.0) -> None:
         child = self.children[name]
         deadline = time.monotonic() + timeout
@@ -271,11 +394,7 @@ class DevStack:
         deadline = time.monotonic() + timeout
         last = ""
         while time.monotonic() < deadline:
-            worker = self.children["worker"]
-            if worker.process.poll() is not None:
-                raise StackError(
-                    f"worker exited with code {worker.process.returncode}:\n{worker.tail()}"
-                )
+            self._check_workers_alive()
             body["deadline_ms"] = 3000
             try:
                 answer = requests.post(f"{self.gateway_url}/v1/lookups", json=body, timeout=10)
@@ -316,7 +435,7 @@ class DevStack:
     def stop(self) -> None:
         """Stop every child, and the broker if this stack started it; no signal cuts it short."""
         with _signals_ignored():
-            order = ["gateway", "worker", "sandbox"]
+            order = ["gateway", *self.worker_names, "sandbox"]
             names = [n for n in order if n in self.children]
             names += [n for n in self.children if n not in order]
             self._stop_children(names, timeout=15.0)
@@ -368,6 +487,45 @@ class DevStack:
             soft_wrap=True,
         )
         console.print("Ctrl-C stops everything.")
+
+
+def _lookup_request_members(admin: Any) -> int | None:
+    """Members holding partitions of the lookup request topic in the one stable group that has
+    any; None while no group has them or one is rebalancing. The group's name is not assumed.
+
+    kafka-python 3 answers with plain dicts: ``list_groups()`` a list of ``{"group_id", ...}``,
+    ``describe_groups()`` ``{group_id: {"group_state", "members": [{"member_assignment":
+    {"assigned_partitions": [{"topic", "partitions"}]}}]}}``.
+    """
+    from kafka.errors import KafkaError
+
+    try:
+        groups = [group["group_id"] for group in admin.list_groups()]
+        described = admin.describe_groups(groups) if groups else {}
+    except KafkaError:
+        return None
+    counts = []
+    for group in described.values():
+        members = [
+            member
+            for member in group.get("members") or []
+            if topics.LOOKUP_REQUEST in _assigned_topics(member)
+        ]
+        if members:
+            if group.get("group_state") != "Stable":
+                return None
+            counts.append(len(members))
+    return counts[0] if len(counts) == 1 else None
+
+
+def _assigned_topics(member: dict[str, Any]) -> set[str]:
+    """Topics of which the member holds at least one partition."""
+    assignment = member.get("member_assignment") or {}
+    return {
+        entry["topic"]
+        for entry in assignment.get("assigned_partitions") or []
+        if entry.get("partitions")
+    }
 
 
 def _say(text: str) -> None:
