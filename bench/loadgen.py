@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import itertools
 import multiprocessing
 import os
@@ -43,6 +44,7 @@ from collections import Counter
 from collections.abc import Mapping
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from multiprocessing.synchronize import Event
 from types import TracebackType
 from typing import Any, ClassVar, Literal, Protocol
@@ -419,13 +421,13 @@ class KafkaDriver:
         # Before the client has admission control, BusUnavailable is its nearest refusal.
         self.overloaded: type[Exception] = getattr(client, "Overloaded", client.BusUnavailable)
         self.unavailable: type[Exception] = client.BusUnavailable
+        self.context = contextlib.AsyncExitStack()
 
     async def start(self) -> KafkaDriver:
-        await self.client.start()
+        await self.context.enter_async_context(self.client)
         return self
 
     async def send(self, number: int, subject: str) -> Outcome:
-        from bus.client import deadline_in
         from bus.schemas import LookupRequest
 
         request = LookupRequest(
@@ -437,7 +439,7 @@ class KafkaDriver:
             legal_basis="Decree 194/2025",
             subject={"personal_id": subject},
             datasets=[DATASET],
-            deadline=deadline_in(self.spec.deadline_ms),
+            deadline=datetime.now(UTC) + timedelta(milliseconds=self.spec.deadline_ms),
         )
         try:
             reply = await self.client.lookup(request)
@@ -455,7 +457,7 @@ class KafkaDriver:
         return Outcome(f"status {reply.status}", answered=answered)
 
     async def close(self) -> None:
-        await self.client.stop()
+        await self.context.aclose()
 
 
 class _Run:

@@ -490,8 +490,9 @@ class DevStack:
 
 
 def _lookup_request_members(admin: Any) -> int | None:
-    """Members holding partitions of the lookup request topic in the one stable group that has
-    any; None while no group has them or one is rebalancing. The group's name is not assumed.
+    """Members holding partitions of the lookup request topic, in the group that has the fewest
+    (should the worker read it in more than one group); None while no group has any or one of
+    them is rebalancing. The groups' names are not assumed.
 
     kafka-python 3 answers with plain dicts: ``list_groups()`` a list of ``{"group_id", ...}``,
     ``describe_groups()`` ``{group_id: {"group_state", "members": [{"member_assignment":
@@ -515,7 +516,7 @@ def _lookup_request_members(admin: Any) -> int | None:
             if group.get("group_state") != "Stable":
                 return None
             counts.append(len(members))
-    return counts[0] if len(counts) == 1 else None
+    return min(counts) if counts else None
 
 
 def _assigned_topics(member: dict[str, Any]) -> set[str]:
