@@ -157,9 +157,10 @@ def overload(stack: StackEndpoints, options: ScenarioOptions) -> dict[str, Any]:
         goodput_ratio = figures.get(f"{prefix}goodput_ratio")
         if goodput_ratio is not None and goodput_ratio > UNSATURATED:
             notes.append(
-                f"{label}: goodput {goodput_ratio:g}x the measured capacity: the closed loop "
-                f"x{capacity_concurrency(options)} did not saturate the bus, so this was no "
-                "overload (try a higher --concurrency)"
+                f"{label}: goodput {goodput_ratio:g}x the measured capacity: the capacity run "
+                f"(closed loop x{capacity_concurrency(options)}, {options.capacity_s:g} s) "
+                "underestimated the bus (too short, too few clients, or other load on the "
+                "machine), so the offered rate was less than twice what it can do"
             )
     if options.quick:
         notes.append("quick: the recovery run is shorter than the 5-s goal's usual 10 s")
