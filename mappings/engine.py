@@ -239,18 +239,19 @@ class _Compiler:
             raise self.fail(
                 f"{key}.inputs", f"a table naming native paths for some of {list(names)}"
             )
-        base = self.path(f"{key}.path", spec["path"]) + "." if "path" in spec else ""
+        base = self.path(f"{key}.path", spec["path"]) if "path" in spec else ""
         getters = []
         for input_name, sub in inputs.items():
             if input_name not in names:
                 raise self.fail(f"{key}.inputs.{input_name}", f"one of {list(names)}")
-            getters.append(
-                (input_name, _getter(base + self.path(f"{key}.inputs.{input_name}", sub)))
-            )
-        label = prefix + (base[:-1] if base else "+".join(inputs.values()))
+            getters.append((input_name, _getter(self.path(f"{key}.inputs.{input_name}", sub))))
+        label = prefix + (base or "+".join(inputs.values()))
+        get_base = _getter(base) if base else None
 
         def read(record: Any) -> tuple[Any, str]:
-            return {input_name: get(record) for input_name, get in getters}, label
+            # The table under `path` is looked up once, its named values in it.
+            table = record if get_base is None else get_base(record)
+            return {input_name: get(table) for input_name, get in getters}, label
 
         return read, label
 

@@ -68,12 +68,12 @@ def is_empty(value: Any) -> bool:
     if value is None:
         return True
     if isinstance(value, str):
-        return not value.strip()
-    if isinstance(value, list):
-        return all(is_empty(v) for v in value)
+        return not value or value.isspace()
     if isinstance(value, dict):
-        return all(is_empty(v) for v in value.values())
-    return False
+        value = value.values()
+    elif not isinstance(value, list):
+        return False
+    return all(map(is_empty, value))  # map, not a generator: this runs for every field
 
 
 # --- text and names -------------------------------------------------------------------------

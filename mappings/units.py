@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import tomllib
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +85,17 @@ def new_province_code(old_code: str) -> str | None:
 
 def convert_unit(province_code: object, commune_code: object) -> ConvertedUnit:
     """Convert a pre-2025 (province, commune) pair to the 2025 units; see the module doc."""
+    if isinstance(province_code, str | None) and isinstance(commune_code, str | None):
+        return _convert_codes(province_code, commune_code)
+    return _convert(province_code, commune_code)
+
+
+@lru_cache(maxsize=16_384)  # a few thousand communes: the pairs repeat, the result is immutable
+def _convert_codes(province_code: str | None, commune_code: str | None) -> ConvertedUnit:
+    return _convert(province_code, commune_code)
+
+
+def _convert(province_code: object, commune_code: object) -> ConvertedUnit:
     old_province = _digits(province_code, 2)
     old_commune = _digits(commune_code, 5)
     original_province = None if province_code is None else str(province_code).strip() or None

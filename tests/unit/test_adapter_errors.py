@@ -14,8 +14,9 @@ import zeep.exceptions
 from requests.structures import CaseInsensitiveDict
 
 from adapters.base import Adapter, NativeRecord, RawAnswer, error_chain, source_words
-from adapters.population import PopulationAdapter
+from adapters.population import PopulationAdapter, zeep_settings
 from adapters.registry import load_adapter
+from adapters.soap import SoapOperation
 from bus.errors import (
     MalformedAnswer,
     SettingsError,
@@ -28,6 +29,7 @@ from bus.errors import (
 )
 from bus.schemas import Subject
 from bus.settings import SourceSettings
+from sandbox.population.service import WSDL_FILE
 
 SUBJECT = Subject(personal_id="001085012345")
 
@@ -211,19 +213,19 @@ def test_unreadable_answers_are_described_never_quoted(
     assert not any(part in str(classified) for part in NAME.split())
 
 
+def sandbox_operation() -> SoapOperation:
+    """The lookup operation as the adapter loads it, from the sandbox's WSDL file."""
+    client = zeep.Client(str(WSDL_FILE), settings=zeep_settings())  # type: ignore[no-untyped-call]
+    return SoapOperation.from_client(client, "TraCuuThongTinCongDan")
+
+
 def test_unreadable_answer_during_a_call_says_status_type_and_length(
     population: PopulationAdapter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     body = BODY + b"<!-- cut"
     reply = RawAnswer(200, body, CaseInsensitiveDict({"Content-Type": "text/html; charset=utf-8"}))
-
-    class Service:
-        def TraCuuThongTinCongDan(self, **fields: Any) -> Any:  # noqa: N802
-            population.transport.post("http://x/dancu", b"<Envelope/>", {})
-            raise zeep.exceptions.TransportError(f"invalid XML {body!r}", 200, body)
-
-    monkeypatch.setattr(population.transport, "poster", lambda *args, **kwargs: reply)
-    population._service = Service()
+    monkeypatch.setattr(population, "post_bytes", lambda *args, **kwargs: reply)
+    population._operation = sandbox_operation()
     with pytest.raises(MalformedAnswer) as info:
         fetch(population)
     assert info.value.detail == (
@@ -231,7 +233,7 @@ def test_unreadable_answer_during_a_call_says_status_type_and_length(
         f"(HTTP 200, text/html; charset=utf-8, {len(body)} bytes)"
     )
     assert PERSONAL_ID not in str(info.value)
-    assert info.value.__cause__ is None  # a logged traceback must not show zeep's message
+    assert info.value.__cause__ is None  # a logged traceback must not show the answer
 
 
 def test_soap_fault_string_is_passed_on_cut_short(population: PopulationAdapter) -> None:
@@ -261,20 +263,20 @@ def test_result_description_is_cut_short(population: PopulationAdapter) -> None:
 
 
 def test_waiting_for_the_wsdl_lock_times_out(population: PopulationAdapter) -> None:
-    population._service_lock.acquire()  # another call is loading the WSDL, slowly
+    population._operation_lock.acquire()  # another call is loading the WSDL, slowly
     try:
         started = time.monotonic()
         with pytest.raises(SourceTimeout, match="WSDL was still being loaded"):
-            population.service(0.05)
+            population.operation(0.05)
         with pytest.raises(SourceTimeout):
             fetch(population, timeout=0.05)
         assert time.monotonic() - started < 1.0
     finally:
-        population._service_lock.release()
-    assert not population._service_lock.locked()
+        population._operation_lock.release()
+    assert not population._operation_lock.locked()
 
 
-def test_waiters_get_the_service_the_loader_loaded(
+def test_waiters_get_the_operation_the_loader_loaded(
     population: PopulationAdapter, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     loads: list[float] = []
@@ -285,10 +287,10 @@ def test_waiters_get_the_service_the_loader_loaded(
         time.sleep(0.1)
         return loaded
 
-    monkeypatch.setattr(population, "_load_service", slow_load)
+    monkeypatch.setattr(population, "_load_operation", slow_load)
     results: list[object] = []
     threads = [
-        threading.Thread(target=lambda: results.append(population.service(2.0))) for _ in range(8)
+        threading.Thread(target=lambda: results.append(population.operation(2.0))) for _ in range(8)
     ]
     for thread in threads:
         thread.start()
@@ -296,7 +298,7 @@ def test_waiters_get_the_service_the_loader_loaded(
         thread.join()
     assert results == [loaded] * 8
     assert len(loads) == 1 and 0 < loads[0] <= 2.0
-    assert not population._service_lock.locked()
+    assert not population._operation_lock.locked()
 
 
 def test_a_failed_wsdl_load_releases_the_lock(
@@ -305,10 +307,10 @@ def test_a_failed_wsdl_load_releases_the_lock(
     def failing_load(timeout: float) -> object:
         raise requests.ConnectionError("refused")
 
-    monkeypatch.setattr(population, "_load_service", failing_load)
+    monkeypatch.setattr(population, "_load_operation", failing_load)
     with pytest.raises(requests.ConnectionError):
-        population.service(1.0)
-    assert not population._service_lock.locked()
+        population.operation(1.0)
+    assert not population._operation_lock.locked()
 
 
 def answer(code: str, citizen: dict[str, Any] | None = None, when: str = "20250630235959") -> Any:
