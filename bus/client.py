@@ -21,14 +21,13 @@ import logging
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
 
 from bus import topics
 from bus.admission import Admission, Overloaded
 from bus.codec import decode, encode, header_map
 from bus.deadline import Deadline, deadline_in
 from bus.errors import BusError
+from bus.kafka import OFFSET_END, AsyncConsumer, AsyncProducer, KafkaSendError
 from bus.schemas import LookupRequest, LookupResponse, ReplyTo
 
 log = logging.getLogger(__name__)
@@ -88,31 +87,22 @@ class LookupClient:
         # The broker answers a waiting fetch as soon as a reply arrives: a long wait adds no
         # latency, and a short one costs idle CPU here and on the broker.
         self.fetch_max_wait_ms = fetch_max_wait_ms
-        self._producer: AIOKafkaProducer | None = None
-        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AsyncProducer | None = None
+        self._consumer: AsyncConsumer | None = None
         self._reader: asyncio.Task[None] | None = None
         self._waiting: dict[bytes, asyncio.Future[Reply]] = {}
 
     async def start(self) -> None:
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.bootstrap_servers,
-            acks="all",
-            linger_ms=0,
-            client_id=self.producer_name,
-        )
-        self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers,
-            enable_auto_commit=False,
-            group_id=None,
+        self._producer = AsyncProducer(self.bootstrap_servers, self.producer_name, linger_ms=0.5)
+        self._consumer = AsyncConsumer(
+            self.bootstrap_servers,
+            f"{self.producer_name}-replies",
             fetch_max_wait_ms=self.fetch_max_wait_ms,
-            client_id=f"{self.producer_name}-replies",
         )
+        # From the partition's end as it is now, fixed before any request goes out.
+        self._consumer.assign([(self.reply_to.topic, self.reply_to.partition, OFFSET_END)])
         await self._producer.start()
         await self._consumer.start()
-        partition = TopicPartition(self.reply_to.topic, self.reply_to.partition)
-        self._consumer.assign([partition])
-        await self._consumer.seek_to_end(partition)
-        await self._consumer.position(partition)  # fix the start now, before any request goes out
         self._reader = asyncio.create_task(self._read_replies(), name="lookup-replies")
         self._reader.add_done_callback(self._reader_stopped)
 
@@ -168,24 +158,39 @@ class LookupClient:
         deadline = Deadline.of(request.deadline)
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._waiting[key] = future
+        body, headers = encode(request)
+        delivery = self._producer.send(topics.LOOKUP_REQUEST, body, key=key, headers=headers)
         try:
-            body, headers = encode(request)
-            # Bounded too: without a broker, aiokafka would wait up to its metadata timeout.
-            try:
-                delivery = await asyncio.wait_for(
-                    self._producer.send(topics.LOOKUP_REQUEST, body, key=key, headers=headers),
-                    max(deadline.remaining(), 0.01),
-                )
-            except (TimeoutError, KafkaError) as exc:
-                raise BusUnavailable(
-                    f"the request could not be handed to Kafka ({type(exc).__name__})"
-                ) from None
-            delivery.add_done_callback(_consume_delivery_error)
-            return await asyncio.wait_for(future, max(deadline.remaining(), 0.001))
-        except TimeoutError:
-            return None
+            return await self._reply_or_deadline(future, delivery, deadline)
         finally:
             self._waiting.pop(key, None)
+            if not delivery_settled(delivery):
+                delivery.add_done_callback(_consume_delivery_error)
+
+    @staticmethod
+    async def _reply_or_deadline(
+        reply: asyncio.Future[Reply], delivery: asyncio.Future[None], deadline: Deadline
+    ) -> Reply | None:
+        """The reply; None at the deadline; BusUnavailable if the request never reached Kafka."""
+        pending: set[asyncio.Future[Any]] = {reply, delivery}
+        while not reply.done():
+            remaining = deadline.remaining()
+            if remaining <= 0:
+                break
+            _, pending = await asyncio.wait(
+                pending, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
+            )
+            if delivery.done() and delivery.exception() is not None:
+                raise BusUnavailable(
+                    f"the request could not be handed to Kafka ({delivery.exception()!s:.200})"
+                )
+        if reply.done():
+            return reply.result()
+        if not delivery.done():
+            raise BusUnavailable(
+                "the request could not be handed to Kafka (no acknowledgement before the deadline)"
+            )
+        return None  # handed over, and no reply before the deadline
 
     def _reader_stopped(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -194,10 +199,8 @@ class LookupClient:
     async def _read_replies(self) -> None:
         assert self._consumer is not None
         while True:
-            batches = await self._consumer.getmany(timeout_ms=1000)
-            for records in batches.values():
-                for record in records:
-                    self._deliver(record.key, record.value, record.headers)
+            for record in await self._consumer.getmany(timeout_s=1.0):
+                self._deliver(record.key, record.value, record.headers)
 
     def _deliver(self, key: bytes | None, body: bytes | None, headers: Any) -> None:
         if body is None:
@@ -213,7 +216,16 @@ class LookupClient:
             future.set_result(Reply(body, list(headers or ())))
 
 
-def _consume_delivery_error(delivery: asyncio.Future[Any]) -> None:
-    """A request that was handed over but not acknowledged ends at its deadline; say why."""
-    if not delivery.cancelled() and delivery.exception() is not None:
-        log.warning("request not acknowledged by Kafka: %r", delivery.exception())
+def delivery_settled(delivery: asyncio.Future[None]) -> bool:
+    """True if the delivery is over and its outcome was read (no 'never retrieved' warning)."""
+    if not delivery.done():
+        return False
+    if not delivery.cancelled():
+        delivery.exception()
+    return True
+
+
+def _consume_delivery_error(delivery: asyncio.Future[None]) -> None:
+    """A request acknowledged after its caller stopped waiting, or never: say why, once."""
+    if not delivery.cancelled() and isinstance(delivery.exception(), KafkaSendError):
+        log.warning("request not acknowledged by Kafka: %s", delivery.exception())

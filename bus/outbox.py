@@ -1,8 +1,8 @@
 """Everything the bus sends to Kafka goes through one `Outbox`: one aiokafka producer per process.
 
 `send` returns once the broker has the message (acks=all), so a consumer commits its offset only
-after what it produced is safe: at-least-once. Sends from concurrent handlers batch by themselves:
-aiokafka keeps one request in flight per broker, and what arrives meanwhile goes in the next one.
+after what it produced is safe: at-least-once. Sends from concurrent handlers batch by themselves
+(librdkafka, `bus.kafka`, lingers half a millisecond for the others).
 """
 
 from __future__ import annotations
@@ -12,10 +12,9 @@ import logging
 import time
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-
 from bus import topics
 from bus.codec import Headers, encode
+from bus.kafka import AsyncProducer
 from bus.runtime import Inbound
 from bus.schemas import Envelope, LookupResponse, ReplyTo
 
@@ -31,28 +30,25 @@ DLQ_HEADERS = (H_ORIGIN_TOPIC, H_ORIGIN_PARTITION, H_ORIGIN_OFFSET, H_REASON, H_
 
 
 class Outbox:
-    def __init__(self, bootstrap_servers: str, producer_name: str, linger_ms: int = 0) -> None:
+    def __init__(self, bootstrap_servers: str, producer_name: str, linger_ms: float = 0.5) -> None:
         self.producer_name = producer_name
         self._bootstrap_servers = bootstrap_servers
         self._linger_ms = linger_ms
-        self._producer: AIOKafkaProducer | None = None
+        self._producer: Any = None
         self._started: asyncio.Event | None = None
 
     @classmethod
     def over(cls, producer: Any, producer_name: str) -> Outbox:
-        """An outbox over an already started producer (anything with aiokafka's `send`)."""
+        """An outbox over an already started producer (anything with `AsyncProducer.send`)."""
         outbox = cls("", producer_name)
         outbox._producer = producer
         outbox._ready().set()
         return outbox
 
     async def start(self) -> None:
-        # aiokafka objects belong to the running loop: made here, not in __init__.
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self._bootstrap_servers,
-            client_id=self.producer_name,
-            acks="all",
-            linger_ms=self._linger_ms,
+        # The producer's futures belong to the running loop: made here, not in __init__.
+        self._producer = AsyncProducer(
+            self._bootstrap_servers, self.producer_name, linger_ms=self._linger_ms
         )
         await self._producer.start()
         self._ready().set()
@@ -80,10 +76,7 @@ class Outbox:
         if not ready.is_set():  # a consumer bound before the process finished starting
             await asyncio.wait_for(ready.wait(), 30)
         assert self._producer is not None
-        delivery = await self._producer.send(
-            topic, body, key=key, partition=partition, headers=headers
-        )
-        await delivery
+        await self._producer.send(topic, body, key=key, partition=partition, headers=headers)
 
     async def send(
         self, topic: str, message: Envelope, *, key: str, partition: int | None = None

@@ -7,10 +7,10 @@ for every consumer: decode by the type header -> handle -> dead-letter on failur
 The declarations also make the AsyncAPI document of the Kafka interface (`bus.asyncapi`).
 
 Two runners execute subscribers:
-- `KafkaRunner`, on aiokafka directly: consumes in batches (`getmany`), handles up to
-  `concurrency` messages at once, and commits a partition's offset only past messages whose
-  handling has finished (at-least-once; consumers are idempotent by message id). The hot request
-  path runs here: faust's per-message machinery cost a third of the worker's CPU.
+- `KafkaRunner`, on the hot path's client (`bus.kafka`, librdkafka): consumes in batches,
+  handles up to `concurrency` messages at once, and commits a partition's offset only past
+  messages whose handling has finished (at-least-once; consumers are idempotent by message id).
+  The request path runs here: faust's per-message machinery cost a third of the worker's CPU.
 - `bind_faust`, for consumers that need faust's tables (the aggregator's pending lookups).
 """
 
@@ -25,11 +25,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.structs import OffsetAndMetadata
-
 from bus.codec import H_TYPE, DecodeError, decode, header_map
 from bus.errors import exception_site
+from bus.kafka import AsyncConsumer
 from bus.schemas.envelope import Envelope
 
 log = logging.getLogger(__name__)
@@ -48,7 +46,8 @@ class Inbound:
     timestamp_ms: int
 
     @classmethod
-    def from_aiokafka(cls, record: Any) -> Inbound:
+    def from_record(cls, record: Any) -> Inbound:
+        """From a `bus.kafka.Record` (or anything with the same attributes)."""
         return cls(
             record.topic,
             record.partition,
@@ -213,13 +212,13 @@ class RunnerSettings:
     heartbeat_interval_ms: int = 2_000
 
 
-class _Lane(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Lane:
     """One subscriber on its own consumer: fetch, hand out, track, commit."""
 
     def __init__(
         self,
         subscriber: Subscriber,
-        consumer: AIOKafkaConsumer,
+        consumer: AsyncConsumer,
         dead_letters: DeadLetters,
         settings: RunnerSettings,
     ) -> None:
@@ -228,77 +227,74 @@ class _Lane(ConsumerRebalanceListener):  # type: ignore[misc]
         self.dead_letters = dead_letters
         self.settings = settings
         self.slots = asyncio.Semaphore(subscriber.concurrency)
-        self.progress: dict[TopicPartition, PartitionProgress] = {}
+        self.progress: dict[tuple[str, int], PartitionProgress] = {}
         self.tasks: set[asyncio.Task[None]] = set()
         self.last_commit = 0.0
         self.consumed = 0
+        consumer.on_revoke = self._revoked
 
-    # ConsumerRebalanceListener
-    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        gone = [tp for tp in revoked if tp in self.progress]
-        await self.commit(only=gone)
-        for tp in gone:
-            self.progress.pop(tp, None)
-
-    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        pass
+    def _revoked(self, partitions: list[tuple[str, int]]) -> None:
+        """In the poll thread, during a rebalance: commit what is done before the partitions
+        go; what is still in flight will be read again by their next owner (at-least-once)."""
+        gone = [key for key in partitions if key in self.progress]
+        self.commit(only=gone, wait=True)
+        for key in gone:
+            self.progress.pop(key, None)
 
     async def run(self) -> None:
         consumer, settings = self.consumer, self.settings
         while True:
-            batches = await consumer.getmany(
-                timeout_ms=settings.commit_interval_s * 1000, max_records=settings.max_batch
-            )
-            for tp, records in batches.items():
-                progress = self.progress.get(tp)
+            records = await consumer.getmany(timeout_s=settings.commit_interval_s)
+            for record in records:
+                key = (record.topic, record.partition)
+                progress = self.progress.get(key)
                 if progress is None:
-                    progress = self.progress[tp] = PartitionProgress()
-                for record in records:
-                    await self.slots.acquire()
-                    progress.start(record.offset)
-                    self.consumed += 1
-                    task = asyncio.create_task(self._one(tp, progress, record))
-                    self.tasks.add(task)
-                    task.add_done_callback(self.tasks.discard)
+                    progress = self.progress[key] = PartitionProgress()
+                await self.slots.acquire()
+                progress.start(record.offset)
+                self.consumed += 1
+                task = asyncio.create_task(self._one(progress, record))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
             if time.monotonic() - self.last_commit >= settings.commit_interval_s:
-                await self.commit()
+                self.commit()
 
-    async def _one(self, tp: TopicPartition, progress: PartitionProgress, record: Any) -> None:
+    async def _one(self, progress: PartitionProgress, record: Any) -> None:
         try:
-            await self.subscriber.dispatch(Inbound.from_aiokafka(record), self.dead_letters)
+            await self.subscriber.dispatch(Inbound.from_record(record), self.dead_letters)
         finally:
             self.slots.release()
             progress.finish(record.offset)
 
-    async def commit(self, only: Iterable[TopicPartition] | None = None) -> None:
+    def commit(self, only: Iterable[tuple[str, int]] | None = None, wait: bool = False) -> None:
         self.last_commit = time.monotonic()
-        wanted = self.progress if only is None else {tp: self.progress[tp] for tp in only}
-        offsets = {}
-        for tp, progress in wanted.items():
-            offset = progress.due()
-            if offset is not None:
-                offsets[tp] = (progress, offset)
-        if not offsets:
+        keys = list(self.progress) if only is None else list(only)
+        due = []
+        for key in keys:
+            progress = self.progress.get(key)
+            offset = None if progress is None else progress.due()
+            if progress is not None and offset is not None:
+                due.append((key, progress, offset))
+        if not due:
             return
         try:
-            await self.consumer.commit(
-                {tp: OffsetAndMetadata(offset, "") for tp, (_, offset) in offsets.items()}
-            )
+            self.consumer.commit([(t, p, offset) for (t, p), _, offset in due], wait=wait)
         except Exception as exc:  # a rebalance in progress: the next owner re-reads, idempotently
             log.warning("%s: commit failed: %s", self.subscriber.name, type(exc).__name__)
             return
-        for progress, offset in offsets.values():
+        for _, progress, offset in due:
             progress.committed = offset
 
     async def drain(self) -> None:
         if self.tasks:
             await asyncio.wait(set(self.tasks), timeout=self.settings.drain_timeout_s)
         with contextlib.suppress(Exception):
-            await self.commit()
+            self.commit(wait=True)
 
 
 class KafkaRunner:
-    """Runs subscribers on aiokafka, each on its own consumer in group `<group_prefix>.<name>`."""
+    """Runs subscribers on the hot path's client (`bus.kafka`), each on its own consumer in
+    group `<group_prefix>.<name>`."""
 
     def __init__(
         self,
@@ -323,19 +319,17 @@ class KafkaRunner:
 
     async def start(self) -> None:
         for subscriber in self.subscribers:
-            consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap_servers,
+            consumer = AsyncConsumer(
+                self.bootstrap_servers,
+                f"{self.client_id}-{subscriber.name}",
                 group_id=self.group_of(subscriber),
-                client_id=f"{self.client_id}-{subscriber.name}",
-                enable_auto_commit=False,
-                auto_offset_reset="earliest",
                 fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
-                max_poll_records=self.settings.max_batch,
                 session_timeout_ms=self.settings.session_timeout_ms,
                 heartbeat_interval_ms=self.settings.heartbeat_interval_ms,
+                max_batch=self.settings.max_batch,
             )
             lane = _Lane(subscriber, consumer, self.dead_letters, self.settings)
-            consumer.subscribe([subscriber.topic], listener=lane)
+            consumer.subscribe([subscriber.topic])
             await consumer.start()
             self.lanes.append(lane)
             loop = asyncio.create_task(self._guarded(lane), name=f"consume-{subscriber.name}")

@@ -416,12 +416,12 @@ async def test_reply_without_reply_to_still_replies(
 
 
 class FakeProducer:
-    """What the Outbox uses of aiokafka's producer: `send` returns the delivery future."""
+    """What the Outbox uses of `bus.kafka.AsyncProducer`: `send` returns the delivery future."""
 
     def __init__(self) -> None:
         self.log: list[dict[str, Any]] = []
 
-    async def send(self, topic: str, value: bytes, **kwargs: Any) -> Any:
+    def send(self, topic: str, value: bytes, **kwargs: Any) -> Any:
         self.log.append({"topic": topic, "value": value, **kwargs})
         delivery = asyncio.get_running_loop().create_future()
         delivery.set_result(None)
