@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 import orjson
 from fastapi import FastAPI, Request
@@ -27,6 +27,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pydantic import Field, ValidationError, field_validator
+from pydantic.json_schema import JsonSchemaMode
 
 from bus.admission import Overloaded
 from bus.client import BusUnavailable, LookupClient, Reply
@@ -36,7 +37,8 @@ from bus.outcome import deadline_exceeded
 from bus.router import OVERLOADED
 from bus.schemas import LookupRequest, LookupResponse, Requester, Subject
 from bus.schemas.common import Model, NFCStr
-from bus.schemas.lookup import check_dataset_names
+from bus.schemas.lookup import check_dataset_names, dataset_names_schema
+from bus.schemas.problem import Problem
 from bus.settings import Settings
 from bus.tracing import carried_tracestate, continue_trace
 
@@ -58,16 +60,34 @@ LATENCY = Histogram(
 
 
 class LookupHttpRequest(Model):
-    """The body of `POST /v1/lookups`."""
+    """The body of `POST /v1/lookups`.
+
+    Every string is stripped of surrounding whitespace before its rules apply (so `"   "` is
+    empty); text is stored in Unicode NFC. A request that breaks a rule is a 400 naming the field.
+    """
 
     requester: Requester
-    procedure_code: str = Field(min_length=1, max_length=64)
-    dossier_id: str = Field(min_length=1, max_length=128)
-    purpose: NFCStr = Field(min_length=1, max_length=1000)
-    legal_basis: NFCStr = Field(min_length=1, max_length=1000)
+    procedure_code: str = Field(
+        min_length=1, max_length=64, description="TTHC procedure code (mã thủ tục hành chính)."
+    )
+    dossier_id: str = Field(min_length=1, max_length=128, description="Dossier (hồ sơ) id.")
+    purpose: NFCStr = Field(min_length=1, max_length=1000, description="Why the data is needed.")
+    legal_basis: NFCStr = Field(
+        min_length=1, max_length=1000, description="The legal basis of the request."
+    )
     subject: Subject
-    datasets: list[str] = Field(min_length=1, max_length=16)
-    deadline_ms: int | None = Field(default=None, ge=100, description="Time allowed, in ms.")
+    datasets: list[str] = Field(
+        min_length=1,
+        max_length=16,
+        json_schema_extra=dataset_names_schema,
+        description="Datasets asked for, `<source>.<dataset>`, each once; an unknown one is a 400.",
+    )
+    deadline_ms: int | None = Field(
+        default=None,
+        ge=100,
+        description="Time allowed, in ms; by default `lookup.default_deadline_ms`, and longer "
+        "than `lookup.max_deadline_ms` is cut to it.",
+    )
 
     @field_validator("datasets")
     @classmethod
@@ -158,16 +178,106 @@ def no_reply(request: LookupRequest, instance: str, trace: dict[str, str]) -> Re
     )
 
 
-def lookup_openapi(app: FastAPI) -> dict[str, Any]:
-    """FastAPI's document, plus the request body's schema (the route reads the body itself)."""
+class Healthy(Model):
+    """The gateway can take lookups."""
+
+    status: Literal["ok"]
+    in_flight: int = Field(ge=0, description="Lookups sent and waiting for their reply.")
+
+
+class Unhealthy(Model):
+    """The gateway cannot answer lookups (its reply reader stopped)."""
+
+    status: Literal["unhealthy"]
+    reason: str
+
+
+SCHEMA_REF = "#/components/schemas/{model}"
+
+
+def schema_ref(model: type[Model]) -> dict[str, str]:
+    return {"$ref": SCHEMA_REF.format(model=model.__name__)}
+
+
+TRACE_HEADER = {
+    "traceparent": {
+        "description": "W3C trace context of the lookup: the caller's trace, or a new one.",
+        "required": True,
+        "schema": {"type": "string", "pattern": "^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$"},
+    }
+}
+RETRY_AFTER_HEADER = {
+    "Retry-After": {
+        "description": "Seconds after which asking again may succeed.",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    }
+}
+
+
+def problem_response(description: str, headers: dict[str, Any] | None = None) -> dict[str, Any]:
+    """An OpenAPI response whose body is a `Problem`, as `application/problem+json`."""
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": schema_ref(Problem)}},
+    }
+    if headers:
+        response["headers"] = headers
+    return response
+
+
+def lookup_response(description: str) -> dict[str, Any]:
+    """An OpenAPI response whose body is a `LookupResponse` (the worker's reply, relayed)."""
+    return {"model": LookupResponse, "description": description, "headers": TRACE_HEADER}
+
+
+# Every status `POST /v1/lookups` answers with (`http_status` maps a lookup's status to one).
+LOOKUP_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The lookup's answer: `complete`, `partial` or `not_found`.",
+        "headers": TRACE_HEADER,
+    },
+    400: problem_response(
+        "Invalid request: `errors` names each invalid field, `(body)` when the body is not a "
+        "JSON object (unparsable, not UTF-8, another JSON value)."
+    ),
+    403: lookup_response("`denied`: the policy grants none of the datasets asked for."),
+    500: problem_response("The gateway failed unexpectedly."),
+    502: lookup_response("`failed`: no dataset could be read (the errors say why)."),
+    503: problem_response(
+        "Over capacity (refused at once, before the body is read; `retry_after_s` says when to "
+        "ask again) or Kafka unreachable.",
+        headers=RETRY_AFTER_HEADER,
+    ),
+    504: lookup_response(
+        "The deadline or a source's own time ran out: the body carries what is known."
+    ),
+}
+
+# Models the routes name by `$ref` but FastAPI does not document itself: the body the lookup
+# route reads on its own (validation: what a client sends), and problem+json (what it receives).
+SPLICED_MODELS: tuple[tuple[type[Model], JsonSchemaMode], ...] = (
+    (LookupHttpRequest, "validation"),
+    (Problem, "serialization"),
+)
+
+
+def lookup_openapi(app: FastAPI, datasets: Iterable[str]) -> dict[str, Any]:
+    """FastAPI's document, plus the spliced models' schemas; the request body's `datasets` are
+    listed as this gateway's (`unknown_datasets` refuses any other)."""
     if app.openapi_schema is None:
         document = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
         )
-        schema = LookupHttpRequest.model_json_schema(ref_template="#/components/schemas/{model}")
         components = document.setdefault("components", {}).setdefault("schemas", {})
-        components.update(schema.pop("$defs", {}))
-        components["LookupHttpRequest"] = schema
+        for model, mode in SPLICED_MODELS:
+            schema = model.model_json_schema(ref_template=SCHEMA_REF, mode=mode)
+            for name, part in [*schema.pop("$defs", {}).items(), (model.__name__, schema)]:
+                if components.get(name, part) != part:
+                    raise ValueError(f"two different schemas named {name!r} in the OpenAPI")
+                components[name] = part
+        body = components[LookupHttpRequest.__name__]
+        body["properties"]["datasets"]["items"]["enum"] = sorted(datasets)
         app.openapi_schema = document
     return app.openapi_schema
 
@@ -227,14 +337,10 @@ def create_gateway(settings: Settings) -> FastAPI:
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {JSON: {"schema": {"$ref": "#/components/schemas/LookupHttpRequest"}}},
+                "content": {JSON: {"schema": schema_ref(LookupHttpRequest)}},
             }
         },
-        responses={
-            400: {"description": "Invalid request (problem+json)"},
-            503: {"description": "Over capacity or Kafka unreachable (problem+json, Retry-After)"},
-            504: {"description": "Deadline passed; the body carries what is known"},
-        },
+        responses=LOOKUP_RESPONSES,
     )
     async def post_lookup(http: Request) -> Response:
         try:
@@ -277,17 +383,30 @@ def create_gateway(settings: Settings) -> FastAPI:
             reply.body, status_code=http_status(status, codes), headers=trace, media_type=JSON
         )
 
-    @app.get("/healthz")
+    @app.get(
+        "/healthz",
+        response_model=Healthy,
+        responses={503: {"model": Unhealthy, "description": "Not taking lookups."}},
+    )
     async def healthz() -> JSONResponse:
         if not client.healthy:
             return JSONResponse({"status": "unhealthy", "reason": "reply reader stopped"}, 503)
         return JSONResponse({"status": "ok", "in_flight": client.in_flight})
 
-    @app.get("/metrics")
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "Prometheus text exposition.",
+                "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+            }
+        },
+    )
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    app.openapi = lambda: lookup_openapi(app)  # type: ignore[method-assign]
+    app.openapi = lambda: lookup_openapi(app, known)  # type: ignore[method-assign]
     app.state.post_lookup = post_lookup
     return app
 

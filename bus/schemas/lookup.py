@@ -10,7 +10,9 @@ import re
 from datetime import datetime
 from typing import Any, Literal, Self
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, GetJsonSchemaHandler, field_validator, model_validator
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 
 from bus.identifiers import check_enterprise_code, check_personal_id
 from bus.schemas.common import Model, NFCStr
@@ -30,17 +32,44 @@ def check_dataset_names(value: list[str]) -> list[str]:
     return value
 
 
+def dataset_names_schema(schema: dict[str, Any]) -> None:
+    """The JSON Schema of what `check_dataset_names` accepts (a field's `json_schema_extra`)."""
+    schema["items"] = {"type": "string", "pattern": DATASET_PATTERN.pattern}
+    schema["uniqueItems"] = True
+
+
 class Requester(Model):
     agency_code: str = Field(min_length=1, max_length=64, description="Requesting agency code.")
     system: str = Field(min_length=1, max_length=128, description="Requesting system.")
     officer: NFCStr = Field(min_length=1, max_length=128, description="Officer handling it.")
 
 
+# The forms `check_personal_id` and `check_enterprise_code` accept, for the JSON Schema; the MST
+# check digit is a sum modulo 11, beyond a pattern, and is named by the format `mst`.
+PERSONAL_ID_FORM: dict[str, Any] = {"type": "string", "pattern": "^[0-9]{12}$"}
+ENTERPRISE_CODE_FORM: dict[str, Any] = {
+    "type": "string",
+    "pattern": "^[0-9]{10}(-(00[1-9]|0[1-9][0-9]|[1-9][0-9]{2}))?$",
+    "format": "mst",
+}
+
+
 class Subject(Model):
     """Whose data is asked for: exactly one of a personal id or an enterprise code."""
 
-    personal_id: str | None = None
-    enterprise_code: str | None = None
+    personal_id: str | None = Field(
+        default=None,
+        description="Personal id (số định danh cá nhân, on the CCCD card): exactly 12 digits. "
+        "Digit 4 encodes century and sex and digits 5-6 the year of birth, but a request carries "
+        "no birth data to check them against: a well-formed id nobody has is `not_found`.",
+    )
+    enterprise_code: str | None = Field(
+        default=None,
+        description="Enterprise code (mã số doanh nghiệp, the tax code MST): 10 digits, of which "
+        "the 10th is the check digit 10 - (d1*31 + d2*29 + d3*23 + d4*19 + d5*17 + d6*13 + d7*7 "
+        "+ d8*5 + d9*3) mod 11 (a remainder of 0 is never issued), then for a branch -001..-999. "
+        "A code that fails the check digit is a 400.",
+    )
 
     @field_validator("personal_id")
     @classmethod
@@ -61,6 +90,23 @@ class Subject(Model):
     @property
     def key(self) -> str:
         return self.personal_id or self.enterprise_code or ""
+
+    @classmethod
+    def __get_pydantic_json_schema__(
+        cls, core_schema: CoreSchema, handler: GetJsonSchemaHandler, /
+    ) -> JsonSchemaValue:
+        """The identifiers' forms, and `oneOf`: exactly one of them is a string (null = absent)."""
+        json_schema = handler(core_schema)
+        schema = handler.resolve_ref_schema(json_schema)
+        forms = {"personal_id": PERSONAL_ID_FORM, "enterprise_code": ENTERPRISE_CODE_FORM}
+        for name, form in forms.items():
+            for option in schema["properties"][name]["anyOf"]:
+                if option.get("type") == "string":
+                    option.update(form)
+        schema["oneOf"] = [
+            {"required": [name], "properties": {name: {"type": "string"}}} for name in forms
+        ]
+        return json_schema
 
 
 class ReplyTo(Model):
@@ -83,7 +129,7 @@ class LookupRequest(Envelope):
     purpose: NFCStr = Field(min_length=1, max_length=1000)
     legal_basis: NFCStr = Field(min_length=1, max_length=1000)
     subject: Subject
-    datasets: list[str] = Field(min_length=1, max_length=16)
+    datasets: list[str] = Field(min_length=1, max_length=16, json_schema_extra=dataset_names_schema)
     deadline: datetime = Field(description="Absolute time by which a reply must be sent.")
     reply_to: ReplyTo | None = None
 
