@@ -522,13 +522,13 @@ class SoapOperation:
         fault = root.find(BODY_FAULT)
         if status != 200 or fault is not None:
             raise soap_fault(fault)
-        body = root.find(BODY) if root.tag == ENVELOPE else None
-        if body is None:
-            raise parse_error(
-                f"expected a SOAP 1.1 Envelope with a Body, got {root.tag!r}", root.sourceline
+        if root.tag != ENVELOPE:  # zeep's error for it
+            raise zeep.exceptions.XMLSyntaxError(  # type: ignore[no-untyped-call]
+                f"the root element is not a SOAP 1.1 Envelope but {root.tag!r}"
             )
-        if len(body) == 0:
-            raise parse_error("the SOAP Body is empty", body.sourceline)
+        body = root.find(BODY)
+        if body is None or len(body) == 0:  # zeep fails with a TypeError or an IndexError
+            raise parse_error("the SOAP Envelope has no Body or an empty one", root.sourceline)
         return self.reader.read(body[0], XSI_NAMESPACE in content)
 
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 import requests
-from urllib3.connectionpool import HTTPConnectionPool
 from vietnam_provinces import Ward
 
+from adapters.http11 import OriginPool
 from adapters.population import PopulationAdapter
 from bus.errors import (
     MalformedAnswer,
@@ -198,13 +198,13 @@ def test_connections_are_reused(
     generator = faultless.app.state.population.generator
     fetch(adapter, generator.personal_id(5))
     opened: list[object] = []
-    new_conn = HTTPConnectionPool._new_conn
+    connect = OriginPool._connect
 
-    def counting_new_conn(pool: HTTPConnectionPool) -> Any:
+    def counting_connect(pool: OriginPool, ends: float) -> Any:
         opened.append(pool)
-        return new_conn(pool)
+        return connect(pool, ends)
 
-    monkeypatch.setattr(HTTPConnectionPool, "_new_conn", counting_new_conn)
+    monkeypatch.setattr(OriginPool, "_connect", counting_connect)
     for index in range(6, 16):
         fetch(adapter, generator.personal_id(index))
     assert opened == []  # ten calls over the connection the first one opened

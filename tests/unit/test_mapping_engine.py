@@ -268,6 +268,29 @@ def test_optional_missing_parts_are_left_out(population: Mapping) -> None:
     assert (c.old_id_number, c.father, c.mother, c.hometown) == (None, None, None, None)
 
 
+def test_blank_and_absent_parts_are_missing_as_zeep_gives_them(population: Mapping) -> None:
+    # zeep's plain dicts name every element of a type, None when absent.
+    record = congdan(
+        HoVaTen={"Ho": "NGUYỄN", "ChuDem": " \u3000\t", "Ten": "ĐỨC"},
+        Cha={"HoVaTen": None, "SoDinhDanh": None},
+        Me={"HoVaTen": "  ", "SoDinhDanh": ""},
+        VoChong=None,
+        SoCMND=None,
+    )
+    c = apply(population, record)
+    assert (c.full_name, c.middle_name) == ("Nguyễn Đức", None)
+    assert (c.father, c.mother, c.spouse, c.old_id_number) == (None, None, None, None)
+
+
+def test_address_codes_read_as_numbers_convert_as_text(population: Mapping) -> None:
+    as_text = apply(population, congdan()).hometown
+    numbers = {"ChiTiet": "Thôn 1", "MaDonViHanhChinh": 12454, "MaTinh": 34, "QuocGia": None}
+    as_numbers = apply(population, congdan(QueQuan=numbers)).hometown
+    assert as_numbers == as_text
+    again = apply(population, congdan()).hometown  # converted units are remembered
+    assert again == as_text
+
+
 def test_personal_id_disagreeing_with_birth_year_is_a_mapping_error(population: Mapping) -> None:
     with pytest.raises(MappingError) as info:
         population.apply(congdan(NgayThangNamSinh={"NgayThangNam": "19900412"}))
