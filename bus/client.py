@@ -27,7 +27,7 @@ from bus.admission import Admission, Overloaded
 from bus.codec import decode, encode, header_map
 from bus.deadline import Deadline, deadline_in
 from bus.errors import BusError
-from bus.kafka import OFFSET_END, AsyncConsumer, AsyncProducer, KafkaSendError
+from bus.kafka import OFFSET_END, AsyncConsumer, AsyncProducer
 from bus.schemas import LookupRequest, LookupResponse, ReplyTo
 
 log = logging.getLogger(__name__)
@@ -153,44 +153,26 @@ class LookupClient:
 
     async def _exchange(self, request: LookupRequest) -> Reply | None:
         assert self._producer is not None
-        request = request.model_copy(update={"reply_to": self.reply_to})
+        if request.reply_to != self.reply_to:  # the gateway builds it with ours already
+            request = request.model_copy(update={"reply_to": self.reply_to})
         key = request.message_id.encode()
         deadline = Deadline.of(request.deadline)
-        future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
-        self._waiting[key] = future
+        reply: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
+        self._waiting[key] = reply
         body, headers = encode(request)
         delivery = self._producer.send(topics.LOOKUP_REQUEST, body, key=key, headers=headers)
+        delivery.add_done_callback(lambda sent: _fail_on_send_error(sent, reply))
         try:
-            return await self._reply_or_deadline(future, delivery, deadline)
+            return await asyncio.wait_for(reply, max(deadline.remaining(), 0.001))
+        except TimeoutError:
+            if not delivery.done():
+                raise BusUnavailable(
+                    "the request could not be handed to Kafka "
+                    "(no acknowledgement before the deadline)"
+                ) from None
+            return None  # handed over, and no reply before the deadline
         finally:
             self._waiting.pop(key, None)
-            if not delivery_settled(delivery):
-                delivery.add_done_callback(_consume_delivery_error)
-
-    @staticmethod
-    async def _reply_or_deadline(
-        reply: asyncio.Future[Reply], delivery: asyncio.Future[None], deadline: Deadline
-    ) -> Reply | None:
-        """The reply; None at the deadline; BusUnavailable if the request never reached Kafka."""
-        pending: set[asyncio.Future[Any]] = {reply, delivery}
-        while not reply.done():
-            remaining = deadline.remaining()
-            if remaining <= 0:
-                break
-            _, pending = await asyncio.wait(
-                pending, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-            )
-            if delivery.done() and delivery.exception() is not None:
-                raise BusUnavailable(
-                    f"the request could not be handed to Kafka ({delivery.exception()!s:.200})"
-                )
-        if reply.done():
-            return reply.result()
-        if not delivery.done():
-            raise BusUnavailable(
-                "the request could not be handed to Kafka (no acknowledgement before the deadline)"
-            )
-        return None  # handed over, and no reply before the deadline
 
     def _reader_stopped(self, task: asyncio.Task[None]) -> None:
         if not task.cancelled() and task.exception() is not None:
@@ -216,16 +198,14 @@ class LookupClient:
             future.set_result(Reply(body, list(headers or ())))
 
 
-def delivery_settled(delivery: asyncio.Future[None]) -> bool:
-    """True if the delivery is over and its outcome was read (no 'never retrieved' warning)."""
-    if not delivery.done():
-        return False
-    if not delivery.cancelled():
-        delivery.exception()
-    return True
-
-
-def _consume_delivery_error(delivery: asyncio.Future[None]) -> None:
-    """A request acknowledged after its caller stopped waiting, or never: say why, once."""
-    if not delivery.cancelled() and isinstance(delivery.exception(), KafkaSendError):
-        log.warning("request not acknowledged by Kafka: %s", delivery.exception())
+def _fail_on_send_error(delivery: asyncio.Future[None], reply: asyncio.Future[Reply]) -> None:
+    """A request the broker refused can have no reply: fail its wait at once."""
+    error = None if delivery.cancelled() else delivery.exception()
+    if error is None:
+        return
+    if reply.done():
+        log.warning("request not acknowledged by Kafka: %s", error)
+        return
+    reply.set_exception(
+        BusUnavailable(f"the request could not be handed to Kafka ({error!s:.200})")
+    )

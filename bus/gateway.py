@@ -329,6 +329,7 @@ def create_gateway(settings: Settings) -> FastAPI:
             legal_basis=body.legal_basis,
             subject=body.subject,
             datasets=body.datasets,
+            reply_to=client.reply_to,
         )
 
     @app.post(

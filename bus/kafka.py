@@ -26,6 +26,8 @@ import confluent_kafka
 log = logging.getLogger(__name__)
 
 Headers = list[tuple[str, bytes]]
+# Batches a consumer's poll thread may hand over before the event loop has taken them.
+HANDOVER = 2
 OFFSET_END = confluent_kafka.OFFSET_END
 
 
@@ -195,6 +197,7 @@ class AsyncConsumer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._running = False
+        self._room = threading.Semaphore(HANDOVER)
         self._commits: dict[tuple[str, int], int] = {}
         self._commits_lock = threading.Lock()
         self._subscribe: list[str] | None = None
@@ -210,7 +213,7 @@ class AsyncConsumer:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._queue = asyncio.Queue(maxsize=2)
+        self._queue = asyncio.Queue()
         consumer = self._consumer = confluent_kafka.Consumer(self._config)
         if self._subscribe is not None:
             consumer.subscribe(self._subscribe, on_revoke=self._revoked)
@@ -273,23 +276,25 @@ class AsyncConsumer:
                     log.error("consumer error: %s", error)
             if not batch:
                 continue
-            handed = asyncio.run_coroutine_threadsafe(queue.put(batch), loop)
-            while self._running:
-                try:
-                    handed.result(timeout=0.2)  # back-pressure: wait until the loop takes it
-                    break
-                except TimeoutError:
-                    self._send_commits()
-                    continue
-                except Exception:
-                    return
+            # Back-pressure: at most HANDOVER batches wait for the loop; then the poller waits.
+            while self._running and not self._room.acquire(timeout=0.2):
+                self._send_commits()
+            if not self._running:
+                return
+            loop.call_soon_threadsafe(queue.put_nowait, batch)
 
     async def getmany(self, timeout_s: float) -> list[Record]:
         assert self._queue is not None, "start() the consumer"
-        try:
-            return await asyncio.wait_for(self._queue.get(), timeout_s)
-        except TimeoutError:
-            return []
+        queue = self._queue
+        if queue.empty():
+            try:
+                batch = await asyncio.wait_for(queue.get(), timeout_s)
+            except TimeoutError:
+                return []
+        else:
+            batch = queue.get_nowait()
+        self._room.release()
+        return batch
 
     def commit(self, offsets: Sequence[tuple[str, int, int]], *, wait: bool = False) -> None:
         """Commit `next offset to read` per partition.
