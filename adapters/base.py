@@ -1,9 +1,10 @@
-"""The shared base of every adapter: one HTTP session, per-call timeouts, error classification.
+"""The shared base of every adapter: HTTP connections, per-call timeouts, error classification.
 
 An adapter module says how to ask its national database and how to read the answer; this base
 owns the rest. `Adapter.fetch` is synchronous: the lookup connector runs it in a thread pool
-bounded by the source's concurrency, and the session's connection pool is sized to match so that
-connections are reused rather than reopened.
+bounded by the source's concurrency, and the connection pools are sized to match so that
+connections are reused rather than reopened: the `requests` session's (for WSDLs and the like)
+and the kept-alive connections of `post_bytes` (`adapters.http11`), which per-call traffic uses.
 
 Errors are classified once, here, into the `SourceError` family of bus/errors.py:
 
@@ -35,7 +36,6 @@ from typing import Any, ClassVar
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
-from requests.structures import CaseInsensitiveDict
 
 from adapters.http11 import OriginPool
 from bus.errors import SourceError, SourceRejected, SourceTimeout, SourceUnavailable
@@ -93,9 +93,12 @@ MAX_ANSWER_BYTES = 8 * 1024 * 1024
 def _origin_and_target(url: str) -> tuple[tuple[str, str, int | None], str]:
     """(scheme, host, port) and the request target (path and query) of a URL."""
     parsed = urllib3.util.parse_url(url)
+    target = parsed.request_uri
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise requests.exceptions.InvalidURL("an http or https URL with a host is needed")
-    return (parsed.scheme, parsed.host.strip("[]"), parsed.port), parsed.request_uri
+    if any(c in target for c in " \r\n"):
+        raise requests.exceptions.InvalidURL("no spaces or line breaks in the path or query")
+    return (parsed.scheme, parsed.host.strip("[]"), parsed.port), target
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ class RawAnswer:
 
     status_code: int
     content: bytes
-    headers: CaseInsensitiveDict[str]
+    headers: Mapping[str, str]  # looked up whatever the case of the name
     encoding: str | None = None
 
     @property

@@ -25,11 +25,10 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 import requests
-from requests.structures import CaseInsensitiveDict
 
 _CHUNK = 64 * 1024
 _MAX_HEAD = 64 * 1024
@@ -57,12 +56,33 @@ class NotHttp(requests.ConnectionError):
     """What came back is not an HTTP/1.x answer, or frames its body in a way we cannot read."""
 
 
+class Headers(Mapping[str, str]):
+    """An answer's header fields, looked up whatever the case of the name (as sent: lower)."""
+
+    __slots__ = ("_fields",)
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        self._fields = fields  # lower-case names
+
+    def __getitem__(self, name: str) -> str:
+        return self._fields[name.lower()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._fields)
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def __repr__(self) -> str:
+        return f"Headers({self._fields!r})"
+
+
 @dataclass(frozen=True)
 class Answer:
     """An HTTP answer read in full."""
 
     status: int
-    headers: CaseInsensitiveDict[str]
+    headers: Headers
     body: bytes
 
 
@@ -317,5 +337,5 @@ class _Reader:
             body = self._exactly(size)
         else:
             body, keep_alive = self._to_close(), False
-        answer = Answer(status, CaseInsensitiveDict(headers), body)
+        answer = Answer(status, Headers(headers), body)
         return answer, keep_alive and not self.buffer

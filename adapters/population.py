@@ -8,10 +8,11 @@ The WSDL is read from `<url>?wsdl` on first use (again on the next call if that 
 zeep's protections against DTDs, entities and external references on, by one call while the
 others wait for it, each no longer than its own timeout. A call does not go through zeep's
 per-call machinery (it cost about a millisecond of CPU): `adapters.soap.SoapOperation` fills the
-request into the envelope zeep rendered once, posts it on the adapter's own connection pool with
-the call's own timeout, and reads the answer with a hardened lxml parser into the plain dicts zeep
-would have given. Calls go to the configured URL whatever the WSDL's soap:address says. Nothing
-logs request or answer bodies (they hold personal data).
+request into the envelope zeep rendered once, `post_bytes` sends it on the adapter's kept-alive
+connections within the call's own timeout, and `SoapOperation` reads the answer with a hardened
+lxml parser into the plain dicts zeep would have given, raising zeep's exceptions where zeep
+would. Calls go to the configured URL whatever the WSDL's soap:address says. Nothing logs request
+or answer bodies (they hold personal data).
 """
 
 from __future__ import annotations

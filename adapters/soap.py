@@ -220,6 +220,7 @@ class AnswerReader:
     def __init__(self, element: Any, schema: Any) -> None:
         self.schema = schema
         self._plans: dict[int, tuple[Any, _TypePlan]] = {}
+        self._compiling = threading.Lock()  # for types met at read time (xsi:type)
         self.root = self._element(str(element.attr_name or element.name), element)
         if self.root.plan is None:
             raise SchemaNotSupported(f"{element.qname}: the answer must be a complex type")
@@ -259,11 +260,19 @@ class AnswerReader:
             return known[1]
         plan = _TypePlan()
         self._plans[id(xsd_type)] = (xsd_type, plan)  # before the elements: types may recurse
+        try:
+            self._fill(plan, xsd_type, where)
+        except SchemaNotSupported:
+            del self._plans[id(xsd_type)]
+            raise
+        return plan
+
+    def _fill(self, plan: _TypePlan, xsd_type: ComplexType, where: str) -> None:
         if xsd_type.attributes:
             raise SchemaNotSupported(f"{where}: attributes are not read")
         if not xsd_type.elements:
             plan.empty = True
-            return plan
+            return
         group = xsd_type._element
         if isinstance(group, Sequence) and not group.accepts_multiple:
             members = group.elements
@@ -283,7 +292,6 @@ class AnswerReader:
         plan.rows = tuple(
             (e.tag, e.name, e.plan, e.convert, e.optional, e.single) for e in elements
         )
-        return plan
 
     # -- reading ---------------------------------------------------------------------------------
     def read(self, node: etree._Element, may_have_xsi_type: bool = True) -> Any:
@@ -320,7 +328,11 @@ class AnswerReader:
             instance_type = qname_attr(node, XSI_TYPE)
             xsd_type = self.schema.get_type(instance_type, fail_silently=True)
             if xsd_type is not None and xsd_type is not element.xsd_type:
-                plan, convert = self._content(xsd_type, str(instance_type))
+                try:
+                    with self._compiling:  # no other thread sees a plan half made
+                        plan, convert = self._content(xsd_type, str(instance_type))
+                except SchemaNotSupported as exc:
+                    raise parse_error(f"xsi:type not read: {exc}", node.sourceline) from None
         if plan is not None:
             return self._complex(plan, node, allow_none, typed)
         return _simple(convert, node.text)
@@ -480,9 +492,9 @@ class SoapOperation:
         if not isinstance(binding, Soap11Binding):
             raise SchemaNotSupported(f"{operation}: the binding is not SOAP 1.1")
         output: Any = binding.get(operation).output  # type: ignore[no-untyped-call]
-        document = isinstance(output, DocumentMessage)
+        is_document = isinstance(output, DocumentMessage)  # (not narrowing `output`: untyped)
         if (
-            not document
+            not is_document
             or output.body is None
             or output._is_body_wrapped
             or (output.header is not None and output.header.type._element)

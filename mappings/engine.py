@@ -70,7 +70,7 @@ _STEP_KEYS = {"path", "fallbacks", "paths", "inputs", "transform", "required"}
 _READ_KEYS = {"one": {"path", "fallbacks"}, "many": {"paths"}, "named": {"path", "inputs"}}
 _FILE_KEYS = {"target", "description", "source", "fields", "shapes"}
 
-Reader = Callable[[Any], tuple[Any, str]]
+Reader = Callable[[Any], Any]
 
 
 class MappingFileError(BusError):
@@ -121,9 +121,14 @@ def _getter(path: str) -> Callable[[Any], Any]:
 @dataclass(frozen=True, slots=True)
 class _Step:
     target: str
-    read: Reader
+    read: Reader  # the native value
     convert: Converter
     required: bool
+    label: str  # the native path(s) read, for errors
+    where: Callable[[Any], str] | None = None  # the path actually read, when fallbacks decide
+
+    def path_read(self, record: Any) -> str:
+        return self.label if self.where is None else self.where(record)
 
 
 class _Compiler:
@@ -195,16 +200,19 @@ class _Compiler:
             convert = build_converter(transform, args)
         except TransformArgumentError as exc:
             raise self.fail(f"{key}.{exc.key}", exc.expected) from None
+        where = None
         if transform.inputs == "one":
-            read, label = self.read_one(key, spec, prefix)
+            read, label, where = self.read_one(key, spec, prefix)
         elif transform.inputs == "many":
             read, label = self.read_many(key, spec, prefix)
         else:
             read, label = self.read_named(key, spec, prefix, transform.input_names)
         self.native_paths[loc] = label
-        return _Step(name, read, convert, required)
+        return _Step(name, read, convert, required, label, where)
 
-    def read_one(self, key: str, spec: dict[str, Any], prefix: str) -> tuple[Reader, str]:
+    def read_one(
+        self, key: str, spec: dict[str, Any], prefix: str
+    ) -> tuple[Reader, str, Callable[[Any], str] | None]:
         if "path" not in spec:
             raise self.fail(f"{key}.path", "a native path (this transform reads one value)")
         paths = [self.path(f"{key}.path", spec["path"])]
@@ -212,16 +220,21 @@ class _Compiler:
         candidates = tuple((_getter(p), prefix + p) for p in paths)
         first_get, first_label = candidates[0]
         if len(candidates) == 1:
-            return (lambda record: (first_get(record), first_label)), first_label
+            return first_get, first_label, None
 
-        def read(record: Any) -> tuple[Any, str]:
-            for get, label in candidates:
+        def read(record: Any) -> Any:
+            for get, _ in candidates:
                 value = get(record)
                 if not is_empty(value):
-                    return value, label
-            return None, first_label
+                    return value
+            return None
 
-        return read, first_label
+        def where(record: Any) -> str:
+            return next(
+                (label for get, label in candidates if not is_empty(get(record))), first_label
+            )
+
+        return read, first_label, where
 
     def read_many(self, key: str, spec: dict[str, Any], prefix: str) -> tuple[Reader, str]:
         if "paths" not in spec:
@@ -229,7 +242,7 @@ class _Compiler:
         paths = self.paths(f"{key}.paths", spec["paths"])
         getters = tuple(_getter(p) for p in paths)
         label = "+".join(prefix + p for p in paths)
-        return (lambda record: ([get(record) for get in getters], label)), label
+        return (lambda record: [get(record) for get in getters]), label
 
     def read_named(
         self, key: str, spec: dict[str, Any], prefix: str, names: tuple[str, ...]
@@ -248,10 +261,10 @@ class _Compiler:
         label = prefix + (base or "+".join(inputs.values()))
         get_base = _getter(base) if base else None
 
-        def read(record: Any) -> tuple[Any, str]:
+        def read(record: Any) -> dict[str, Any]:
             # The table under `path` is looked up once, its named values in it.
             table = record if get_base is None else get_base(record)
-            return {input_name: get(table) for input_name, get in getters}, label
+            return {input_name: get(table) for input_name, get in getters}
 
         return read, label
 
@@ -281,24 +294,24 @@ class _Compiler:
         steps = self.fields(table_key, model, table, f"{prefix}{path}.", loc)
         get, label = _getter(path), prefix + path
         self.native_paths[loc] = label
-        return _Step(name, lambda record: (get(record), label), _nested_builder(steps), required)
+        return _Step(name, get, _nested_builder(steps), required, label)
 
 
 def _run(steps: tuple[_Step, ...], record: Any) -> dict[str, Any]:
     """Apply compiled steps to one native record: the hot loop."""
     out: dict[str, Any] = {}
     for step in steps:
-        value, where = step.read(record)
+        value = step.read(record)
         if value is not None and not is_empty(value):
             try:
                 value = step.convert(value)
             except TransformError as exc:
-                raise MappingError(where, value, exc.expected) from None
+                raise MappingError(step.path_read(record), value, exc.expected) from None
             if value is not None:
                 out[step.target] = value
                 continue
         if step.required:
-            raise MappingError(where, value, "a value (the field is required)")
+            raise MappingError(step.path_read(record), value, "a value (the field is required)")
     return out
 
 

@@ -271,25 +271,22 @@ def _build_address(args: dict[str, Any]) -> Converter:
     default_country: str = args.get("default_country", "VN")
 
     def address(values: dict[str, Any]) -> dict[str, Any]:
-        country = to_text(values["country"]) if not is_empty(values.get("country")) else ""
-        country = country or default_country
+        country = values.get("country")
+        country = default_country if is_empty(country) else to_text(country) or default_country
         detail = values.get("detail")
-        result: dict[str, Any] = {
-            "detail": None if is_empty(detail) else to_text(detail),
-            "country": country,
-        }
-        province, commune = values.get("province"), values.get("commune")
+        detail = None if is_empty(detail) else to_text(detail)
         if country != "VN":
-            result["conversion"] = "unchanged"
-            return result
-        unit = convert_unit(province, commune)
-        result.update(
-            province_code=unit.province_code,
-            province_name=unit.province_name,
-            commune_code=unit.commune_code,
-            commune_name=unit.commune_name,
-            conversion=unit.conversion,
-        )
+            return {"detail": detail, "country": country, "conversion": "unchanged"}
+        unit = convert_unit(values.get("province"), values.get("commune"))
+        result: dict[str, Any] = {
+            "detail": detail,
+            "country": country,
+            "province_code": unit.province_code,
+            "province_name": unit.province_name,
+            "commune_code": unit.commune_code,
+            "commune_name": unit.commune_name,
+            "conversion": unit.conversion,
+        }
         if unit.original_province_code or unit.original_commune_code:
             result["original"] = {
                 "province_code": unit.original_province_code,

@@ -270,6 +270,16 @@ def _variations(citizen: dict[str, Any]) -> dict[str, bytes]:
             b'<QuocTich xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
             b'xmlns:xs="http://www.w3.org/2001/XMLSchema" xsi:type="xs:int">12',
         ),
+        "xsi-type-another-complex-type": base.replace(
+            b"<HoVaTen>",
+            b'<HoVaTen xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+            + f'xmlns:t="{NAMESPACE}" xsi:type="t:ChuHoType">'.encode(),
+        ),
+        "xsi-type-unknown": base.replace(
+            b"<HoVaTen>",
+            b'<HoVaTen xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" '
+            + f'xmlns:t="{NAMESPACE}" xsi:type="t:Nothing">'.encode(),
+        ),
         "year-and-full-date-both": base.replace(
             b"</NgayThangNamSinh>", b"<Nam>1990</Nam></NgayThangNamSinh>"
         ),
@@ -301,6 +311,8 @@ VARIATIONS = (
     "foreign-namespace-element",
     "xsi-type-string",
     "xsi-type-int-on-a-string",
+    "xsi-type-another-complex-type",
+    "xsi-type-unknown",
     "year-and-full-date-both",
     "choice-of-nothing-known",
     "another-operation-answer",
