@@ -77,9 +77,9 @@ def started_stack(settings: Settings, workers: int = 1) -> Iterator[StackEndpoin
         )
 
 
-# A stack just started runs cold: the broker's JIT compiles for its first minute or so (it
+# A stack just started runs cold: the broker's JIT compiles for a minute or more (it
 # spent twice the CPU per lookup then), and Python's caches fill. Production runs warm.
-STACK_WARMUP_S = 20.0
+STACK_WARMUP_S = 60.0
 
 
 def warm_up(stack: StackEndpoints, seconds: float = STACK_WARMUP_S) -> None:
