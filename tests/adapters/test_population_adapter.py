@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any
 
@@ -214,3 +215,13 @@ def test_sandbox_sample_ids_are_found(adapter: PopulationAdapter, faultless: Any
     ids = requests.get(f"{faultless.base_url}/_sandbox/sample?n=3", timeout=5).json()
     for personal_id in ids:
         assert fetch(adapter, personal_id).data["SoDinhDanh"] == personal_id
+
+
+def test_concurrent_calls_each_get_their_own_answer(
+    adapter: PopulationAdapter, faultless: Any
+) -> None:
+    generator = faultless.app.state.population.generator
+    ids = [generator.personal_id(index) for index in range(40, 120)]
+    with ThreadPoolExecutor(max_workers=8) as pool:  # more threads than pooled connections
+        records = list(pool.map(lambda personal_id: fetch(adapter, personal_id), ids))
+    assert [record.data["SoDinhDanh"] for record in records] == ids
