@@ -9,10 +9,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TypeVar
 
+import orjson
 from pydantic import ValidationError
 
 from bus.errors import BusError
 from bus.schemas.envelope import Envelope
+from bus.schemas.lookup import LookupResponse
 
 H_TYPE = "tthc-type"
 H_SCHEMA_VERSION = "tthc-schema-version"
@@ -29,6 +31,27 @@ class DecodeError(BusError):
 
 
 def encode(message: Envelope) -> tuple[bytes, Headers]:
+    _, headers = encode_headers(message)
+    return message.model_dump_json().encode(), headers
+
+
+def encode_response(response: LookupResponse) -> tuple[bytes, Headers]:
+    """`encode` for a LookupResponse, the records' `data` serialized by orjson.
+
+    pydantic serializes a `dict[str, Any]` value by value, inferring each type: for a citizen's
+    record that was six times the cost of orjson, and the largest part of encoding a reply. The
+    rest of the reply goes through the model as usual; the JSON is the same, keys aside.
+    """
+    _, headers = encode_headers(response)
+    body = response.model_dump(mode="json", exclude={"results"})
+    body["results"] = [
+        result.model_dump(mode="json", exclude={"data"}) | {"data": result.data}
+        for result in response.results
+    ]
+    return orjson.dumps(body), headers
+
+
+def encode_headers(message: Envelope) -> tuple[None, Headers]:
     headers: Headers = [
         (H_TYPE, message.type.encode()),
         (H_SCHEMA_VERSION, str(message.schema_version).encode()),
@@ -38,7 +61,7 @@ def encode(message: Envelope) -> tuple[bytes, Headers]:
         headers.append((H_TRACEPARENT, message.traceparent.encode()))
     if message.tracestate:
         headers.append((H_TRACESTATE, message.tracestate.encode()))
-    return message.model_dump_json().encode(), headers
+    return None, headers
 
 
 def header_map(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None) -> dict[str, str]:

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from bus import topics
-from bus.codec import Headers, encode
+from bus.codec import Headers, encode, encode_response
 from bus.kafka import AsyncProducer
 from bus.runtime import Inbound
 from bus.schemas import Envelope, LookupResponse, ReplyTo
@@ -86,12 +86,12 @@ class Outbox:
 
     async def reply(self, reply_to: ReplyTo | None, reply: LookupResponse) -> None:
         """Send a reply where the requester asked; without reply_to, keyed by request id."""
-        if reply_to is None:
-            await self.send(topics.LOOKUP_REPLY, reply, key=reply.request_id)
-        else:
-            await self.send(
-                reply_to.topic, reply, key=reply.request_id, partition=reply_to.partition
-            )
+        body, headers = encode_response(reply)
+        topic = topics.LOOKUP_REPLY if reply_to is None else reply_to.topic
+        partition = None if reply_to is None else reply_to.partition
+        await self.send_raw(
+            topic, body, headers, key=reply.request_id.encode(), partition=partition
+        )
 
     async def dead_letter(self, record: Inbound, consumer: str, reason: str) -> None:
         """Park a record that cannot be processed, with where it came from and why."""

@@ -65,16 +65,21 @@ class LocalSource(Protocol):
 class RecentIds:
     """Request ids seen lately, each until its deadline plus a grace; bounded in size."""
 
+    PRUNE_EVERY = 512
+
     def __init__(self, limit: int = RECENT_MAX) -> None:
         self._until: dict[str, float] = {}
         self._limit = limit
+        self._added = 0
 
     def first_time(self, request_id: str, until: float, now: float) -> bool:
         """Record the id; False if it was already there (a repeated delivery)."""
         if request_id in self._until:
             return False
         self._until[request_id] = until + RECENT_GRACE_S
-        self._prune(now)
+        self._added += 1
+        if self._added % self.PRUNE_EVERY == 0 or len(self._until) > self._limit:
+            self._prune(now)
         return True
 
     def _prune(self, now: float) -> None:

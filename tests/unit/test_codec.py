@@ -136,3 +136,38 @@ def test_many_problems_are_summarised_with_a_count_of_the_rest() -> None:
     message = str(info.value)
     assert message.count("Field required") == 5
     assert re.search(r"\(\+\d+ more\)$", message)
+
+
+def test_a_reply_encoded_for_speed_is_the_same_json_as_the_models() -> None:
+    from datetime import UTC, datetime
+
+    from bus.codec import encode_response
+    from bus.schemas import DatasetError, DatasetResult, LookupResponse, Provenance
+
+    reply = LookupResponse(
+        request_id="r1",
+        status="partial",
+        traceparent="00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        results=[
+            DatasetResult(
+                dataset="population.identity",
+                data={"full_name": "Nguyễn Văn A", "birth_date": {"year": 1990}, "tags": [1, None]},
+                provenance=Provenance(
+                    source="population", fetched_at=datetime.now(UTC), latency_ms=1.5
+                ),
+            )
+        ],
+        errors=[
+            DatasetError(
+                dataset="insurance.card",
+                source="insurance",
+                code="timeout",
+                message="late",
+                retryable=True,
+            )
+        ],
+    )
+    body, headers = encode_response(reply)
+    assert json.loads(body) == json.loads(reply.model_dump_json())
+    assert headers == encode(reply)[1]
+    assert decode(LookupResponse, body, header_map(headers)) == reply

@@ -359,3 +359,21 @@ def test_salvage_returns_the_id_and_reply_to_of_an_invalid_request() -> None:
 )
 def test_salvage_returns_none_without_a_valid_address(body: bytes | None) -> None:
     assert salvage_reply_address(body) is None
+
+
+def test_recent_ids_forget_expired_ids_and_stay_bounded() -> None:
+    from bus.router import RECENT_GRACE_S, RecentIds
+
+    recent = RecentIds(limit=1000)
+    now = 1_000_000.0
+    for n in range(RecentIds.PRUNE_EVERY):
+        assert recent.first_time(f"old-{n}", until=now, now=now)
+    assert not recent.first_time("old-1", until=now, now=now)  # a repeat, while remembered
+    later = now + RECENT_GRACE_S + 1
+    for n in range(RecentIds.PRUNE_EVERY):
+        recent.first_time(f"new-{n}", until=later, now=later)
+    assert len(recent) == RecentIds.PRUNE_EVERY  # the expired ones are gone
+    assert recent.first_time("old-1", until=later, now=later)
+    for n in range(3000):
+        recent.first_time(f"many-{n}", until=later + 100, now=later)
+    assert len(recent) <= 1000
