@@ -286,8 +286,10 @@ class _Reader:
             except ValueError:
                 raise NotHttp("a chunk size is not hexadecimal") from None
             if size == 0:
+                # Trailer fields, up to the blank line that ends them: read so that the
+                # connection is left at the next answer, and dropped (nothing here uses them).
                 while self._until(b"\r\n", _MAX_HEAD, "trailer"):
-                    pass  # trailer fields, ignored
+                    continue
                 return b"".join(chunks)
             chunks.append(self._exactly(size))
             if self._exactly(2) != b"\r\n":

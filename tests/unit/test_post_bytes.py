@@ -296,7 +296,9 @@ def test_a_refused_connection_names_the_cause_not_the_url() -> None:
 
 def test_https_with_a_certificate_the_context_trusts(tmp_path: Path) -> None:
     if shutil.which("openssl") is None:
-        pytest.skip("openssl is needed to make a test certificate")
+        pytest.fail(
+            "openssl is needed to make a test certificate (Debian: apt-get install openssl)"
+        )
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
         [
