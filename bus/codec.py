@@ -31,8 +31,7 @@ class DecodeError(BusError):
 
 
 def encode(message: Envelope) -> tuple[bytes, Headers]:
-    _, headers = encode_headers(message)
-    return message.model_dump_json().encode(), headers
+    return message.model_dump_json().encode(), encode_headers(message)
 
 
 def encode_response(response: LookupResponse) -> tuple[bytes, Headers]:
@@ -42,7 +41,7 @@ def encode_response(response: LookupResponse) -> tuple[bytes, Headers]:
     record that was six times the cost of orjson, and the largest part of encoding a reply. The
     rest of the reply goes through the model as usual; the JSON is the same, keys aside.
     """
-    _, headers = encode_headers(response)
+    headers = encode_headers(response)
     body = response.model_dump(mode="json", exclude={"results"})
     body["results"] = [
         result.model_dump(mode="json", exclude={"data"}) | {"data": result.data}
@@ -51,7 +50,8 @@ def encode_response(response: LookupResponse) -> tuple[bytes, Headers]:
     return orjson.dumps(body), headers
 
 
-def encode_headers(message: Envelope) -> tuple[None, Headers]:
+def encode_headers(message: Envelope) -> Headers:
+    """The Kafka headers of a message: its type, schema version, id and trace context."""
     headers: Headers = [
         (H_TYPE, message.type.encode()),
         (H_SCHEMA_VERSION, str(message.schema_version).encode()),
@@ -61,7 +61,7 @@ def encode_headers(message: Envelope) -> tuple[None, Headers]:
         headers.append((H_TRACEPARENT, message.traceparent.encode()))
     if message.tracestate:
         headers.append((H_TRACESTATE, message.tracestate.encode()))
-    return None, headers
+    return headers
 
 
 def header_map(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None) -> dict[str, str]:

@@ -267,7 +267,8 @@ class LookupRouter:
         if found is None:
             return
         request_id, reply_to = found
-        if not self._recent.first_time(request_id, time.time(), time.time()):
+        now = time.time()
+        if not self._recent.first_time(request_id, until=now, now=now):
             return
         error = DatasetError(
             dataset="*", source="bus", code="invalid_request", message=reason, retryable=False
