@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import requests
 import urllib3
@@ -115,6 +115,24 @@ class RawAnswer:
         return self.content.decode(self.encoding or "utf-8", "replace")
 
 
+SubjectKind = Literal["personal_id", "enterprise_code"]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """One dataset an adapter serves, declared once, in the adapter.
+
+    The bus's name for it is `<source>.<name>`. `mapping` is the file `mappings/<mapping>.toml`
+    that turns the native record into the normalized schema the file names as its target;
+    `subject` is the kind of identifier the dataset is asked by.
+    """
+
+    name: str
+    mapping: str
+    subject: SubjectKind = "personal_id"
+    description: str = ""
+
+
 @dataclass(frozen=True)
 class NativeRecord:
     """A record as the national database gave it, before mapping."""
@@ -126,15 +144,18 @@ class NativeRecord:
 
 
 class Adapter(ABC):
-    """One national database. Subclasses set `name`, `mapping` and implement `ask`.
+    """One national database. Subclasses set `name` and `datasets`, and implement `ask`.
 
     `name` is the kind of database (e.g. "population"); the instance's `source` is the name it is
-    configured under in settings (usually the same). `mapping` names the mapping file of each
-    dataset the adapter serves, e.g. {"identity": "population"}.
+    configured under in settings (usually the same). `datasets` declares what it serves (the one
+    place they are declared). `settings_model` is the adapter's own settings: a subclass of
+    `SourceSettings` with the fields it needs (credentials as `SecretStr`, from the environment:
+    `TTHC_BUS_SOURCES__<SOURCE>__<FIELD>`); the bus validates `[sources.<source>]` with it.
     """
 
     name: ClassVar[str]
-    mapping: ClassVar[dict[str, str]]
+    datasets: ClassVar[tuple[Dataset, ...]]
+    settings_model: ClassVar[type[SourceSettings]] = SourceSettings
 
     def __init__(self, name: str, settings: SourceSettings) -> None:
         self.source = name
@@ -198,9 +219,10 @@ class Adapter(ABC):
 
         Returns the native record or raises a `SourceError` (see the module doc).
         """
-        if dataset not in self.mapping:
+        if dataset not in self.dataset_names():
             raise SourceRejected(
-                self.source, f"dataset {dataset!r} is not served; known: {sorted(self.mapping)}"
+                self.source,
+                f"dataset {dataset!r} is not served; known: {sorted(self.dataset_names())}",
             )
         call_timeout = min(timeout, self.settings.timeout_s)
         if call_timeout <= 0:
@@ -220,6 +242,10 @@ class Adapter(ABC):
             if classified is None:
                 raise
             raise classified from exc
+
+    @classmethod
+    def dataset_names(cls) -> frozenset[str]:
+        return frozenset(dataset.name for dataset in cls.datasets)
 
     @abstractmethod
     def ask(

@@ -26,7 +26,7 @@ import zeep
 import zeep.exceptions
 from zeep.transports import Transport
 
-from adapters.base import Adapter, NativeRecord, RawAnswer, describe_body, source_words
+from adapters.base import Adapter, Dataset, NativeRecord, RawAnswer, describe_body, source_words
 from adapters.soap import UNKNOWN_FAULT, RequestValueError, SchemaNotSupported, SoapOperation
 from bus.errors import (
     MalformedAnswer,
@@ -85,7 +85,14 @@ def zeep_settings() -> zeep.Settings:
 
 class PopulationAdapter(Adapter):
     name: ClassVar[str] = "population"
-    mapping: ClassVar[dict[str, str]] = {"identity": "population"}
+    datasets: ClassVar[tuple[Dataset, ...]] = (
+        Dataset(
+            "identity",
+            "population",
+            description="Who the citizen is: name, birth, sex, "
+            "ethnicity, religion, nationality, addresses and relatives.",
+        ),
+    )
 
     def __init__(self, name: str, settings: SourceSettings) -> None:
         super().__init__(name, settings)

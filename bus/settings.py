@@ -115,12 +115,25 @@ class WorkerSettings(Section):
     )
 
 
-class SourceSettings(Section):
-    """One national database: how to reach it and how hard to push it."""
+class SourceSettings(BaseModel):
+    """One national database: how to reach it and how hard to push it.
 
-    adapter: str = Field(description="Import path 'module:Class' of the adapter.")
+    An adapter adds its own fields with a subclass (its `settings_model`); keys this base does
+    not know are kept here and checked against that model when the adapter is loaded.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    adapter: str = Field(
+        description="The adapter: an entry-point name of the group tthc_bus.adapters, or "
+        "'module:Class'."
+    )
     url: str
-    datasets: list[str] = Field(min_length=1)
+    datasets: list[str] | None = Field(
+        default=None,
+        min_length=1,
+        description="Serve only these of the adapter's datasets; None = all it declares.",
+    )
     timeout_s: float = Field(default=3.0, gt=0)
     concurrency: int = Field(default=16, ge=1, le=512)
     retries: int = Field(default=2, ge=0, le=10)

@@ -64,7 +64,8 @@ class LookupConnector:
             max_workers=settings.concurrency, thread_name_prefix=f"source-{source}"
         )
         self._mappings: dict[str, Mapping] = {
-            f"{source}.{dataset}": load_mapping(name) for dataset, name in adapter.mapping.items()
+            f"{source}.{dataset.name}": load_mapping(dataset.mapping)
+            for dataset in adapter.datasets
         }
         self.name = f"lookup-connector-{source}"
         # One Retrying for every call (tenacity keeps its per-call state per thread): building

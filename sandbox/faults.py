@@ -2,8 +2,9 @@
 
 Every simulated national database can be told, at run time, to be slow, to fail, to answer
 garbage or to hang, so that the bus's retries, timeouts and circuit breakers meet the failures
-they exist for. ``GET /_sandbox/faults`` shows the current faults, ``PUT /_sandbox/faults`` with a
-JSON object of the ``Faults`` fields replaces them (missing fields fall back to their defaults).
+they exist for. ``GET /_sandbox/faults/<source>`` shows a source's faults, ``PUT`` with a JSON
+object of the ``Faults`` fields replaces them (missing fields fall back to their defaults);
+``/_sandbox/faults`` without a source does the same for every source at once (sandbox.server).
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.responses import Response
 
 _HANG_POLL_SECONDS = 0.1
 
@@ -27,21 +27,28 @@ class FaultOutcome(enum.Enum):
     """What one request suffers (besides latency)."""
 
     NONE = "none"
-    ERROR = "error"
+    ERROR = "error"  # an HTTP 5xx (``error_status``), or a SOAP fault from a SOAP source
     MALFORMED = "malformed"
     HANG = "hang"
+    OUTAGE = "outage"  # the source is down: 503 from the front proxy for every request
+
+
+ERROR_STATUSES = (500, 502, 503)
 
 
 @dataclass(frozen=True)
 class Faults:
     """Faults applied to every request: a fixed latency plus up to ``jitter_ms`` more, a share of
-    server errors, a share of malformed answers, or a hang until the client gives up."""
+    server errors (HTTP ``error_status``; a SOAP source answers a soap:Server fault), a share of
+    malformed answers, a hang until the client gives up, or a full outage."""
 
     latency_ms: float = 0
     jitter_ms: float = 0
     error_rate: float = 0
+    error_status: int = 500
     malformed_rate: float = 0
     hang: bool = False
+    outage: bool = False
 
     def __post_init__(self) -> None:
         for name in ("latency_ms", "jitter_ms", "error_rate", "malformed_rate"):
@@ -53,8 +60,13 @@ class Faults:
         for name in ("error_rate", "malformed_rate"):
             if getattr(self, name) > 1:
                 raise ValueError(f"{name} is a share between 0 and 1, got {getattr(self, name)!r}")
-        if not isinstance(self.hang, bool):
-            raise ValueError(f"hang must be true or false, got {self.hang!r}")
+        for name in ("hang", "outage"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.error_status not in ERROR_STATUSES or isinstance(self.error_status, bool):
+            raise ValueError(
+                f"error_status must be one of {list(ERROR_STATUSES)}, got {self.error_status!r}"
+            )
 
     @classmethod
     def from_mapping(cls, data: Any) -> Faults:
@@ -79,7 +91,9 @@ class Faults:
         return (self.latency_ms + jitter) / 1000
 
     def draw(self, rng: random.Random) -> FaultOutcome:
-        """The outcome of one request: hang beats error beats malformed."""
+        """The outcome of one request: outage beats hang beats error beats malformed."""
+        if self.outage:
+            return FaultOutcome.OUTAGE
         if self.hang:
             return FaultOutcome.HANG
         roll = rng.random()
@@ -102,6 +116,8 @@ class FaultInjector:
         faults = self.faults
         if not faults.active:
             return FaultOutcome.NONE
+        if faults.outage:
+            return FaultOutcome.OUTAGE
         delay = faults.delay_seconds(self._rng)
         if delay > 0:
             await asyncio.sleep(delay)
@@ -122,16 +138,19 @@ class FaultInjector:
             return body[: self._rng.randrange(1, len(body) // 2)]
         return b"<html><body>502 Bad Gateway \xe2\x80\x94 upstream reset</body>"
 
-    def routes(self) -> list[Route]:
-        """``GET/PUT /_sandbox/faults`` for this injector."""
-        return [Route("/_sandbox/faults", self._endpoint, methods=["GET", "PUT"])]
+    def update(self, data: Any) -> None:
+        """Replace the faults from a JSON object (ValueError naming what is wrong)."""
+        try:
+            self.faults = Faults.from_mapping(data)
+        except TypeError as error:
+            raise ValueError(str(error)) from None
 
-    async def _endpoint(self, request: Request) -> JSONResponse:
-        if request.method == "PUT":
-            try:
-                self.faults = Faults.from_mapping(await request.json())
-            except ValueError as error:  # also JSONDecodeError
-                return JSONResponse({"error": str(error)}, status_code=400)
-            except TypeError as error:
-                return JSONResponse({"error": str(error)}, status_code=400)
-        return JSONResponse(self.faults.to_dict())
+
+def outage_response() -> Response:
+    """What a client sees of a source that is down: its front proxy's 503 page."""
+    return Response(
+        b"<html><head><title>503 Service Temporarily Unavailable</title></head>"
+        b"<body><center><h1>503 Service Temporarily Unavailable</h1></center></body></html>",
+        status_code=503,
+        media_type="text/html",
+    )

@@ -1,28 +1,142 @@
-"""Run the sandbox national databases as one ASGI app (today: the population database)."""
+"""Run every simulated national database as one ASGI app over one `World`.
+
+Besides each source's native routes (see its package), the app serves the sandbox's own admin
+endpoints:
+
+- ``GET /_sandbox/health``: the seed, the count and the sources;
+- ``GET /_sandbox/sample?source=NAME&n=5&seed=S``: subjects that source holds (personal ids, or
+  enterprise codes for business registration); the source defaults to population;
+- ``GET/PUT /_sandbox/faults/NAME``: one source's faults (``sandbox.faults.Faults``);
+  ``GET /_sandbox/faults`` shows all, ``PUT /_sandbox/faults`` sets the same faults on all.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+from collections.abc import Mapping
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Route
 
-from sandbox.faults import FaultInjector
-from sandbox.population.generator import PopulationGenerator
-from sandbox.population.service import PopulationService
+from sandbox.faults import FaultInjector, Faults
+from sandbox.registry import SimulatedSource, discover
+from sandbox.world import World
 
 
-def build_app(count: int, seed: int) -> Starlette:
-    """The sandbox app: ``count`` synthetic citizens from ``seed``, faults off."""
-    service = PopulationService(PopulationGenerator(count=count, seed=seed), FaultInjector())
-    app = Starlette(routes=service.routes())
-    app.state.population = service
+class SandboxAdmin:
+    """The admin endpoints over the running sources."""
+
+    def __init__(self, world: World, sources: Mapping[str, SimulatedSource]) -> None:
+        self.world = world
+        self.sources = dict(sources)
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/_sandbox/health", self._health, methods=["GET"]),
+            Route("/_sandbox/sample", self._sample, methods=["GET"]),
+            Route("/_sandbox/faults", self._all_faults, methods=["GET", "PUT"]),
+            Route("/_sandbox/faults/{source}", self._faults, methods=["GET", "PUT"]),
+        ]
+
+    def _unknown(self, name: str) -> JSONResponse:
+        return JSONResponse(
+            {"error": f"no simulated source {name!r}; known: {sorted(self.sources)}"},
+            status_code=404,
+        )
+
+    async def _health(self, request: Request) -> JSONResponse:
+        return JSONResponse(
+            {
+                "status": "ok",
+                "count": self.world.count,
+                "seed": self.world.seed,
+                "enterprises": self.world.enterprise_count,
+                "sources": sorted(self.sources),
+            }
+        )
+
+    async def _sample(self, request: Request) -> JSONResponse:
+        name = request.query_params.get("source", "population")
+        raw_n = request.query_params.get("n", "5")
+        raw_seed = request.query_params.get("seed")
+        if not raw_n.isdigit() or (raw_seed is not None and not raw_seed.lstrip("-").isdigit()):
+            return JSONResponse(
+                {"error": f"n must be a non-negative integer and seed an integer, got n={raw_n!r}"},
+                status_code=400,
+            )
+        source = self.sources.get(name)
+        if source is None:
+            return self._unknown(name)
+        seed = int(raw_seed) if raw_seed is not None else None
+        return JSONResponse(source.sample(int(raw_n), seed))
+
+    async def _faults(self, request: Request) -> JSONResponse:
+        name = request.path_params["source"]
+        source = self.sources.get(name)
+        if source is None:
+            return self._unknown(name)
+        if request.method == "PUT":
+            problem = await _update(request, [source.faults])
+            if problem is not None:
+                return problem
+        return JSONResponse(source.faults.faults.to_dict())
+
+    async def _all_faults(self, request: Request) -> JSONResponse:
+        if request.method == "PUT":
+            problem = await _update(request, [s.faults for s in self.sources.values()])
+            if problem is not None:
+                return problem
+        return JSONResponse({name: s.faults.faults.to_dict() for name, s in self.sources.items()})
+
+
+async def _update(request: Request, injectors: list[FaultInjector]) -> JSONResponse | None:
+    try:
+        data = await request.json()
+        faults = Faults.from_mapping(data)
+    except (ValueError, TypeError) as error:  # JSONDecodeError is a ValueError
+        return JSONResponse({"error": str(error)}, status_code=400)
+    for injector in injectors:
+        injector.faults = faults
+    return None
+
+
+def build_app(
+    count: int, seed: int, faults: Mapping[str, Mapping[str, Any]] | None = None
+) -> Starlette:
+    """The sandbox app: every registered source over ``count`` citizens from ``seed``, with
+    ``faults`` (source name -> `Faults` fields) set from the start, the others faultless."""
+    faults = faults or {}
+    classes = discover()
+    unknown = sorted(set(faults) - set(classes))
+    if unknown:
+        raise ValueError(f"faults for unknown sources {unknown}; known: {sorted(classes)}")
+    world = World(count=count, seed=seed)
+    sources = {
+        name: cls(world, FaultInjector(Faults.from_mapping(dict(faults.get(name, {})))))
+        for name, cls in classes.items()
+    }
+    routes: list[BaseRoute] = [route for source in sources.values() for route in source.routes()]
+    app = Starlette(routes=[*routes, *SandboxAdmin(world, sources).routes()])
+    app.state.world = world
+    app.state.sources = sources
     return app
 
 
-def serve(host: str, port: int, count: int, seed: int) -> None:
+def serve(
+    host: str,
+    port: int,
+    count: int,
+    seed: int,
+    faults: Mapping[str, Mapping[str, Any]] | None = None,
+) -> None:
     """Serve the sandbox with uvicorn until interrupted."""
-    uvicorn.run(build_app(count, seed), host=host, port=port, log_level="warning", access_log=False)
+    app = build_app(count, seed, faults)
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
 def main() -> None:
@@ -31,8 +145,9 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=20250701)
+    parser.add_argument("--faults", type=json.loads, default={}, help='{"insurance": {...}}')
     args = parser.parse_args()
-    serve(args.host, args.port, args.count, args.seed)
+    serve(args.host, args.port, args.count, args.seed, args.faults)
 
 
 if __name__ == "__main__":

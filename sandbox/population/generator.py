@@ -137,6 +137,54 @@ class _SerialPermutation:
         return left * 1000 + right
 
 
+@dataclass(frozen=True, slots=True)
+class _PairDraws:
+    """Everything drawn for one pair of indices (2k, 2k+1), from one stream, in one order."""
+
+    married: bool
+    age_gap: int
+    same_province: bool
+    wedding: float
+    divorced: bool
+    divorce: float
+
+
+@dataclass(frozen=True, slots=True)
+class Couple:
+    """A marriage between two citizens (by index), and its divorce if there was one."""
+
+    husband: int
+    wife: int
+    married_on: date
+    divorced_on: date | None
+
+    def partner_of(self, index: int) -> int:
+        return self.wife if index == self.husband else self.husband
+
+
+@dataclass(frozen=True, slots=True)
+class PersonFacts:
+    """One citizen as the other databases know them: the name as drawn (NFC, before the
+    population database's own upper-case and tone-placement quirks), sex, birth and residence."""
+
+    index: int
+    personal_id: str
+    family_name: str
+    middle_name: str | None
+    given_name: str
+    sex: int  # 0 undetermined, 1 male, 2 female
+    birth_year: int
+    birth_date: date | None  # None: only the year is known
+    birth_province: str  # old (pre-2025) code of the birth registration
+    residence_commune: str
+    residence_province: str  # old code the legacy record files the commune under
+    residence_detail: str
+
+    @property
+    def full_name(self) -> str:
+        return " ".join(p for p in (self.family_name, self.middle_name, self.given_name) if p)
+
+
 class PopulationGenerator:
     """``count`` synthetic citizens, the same ones for the same ``(count, seed)``, byte for byte.
 
@@ -155,18 +203,78 @@ class PopulationGenerator:
         self.seed = seed
         self._serials = _SerialPermutation(seed)
         self._build = lru_cache(maxsize=cache_size)(self._generate)
+        self._core = lru_cache(maxsize=cache_size * 2)(self._core_uncached)
 
     # -- identity -----------------------------------------------------------------------------
     def _rng(self, index: int) -> random.Random:
         return random.Random(self.seed * 1_000_003 + index)
 
     @staticmethod
-    def _draw_identity(rng: random.Random) -> tuple[str, int, int]:
+    def _own_identity(rng: random.Random) -> tuple[str, int, int]:
         """Birth-registration province (old code), sex and birth year: the first three draws."""
         province = _pick_birth_province(rng)
         roll = rng.random()
         sex = 0 if roll < 0.002 else (1 if roll < 0.501 else 2)
         return province, sex, int(_pick_year(rng))
+
+    def _draw_identity(self, index: int, rng: random.Random) -> tuple[str, int, int]:
+        """The identity of ``index``: its own draws, except that the second of a married pair
+        is of the other sex, of a like age, and often from the same province as the first."""
+        own = self._own_identity(rng)
+        if index % 2 == 0:
+            return own
+        first = self._pair_first(index - 1)
+        if first is None:
+            return own
+        province, sex, year = first
+        draws = self._pair_draws(index // 2)
+        partner_year = min(REFERENCE_YEAR - 20, max(FIRST_BIRTH_YEAR, year + draws.age_gap))
+        return (province if draws.same_province else own[0]), 3 - sex, partner_year
+
+    def _pair_draws(self, pair: int) -> _PairDraws:
+        rng = random.Random((self.seed * 1_000_003 + pair) ^ 0xC0_FFEE)
+        return _PairDraws(
+            married=rng.random() < 0.6,
+            age_gap=rng.randint(-5, 5),
+            same_province=rng.random() < 0.7,
+            wedding=rng.random() ** 1.6,
+            divorced=rng.random() < 0.08,
+            divorce=rng.random(),
+        )
+
+    def _pair_first(self, first: int) -> tuple[str, int, int] | None:
+        """The identity of the first of pair ``first // 2`` if that pair is married, else None."""
+        if first + 1 >= self.count:
+            return None
+        province, sex, year = self._own_identity(self._rng(first))
+        if sex == 0 or REFERENCE_YEAR - year <= 22 or not self._pair_draws(first // 2).married:
+            return None
+        return province, sex, year
+
+    def couple(self, index: int) -> Couple | None:
+        """The marriage ``index`` is part of (married pairs are indices 2k and 2k+1), or None."""
+        self._check_index(index)
+        first = index - index % 2
+        identity = self._pair_first(first)
+        if identity is None:
+            return None
+        draws = self._pair_draws(first // 2)
+        partner_year = self._draw_identity(first + 1, self._rng(first + 1))[2]
+        husband, wife = (first, first + 1) if identity[1] == 1 else (first + 1, first)
+        # Married once both were of age (20 for men, 18 for women: 20 for both, simply), and
+        # before the data snapshot.
+        earliest = date(max(identity[2], partner_year, 1940) + 20, 1, 1)
+        latest = date(REFERENCE_YEAR - 1, 6, 30)
+        married_on = earliest + timedelta(
+            days=int(max(1, (latest - earliest).days) * draws.wedding)
+        )
+        divorced_on = None
+        married_days = (latest - married_on).days
+        if draws.divorced and married_days > 400:
+            divorced_on = married_on + timedelta(
+                days=365 + int((married_days - 365) * draws.divorce)
+            )
+        return Couple(husband, wife, married_on, divorced_on)
 
     def _compose_id(self, index: int, province: str, sex: int, year: int) -> str:
         serial = self._serials.forward(index)
@@ -175,7 +283,7 @@ class PopulationGenerator:
     def personal_id(self, index: int) -> str:
         """The personal id (SoDinhDanh) of citizen ``index``, without generating the record."""
         self._check_index(index)
-        return self._compose_id(index, *self._draw_identity(self._rng(index)))
+        return self._compose_id(index, *self._draw_identity(index, self._rng(index)))
 
     def candidate_index(self, personal_id: str) -> int | None:
         """The only index that could hold ``personal_id`` (its serial digits decide), or None.
@@ -237,8 +345,27 @@ class PopulationGenerator:
 
     # -- record -------------------------------------------------------------------------------
     def _generate(self, index: int) -> Citizen:
+        """The whole record: the core, then the relatives (the spouse is the partner's core)."""
+        core, person, state = self._core(index)
+        record = dict(core)
+        person.rng = random.Random()
+        person.rng.setstate(state)
+        couple = self.couple(index)
+        spouse = None
+        if couple is not None and couple.divorced_on is None:
+            partner = couple.partner_of(index)
+            partner_facts = self.facts(partner)
+            spouse = {
+                "HoVaTen": person.style(partner_facts.full_name),
+                "SoDinhDanh": partner_facts.personal_id,
+            }
+        record.update(person.relations(" ".join(record["HoVaTen"].values()), spouse))
+        return record
+
+    def _core_uncached(self, index: int) -> tuple[Citizen, _Person, Any]:
+        """Everything but the relatives: the record so far, the draws, and the stream's state."""
         rng = self._rng(index)
-        province, sex, year = self._draw_identity(rng)
+        province, sex, year = self._draw_identity(index, rng)
         person = _Person(
             rng=rng,
             personal_id=self._compose_id(index, province, sex, year),
@@ -258,8 +385,29 @@ class PopulationGenerator:
         record["QuocTich"] = "VN"
         record["NgayThangNamSinh"] = _birth_date(rng, year)
         record.update(_addresses(rng, province))
-        record.update(person.relations(" ".join(record["HoVaTen"].values())))
-        return record
+        return record, person, rng.getstate()
+
+    def facts(self, index: int) -> PersonFacts:
+        """Citizen ``index`` as the other databases know them (see ``PersonFacts``)."""
+        self._check_index(index)
+        record, person, _ = self._core(index)
+        born = record["NgayThangNamSinh"]
+        stamp = born.get("NgayThangNam")
+        residence = record["ThuongTru"]
+        return PersonFacts(
+            index=index,
+            personal_id=person.personal_id,
+            family_name=person.family,
+            middle_name=person.middle,
+            given_name=person.given,
+            sex=person.sex,
+            birth_year=person.year,
+            birth_date=date(int(stamp[:4]), int(stamp[4:6]), int(stamp[6:])) if stamp else None,
+            birth_province=person.province,
+            residence_commune=residence["MaDonViHanhChinh"],
+            residence_province=residence["MaTinh"],
+            residence_detail=residence["ChiTiet"],
+        )
 
 
 @dataclass
@@ -274,6 +422,8 @@ class _Person:
     upper: bool
     old_tones: bool
     family: str = ""
+    middle: str | None = None
+    given: str = ""
 
     @property
     def southern(self) -> bool:
@@ -294,7 +444,9 @@ class _Person:
         name = {"Ho": self.style(self.family)}
         if self.rng.random() >= 0.03:
             name["ChuDem"] = self.style(middle)
+            self.middle = middle
         name["Ten"] = self.style(given)
+        self.given = given
         return name
 
     def relative(self, sex: int, year: int, family: str, id_share: float) -> dict[str, str]:
@@ -304,16 +456,11 @@ class _Person:
             relative["SoDinhDanh"] = _relative_id(self.rng, self.province, sex, year)
         return relative
 
-    def relations(self, own_name: str) -> dict[str, dict[str, str]]:
-        """Cha, Me, VoChong (when present) and ChuHo."""
+    def relations(self, own_name: str, spouse: dict[str, str] | None) -> dict[str, dict[str, str]]:
+        """Cha, Me, VoChong (the living marriage's partner, a citizen too) and ChuHo."""
         rng, year = self.rng, self.year
         father = self.relative(1, year - rng.randint(20, 40), self.family, 0.7)
         mother = self.relative(2, year - rng.randint(18, 38), _surname(rng, self.southern), 0.7)
-        spouse: dict[str, str] | None = None
-        if REFERENCE_YEAR - year > 22 and rng.random() < 0.60:
-            spouse_year = min(LAST_BIRTH_YEAR - 18, year + rng.randint(-5, 5))
-            spouse_family = _surname(rng, self.southern)
-            spouse = self.relative(2 if self.sex == 1 else 1, spouse_year, spouse_family, 0.8)
         relations: dict[str, dict[str, str]] = {}
         if rng.random() < 0.95:
             relations["Cha"] = father

@@ -11,8 +11,8 @@ SOAP 1.1, document/literal, namespace ``urn:tthc-sandbox:csdl-dan-cu:v1``, servi
   name (``HoVaTen``) and birth date (``NgayThangNamSinh``)? Answers ``KetQuaXacThuc`` (true/false).
 
 Routes: ``POST /dancu`` (SOAP), ``GET /dancu?wsdl`` and ``GET /dancu/population.wsdl`` (the WSDL,
-its address rewritten to the URL it is served at), ``GET /_sandbox/health``,
-``GET /_sandbox/sample?n=5``, and the fault controls of ``sandbox.faults``.
+its address rewritten to the URL it is served at). The sandbox's admin endpoints (health, sample,
+faults) are sandbox.server's.
 """
 
 from __future__ import annotations
@@ -28,11 +28,12 @@ from xml.sax.saxutils import escape, quoteattr
 
 from lxml import etree
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from sandbox.faults import FaultInjector, FaultOutcome
-from sandbox.population.generator import PopulationGenerator
+from sandbox.faults import FaultInjector, FaultOutcome, outage_response
+from sandbox.registry import SimulatedSource, register
+from sandbox.world import World
 
 NAMESPACE = "urn:tthc-sandbox:csdl-dan-cu:v1"
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -96,17 +97,22 @@ def _comparable_name(name: str) -> str:
     return " ".join(unicodedata.normalize("NFC", name).casefold().split())
 
 
-class PopulationService:
-    """Answers the SOAP operations from a ``PopulationGenerator``, with injected faults."""
+@register
+class PopulationService(SimulatedSource):
+    """Answers the SOAP operations from the world's population, with injected faults."""
+
+    name = "population"
+    description = "SOAP at /dancu (CSDL quốc gia về dân cư)"
 
     def __init__(
         self,
-        generator: PopulationGenerator,
-        injector: FaultInjector | None = None,
+        world: World,
+        faults: FaultInjector | None = None,
         fragment_cache_size: int = 8_192,
     ) -> None:
-        self.generator = generator
-        self.injector = injector or FaultInjector()
+        super().__init__(world, faults)
+        self.generator = world.population
+        self.injector = self.faults
         self._parser = etree.XMLParser(
             resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
         )
@@ -122,10 +128,10 @@ class PopulationService:
             Route(SOAP_PATH, self._soap_endpoint, methods=["POST"]),
             Route(SOAP_PATH, self._wsdl_query_endpoint, methods=["GET"]),
             Route(f"{SOAP_PATH}/population.wsdl", self._wsdl_endpoint, methods=["GET"]),
-            Route("/_sandbox/health", self._health_endpoint, methods=["GET"]),
-            Route("/_sandbox/sample", self._sample_endpoint, methods=["GET"]),
-            *self.injector.routes(),
         ]
+
+    def holds(self, index: int) -> bool:
+        return True  # every citizen
 
     # -- operations ---------------------------------------------------------------------------
     def look_up(self, fields: dict[str, str]) -> str:
@@ -228,6 +234,8 @@ class PopulationService:
     async def _soap_endpoint(self, request: Request) -> Response:
         body = await request.body()
         outcome = await self.injector.before_request(request)
+        if outcome is FaultOutcome.OUTAGE:
+            return outage_response()
         if outcome is FaultOutcome.ERROR:
             return soap_fault(
                 "Server",
@@ -249,6 +257,8 @@ class PopulationService:
         return self._wsdl_template.replace(_WSDL_DEFAULT_ADDRESS, address)
 
     async def _wsdl_endpoint(self, request: Request) -> Response:
+        if self.faults.faults.outage:
+            return outage_response()
         return Response(self.wsdl_text(str(request.base_url)), media_type=_XML_MEDIA_TYPE)
 
     async def _wsdl_query_endpoint(self, request: Request) -> Response:
@@ -258,22 +268,6 @@ class PopulationService:
             f"POST SOAP 1.1 envelopes to {SOAP_PATH}; GET {SOAP_PATH}?wsdl for the WSDL",
             status_code=400,
         )
-
-    async def _health_endpoint(self, request: Request) -> JSONResponse:
-        return JSONResponse(
-            {"status": "ok", "count": self.generator.count, "seed": self.generator.seed}
-        )
-
-    async def _sample_endpoint(self, request: Request) -> JSONResponse:
-        raw_n = request.query_params.get("n", "5")
-        raw_seed = request.query_params.get("seed")
-        if not raw_n.isdigit() or (raw_seed is not None and not raw_seed.lstrip("-").isdigit()):
-            return JSONResponse(
-                {"error": f"n must be a non-negative integer and seed an integer, got n={raw_n!r}"},
-                status_code=400,
-            )
-        seed = int(raw_seed) if raw_seed is not None else None
-        return JSONResponse(self.generator.sample(int(raw_n), rng_seed=seed))
 
 
 def _missing(fields: dict[str, str], required: tuple[str, ...]) -> str | None:

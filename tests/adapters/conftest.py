@@ -44,7 +44,9 @@ class RunningSandbox:
         return f"{self.base_url}/dancu"
 
     def set_faults(self, **faults: object) -> None:
-        response = requests.put(f"{self.base_url}/_sandbox/faults", json=faults, timeout=5)
+        response = requests.put(
+            f"{self.base_url}/_sandbox/faults/population", json=faults, timeout=5
+        )
         response.raise_for_status()
 
     def stop(self) -> None:

@@ -137,12 +137,12 @@ def test_subject_without_personal_id_is_rejected(adapter: PopulationAdapter) -> 
 def test_server_error_is_a_source_fault(adapter: PopulationAdapter, faultless: Any) -> None:
     faultless.set_faults(error_rate=1)
     with pytest.raises(SourceFault) as info:
-        fetch(adapter, faultless.app.state.population.generator.personal_id(0))
+        fetch(adapter, faultless.app.state.world.population.personal_id(0))
     assert info.value.retryable
 
 
 def test_malformed_answer(adapter: PopulationAdapter, faultless: Any) -> None:
-    personal_id = faultless.app.state.population.generator.personal_id(1)
+    personal_id = faultless.app.state.world.population.personal_id(1)
     fetch(adapter, personal_id)  # the WSDL is loaded before the answers go bad
     faultless.set_faults(malformed_rate=1)
     for _ in range(6):  # both kinds of garbage: cut short, and an HTML page
@@ -156,7 +156,7 @@ def test_malformed_answer(adapter: PopulationAdapter, faultless: Any) -> None:
 
 
 def test_latency_beyond_the_timeout(adapter: PopulationAdapter, faultless: Any) -> None:
-    personal_id = faultless.app.state.population.generator.personal_id(2)
+    personal_id = faultless.app.state.world.population.personal_id(2)
     fetch(adapter, personal_id)
     faultless.set_faults(latency_ms=1500)
     with pytest.raises(SourceTimeout):
@@ -164,7 +164,7 @@ def test_latency_beyond_the_timeout(adapter: PopulationAdapter, faultless: Any) 
 
 
 def test_hang_is_a_timeout(adapter: PopulationAdapter, faultless: Any) -> None:
-    personal_id = faultless.app.state.population.generator.personal_id(3)
+    personal_id = faultless.app.state.world.population.personal_id(3)
     fetch(adapter, personal_id)
     faultless.set_faults(hang=True)
     with pytest.raises(SourceTimeout):
@@ -174,7 +174,7 @@ def test_hang_is_a_timeout(adapter: PopulationAdapter, faultless: Any) -> None:
 def test_stopped_server_is_unavailable(sandbox_on: Any) -> None:
     running = sandbox_on()
     adapter = PopulationAdapter("population", sandbox_on.settings(running.url))
-    personal_id = running.app.state.population.generator.personal_id(0)
+    personal_id = running.app.state.world.population.personal_id(0)
     assert fetch(adapter, personal_id).data["SoDinhDanh"] == personal_id
     running.stop()
     with pytest.raises(SourceUnavailable):
@@ -188,7 +188,7 @@ def test_wsdl_is_loaded_again_after_the_source_was_down(sandbox_on: Any) -> None
     with pytest.raises(SourceUnavailable):
         fetch(adapter, "001085012345")
     running = sandbox_on(port)
-    personal_id = running.app.state.population.generator.personal_id(4)
+    personal_id = running.app.state.world.population.personal_id(4)
     assert fetch(adapter, personal_id).data["SoDinhDanh"] == personal_id
     adapter.close()
 
@@ -196,7 +196,7 @@ def test_wsdl_is_loaded_again_after_the_source_was_down(sandbox_on: Any) -> None
 def test_connections_are_reused(
     adapter: PopulationAdapter, faultless: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    generator = faultless.app.state.population.generator
+    generator = faultless.app.state.world.population
     fetch(adapter, generator.personal_id(5))
     opened: list[object] = []
     connect = OriginPool._connect
@@ -220,7 +220,7 @@ def test_sandbox_sample_ids_are_found(adapter: PopulationAdapter, faultless: Any
 def test_concurrent_calls_each_get_their_own_answer(
     adapter: PopulationAdapter, faultless: Any
 ) -> None:
-    generator = faultless.app.state.population.generator
+    generator = faultless.app.state.world.population
     ids = [generator.personal_id(index) for index in range(40, 120)]
     with ThreadPoolExecutor(max_workers=8) as pool:  # more threads than pooled connections
         records = list(pool.map(lambda personal_id: fetch(adapter, personal_id), ids))

@@ -34,6 +34,7 @@ from sandbox.population.service import (
     render_element,
     soap_fault,
 )
+from sandbox.world import World
 
 OPERATION = "TraCuuThongTinCongDan"
 XML = CaseInsensitiveDict({"Content-Type": "text/xml; charset=utf-8"})
@@ -57,7 +58,9 @@ def generator() -> PopulationGenerator:
 
 @pytest.fixture(scope="module")
 def service(generator: PopulationGenerator) -> PopulationService:
-    return PopulationService(generator)
+    world = World(count=generator.count, seed=generator.seed)
+    world.population = generator
+    return PopulationService(world)
 
 
 def envelope(body: str) -> bytes:

@@ -64,7 +64,7 @@ def sandbox_url() -> Iterator[str]:
 def http(sandbox_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=sandbox_url, timeout=10) as client:
         yield client
-        client.put("/_sandbox/faults", json={})
+        client.put("/_sandbox/faults/population", json={})
 
 
 def lookup_envelope(personal_id: str) -> str:
@@ -323,20 +323,22 @@ def test_external_entities_are_not_resolved(http: httpx.Client) -> None:
 
 
 def test_health_reports_count_and_seed(http: httpx.Client) -> None:
-    assert http.get("/_sandbox/health").json() == {"status": "ok", "count": COUNT, "seed": SEED}
+    health = http.get("/_sandbox/health").json()
+    assert (health["status"], health["count"], health["seed"]) == ("ok", COUNT, SEED)
+    assert "population" in health["sources"]
 
 
 # -- faults ---------------------------------------------------------------------------------------
 def test_error_rate_one_answers_a_server_fault_then_normal_again(http: httpx.Client) -> None:
     personal_id = http.get("/_sandbox/sample", params={"n": 1}).json()[0]
-    assert http.put("/_sandbox/faults", json={"error_rate": 1}).status_code == 200
-    assert http.get("/_sandbox/faults").json()["error_rate"] == 1
+    assert http.put("/_sandbox/faults/population", json={"error_rate": 1}).status_code == 200
+    assert http.get("/_sandbox/faults/population").json()["error_rate"] == 1
     response = http.post("/dancu", content=lookup_envelope(personal_id))
     assert response.status_code == 500
     fault = soap_result(response)
     assert fault["faultcode"] == "soap:Server"
     assert "internal error" in fault["faultstring"] and "Lỗi" in fault["faultstring"]
-    http.put("/_sandbox/faults", json={})
+    http.put("/_sandbox/faults/population", json={})
     assert (
         soap_result(http.post("/dancu", content=lookup_envelope(personal_id)))["MaKetQua"] == "00"
     )
@@ -344,7 +346,7 @@ def test_error_rate_one_answers_a_server_fault_then_normal_again(http: httpx.Cli
 
 def test_malformed_rate_one_answers_200_with_a_body_that_is_not_xml(http: httpx.Client) -> None:
     personal_id = http.get("/_sandbox/sample", params={"n": 1}).json()[0]
-    http.put("/_sandbox/faults", json={"malformed_rate": 1})
+    http.put("/_sandbox/faults/population", json={"malformed_rate": 1})
     for _ in range(5):
         response = http.post("/dancu", content=lookup_envelope(personal_id))
         assert response.status_code == 200
@@ -353,7 +355,7 @@ def test_malformed_rate_one_answers_200_with_a_body_that_is_not_xml(http: httpx.
 
 
 def test_latency_delays_the_answer(http: httpx.Client) -> None:
-    http.put("/_sandbox/faults", json={"latency_ms": 300, "jitter_ms": 50})
+    http.put("/_sandbox/faults/population", json={"latency_ms": 300, "jitter_ms": 50})
     started = time.perf_counter()
     response = http.post("/dancu", content=lookup_envelope("099999999999"))
     assert time.perf_counter() - started >= 0.3
@@ -361,25 +363,27 @@ def test_latency_delays_the_answer(http: httpx.Client) -> None:
 
 
 def test_hang_holds_the_answer_until_the_client_gives_up(http: httpx.Client) -> None:
-    http.put("/_sandbox/faults", json={"hang": True})
+    http.put("/_sandbox/faults/population", json={"hang": True})
     with pytest.raises(httpx.ReadTimeout):
         http.post("/dancu", content=lookup_envelope("099999999999"), timeout=0.5)
-    http.put("/_sandbox/faults", json={"hang": False})
+    http.put("/_sandbox/faults/population", json={"hang": False})
     response = http.post("/dancu", content=lookup_envelope("099999999999"))
     assert soap_result(response)["MaKetQua"] == "01"
 
 
 def test_fault_settings_are_validated_with_the_field_named(http: httpx.Client) -> None:
-    response = http.put("/_sandbox/faults", json={"error_rat": 1})
+    response = http.put("/_sandbox/faults/population", json={"error_rat": 1})
     assert response.status_code == 400 and "error_rat" in response.json()["error"]
-    response = http.put("/_sandbox/faults", json={"malformed_rate": 2})
+    response = http.put("/_sandbox/faults/population", json={"malformed_rate": 2})
     assert response.status_code == 400 and "malformed_rate" in response.json()["error"]
-    assert http.get("/_sandbox/faults").json() == {
+    assert http.get("/_sandbox/faults/population").json() == {
         "latency_ms": 0,
         "jitter_ms": 0,
         "error_rate": 0,
+        "error_status": 500,
         "malformed_rate": 0,
         "hang": False,
+        "outage": False,
     }
 
 

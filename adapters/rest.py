@@ -1,0 +1,161 @@
+"""The shared base of REST/JSON adapters: JSON over POST, answers checked, token login.
+
+National REST services are asked with POST and a JSON body, never with the subject in the URL:
+a URL ends up in access logs, proxies and error messages, and a personal id must not. An adapter
+module calls `post_json(path, payload, timeout=...)` and reads the returned object; this base
+sends it on the adapter's kept-alive connections (`Adapter.post_bytes`), and turns what is wrong
+with the answer into the `SourceError` family (the answer's content is never quoted):
+
+- HTTP 5xx or 429                              -> SourceUnavailable (retryable)
+- HTTP 401 or 403 after a fresh login          -> SourceRejected ("not authorized")
+- not JSON, or not a JSON object               -> MalformedAnswer (status, content type, length)
+
+Other statuses (200, 400, 404 ...) with a JSON object are returned with their status: each source
+says "not found" or "invalid input" in its own way, and its module reads that.
+
+Sources that need a login (`TokenLogin`) get a bearer token once and again when it expires or is
+refused; the credentials come from the adapter's settings model (secrets from the environment).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from adapters.base import Adapter, RawAnswer, describe_body
+from bus.errors import MalformedAnswer, SourceRejected, SourceTimeout, SourceUnavailable
+
+JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8", "Accept": "application/json"}
+TOKEN_EARLY_S = 30.0  # renew a token this long before it expires
+
+
+@dataclass(frozen=True)
+class JsonAnswer:
+    status: int
+    body: dict[str, Any]
+
+
+class RestAdapter(Adapter):
+    """An adapter whose source speaks JSON over HTTP POST (see the module doc)."""
+
+    login: TokenLogin | None = None
+
+    def url_of(self, path: str) -> str:
+        return self.settings.url.rstrip("/") + path
+
+    def post_json(
+        self,
+        path: str,
+        payload: dict[str, Any],
+        *,
+        timeout: float,
+        headers: dict[str, str] | None = None,
+    ) -> JsonAnswer:
+        """POST `payload` to the source's `path`; the JSON object answered, with its status."""
+        ends = time.monotonic() + timeout
+        all_headers = {**JSON_HEADERS, **(headers or {})}
+        if self.login is not None:
+            all_headers["Authorization"] = f"Bearer {self.login.token(self, ends)}"
+        answer = self.post_bytes(self.url_of(path), orjson.dumps(payload), all_headers, timeout)
+        if answer.status_code in (401, 403) and self.login is not None:
+            # The token may have been revoked early: log in once more, then give up.
+            self.login.forget()
+            remaining = ends - time.monotonic()
+            if remaining <= 0:
+                raise SourceTimeout(self.source, "no time left to log in again")
+            all_headers["Authorization"] = f"Bearer {self.login.token(self, ends)}"
+            answer = self.post_bytes(
+                self.url_of(path), orjson.dumps(payload), all_headers, remaining
+            )
+        return self.read_json(answer)
+
+    def read_json(self, answer: RawAnswer) -> JsonAnswer:
+        status = answer.status_code
+        if status >= 500 or status == 429:
+            raise SourceUnavailable(self.source, f"HTTP {status} ({self.describe(answer)})")
+        if status in (401, 403):
+            raise SourceRejected(self.source, f"HTTP {status}: not authorized by the source")
+        content_type = (answer.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type != "application/json" and not content_type.endswith("+json"):
+            raise MalformedAnswer(self.source, f"not a JSON answer ({self.describe(answer)})")
+        try:
+            body = orjson.loads(answer.content)
+        except orjson.JSONDecodeError:
+            raise MalformedAnswer(
+                self.source, f"not well-formed JSON ({self.describe(answer)})"
+            ) from None
+        if not isinstance(body, dict):
+            raise MalformedAnswer(
+                self.source,
+                f"a JSON {type(body).__name__}, not an object ({self.describe(answer)})",
+            )
+        return JsonAnswer(status, body)
+
+    @staticmethod
+    def describe(answer: RawAnswer) -> str:
+        return describe_body(answer.status_code, answer.headers.get("Content-Type"), answer.content)
+
+
+class TokenLogin:
+    """A bearer token from the source's login endpoint, shared by the adapter's threads.
+
+    `path` takes `{"username": ..., "password": ...}` (named `user_field` and `password_field`
+    in the source's own words) and answers the token and its lifetime in seconds.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        username: str,
+        password: str,
+        *,
+        user_field: str = "username",
+        password_field: str = "password",
+        token_field: str = "access_token",
+        expires_field: str = "expires_in",
+    ) -> None:
+        self.path = path
+        self._credentials = {user_field: username, password_field: password}
+        self._token_field = token_field
+        self._expires_field = expires_field
+        self._token: str | None = None
+        self._expires = 0.0
+        self._lock = threading.Lock()
+        self.logins = 0  # how many times a token was fetched (for tests and status)
+
+    def forget(self) -> None:
+        with self._lock:
+            self._token = None
+
+    def token(self, adapter: RestAdapter, ends: float) -> str:
+        """The current token, logging in first when there is none or it is about to expire."""
+        with self._lock:
+            if self._token is not None and time.monotonic() < self._expires - TOKEN_EARLY_S:
+                return self._token
+            remaining = ends - time.monotonic()
+            if remaining <= 0:
+                raise SourceTimeout(adapter.source, "no time left to log in")
+            answer = adapter.post_bytes(
+                adapter.url_of(self.path),
+                orjson.dumps(self._credentials),
+                JSON_HEADERS,
+                remaining,
+            )
+            if answer.status_code in (400, 401, 403):
+                raise SourceRejected(
+                    adapter.source, f"login refused: HTTP {answer.status_code} (check credentials)"
+                )
+            body = adapter.read_json(answer).body
+            token = body.get(self._token_field)
+            lifetime = body.get(self._expires_field)
+            if not isinstance(token, str) or not token:
+                raise MalformedAnswer(adapter.source, f"login answer has no {self._token_field}")
+            if not isinstance(lifetime, int | float) or isinstance(lifetime, bool):
+                lifetime = 300
+            self._token, self._expires = token, time.monotonic() + float(lifetime)
+            self.logins += 1
+            return token

@@ -1,0 +1,88 @@
+"""The simulated national databases, found without a list to edit.
+
+A simulated source is a `SimulatedSource` subclass decorated with `@register`, in the module
+`sandbox/<package>/service.py` of any package under sandbox/. `discover()` imports every such
+module, so a new source plugs in by adding its package; sandbox/server.py does not change.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import random
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import ClassVar, Literal, TypeVar
+
+from starlette.routing import BaseRoute
+
+import sandbox
+from sandbox.faults import FaultInjector
+from sandbox.world import World
+
+SubjectKind = Literal["personal_id", "enterprise_code"]
+
+
+class SimulatedSource(ABC):
+    """One simulated national database: its native routes over the shared `World`."""
+
+    name: ClassVar[str]  # the source's name in the bus's settings, e.g. "insurance"
+    subject: ClassVar[SubjectKind] = "personal_id"  # what `sample` lists
+    description: ClassVar[str] = ""
+
+    def __init__(self, world: World, faults: FaultInjector | None = None) -> None:
+        self.world = world
+        self.faults = faults or FaultInjector()
+
+    @abstractmethod
+    def routes(self) -> Sequence[BaseRoute]:
+        """The native protocol's routes (paths under the source's own prefix, e.g. /bhxh)."""
+
+    @abstractmethod
+    def holds(self, index: int) -> bool:
+        """Whether citizen (or, for enterprise sources, enterprise) ``index`` has a record here."""
+
+    def subject_of(self, index: int) -> str:
+        """The subject id of index ``index``: a personal id, or an enterprise code."""
+        if self.subject == "enterprise_code":
+            return self.world.enterprise_code(index)
+        return self.world.population.personal_id(index)
+
+    def sample(self, n: int, seed: int | None = None) -> list[str]:
+        """Up to ``n`` distinct subjects this source holds, drawn with ``seed``."""
+        size = (
+            self.world.enterprise_count if self.subject == "enterprise_code" else self.world.count
+        )
+        rng = random.Random(seed)
+        found: list[str] = []
+        for index in rng.sample(range(size), size):
+            if len(found) >= n:
+                break
+            if self.holds(index):
+                found.append(self.subject_of(index))
+        return found
+
+
+SourceClass = TypeVar("SourceClass", bound=type[SimulatedSource])
+_REGISTRY: dict[str, type[SimulatedSource]] = {}
+
+
+def register(cls: SourceClass) -> SourceClass:
+    """Class decorator: make a simulated source known to `discover()`."""
+    existing = _REGISTRY.get(cls.name)
+    if existing is not None and existing is not cls:
+        raise ValueError(f"two simulated sources named {cls.name!r}: {existing} and {cls}")
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def discover() -> dict[str, type[SimulatedSource]]:
+    """Every registered source, after importing each `sandbox/<package>/service.py`."""
+    for module in pkgutil.iter_modules(sandbox.__path__):
+        if module.ispkg:
+            try:
+                importlib.import_module(f"sandbox.{module.name}.service")
+            except ModuleNotFoundError as error:
+                if error.name != f"sandbox.{module.name}.service":
+                    raise
+    return dict(sorted(_REGISTRY.items()))
