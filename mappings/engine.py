@@ -37,6 +37,7 @@ File format (see mappings/population.toml for a full example)::
 
 from __future__ import annotations
 
+import importlib
 import tomllib
 from collections.abc import Callable
 from collections.abc import Mapping as AbcMapping
@@ -65,6 +66,24 @@ TARGETS: dict[str, type[BaseModel]] = {
     "address": Address,
     "relative": Relative,
 }
+
+
+def resolve_target(name: Any) -> type[BaseModel] | None:
+    """A target schema: a short name of TARGETS, or 'module:Class' naming a pydantic model (so a
+    database's schemas live beside it and the engine need not know them)."""
+    if not isinstance(name, str):
+        return None
+    if name in TARGETS:
+        return TARGETS[name]
+    module_name, _, class_name = name.partition(":")
+    if not module_name or not class_name:
+        return None
+    try:
+        model = getattr(importlib.import_module(module_name), class_name, None)
+    except ImportError:
+        return None
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
 
 _STEP_KEYS = {"path", "fallbacks", "paths", "inputs", "transform", "required"}
 _READ_KEYS = {"one": {"path", "fallbacks"}, "many": {"paths"}, "named": {"path", "inputs"}}
@@ -278,9 +297,11 @@ class _Compiler:
         loc: tuple[str, ...],
         required: bool,
     ) -> _Step:
-        model = TARGETS.get(spec["model"])
+        model = resolve_target(spec["model"])
         if model is None:
-            raise self.fail(f"{key}.model", f"one of {sorted(TARGETS)}, got {spec['model']!r}")
+            raise self.fail(
+                f"{key}.model", f"'module:Class' or one of {sorted(TARGETS)}, got {spec['model']!r}"
+            )
         path = self.path(f"{key}.path", spec.get("path"))
         if "shape" in spec:
             if spec["shape"] not in self.shapes:
@@ -335,8 +356,11 @@ class Mapping:
         if unknown:
             raise MappingFileError(file, sorted(unknown)[0], f"only the keys {sorted(_FILE_KEYS)}")
         target = data.get("target")
-        if target not in TARGETS:
-            raise MappingFileError(file, "target", f"one of {sorted(TARGETS)}, got {target!r}")
+        model = resolve_target(target)
+        if model is None:
+            raise MappingFileError(
+                file, "target", f"'module:Class' or one of {sorted(TARGETS)}, got {target!r}"
+            )
         shapes = data.get("shapes", {})
         if not isinstance(shapes, dict):
             raise MappingFileError(file, "shapes", "a table of named field tables")
@@ -344,7 +368,7 @@ class Mapping:
         self.name = name
         self.file = file
         self.target = str(target)
-        self.model = TARGETS[self.target]
+        self.model = model
         self.steps = compiler.fields("fields", self.model, data.get("fields"), "", ())
         self.native_paths = compiler.native_paths
 
