@@ -48,6 +48,18 @@ class SourceUnavailable(SourceError):
     retryable = True
 
 
+class SourceRefused(SourceUnavailable):
+    """The bus did not call the source, to protect it or itself: its circuit breaker is open,
+    its rate limit is spent, or too many calls already wait for it. Asking again later may help
+    (`retryable` for the caller); the connector does not retry it at once."""
+
+    code = "refused"
+
+    def __init__(self, source: str, message: str, code: str) -> None:
+        super().__init__(source, message)
+        self.code = code
+
+
 class SourceTimeout(SourceError):
     """The source did not answer within the time it was given."""
 

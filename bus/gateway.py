@@ -30,6 +30,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic.json_schema import JsonSchemaMode
 
 from bus.admission import Overloaded
+from bus.catalog import Catalog
 from bus.client import BusUnavailable, LookupClient, Reply
 from bus.deadline import deadline_in
 from bus.errors import exception_site
@@ -138,16 +139,21 @@ def http_status(status: str, error_codes: list[str]) -> int:
     return {"denied": 403, "failed": 502}.get(status, 200)
 
 
-def unknown_datasets(datasets: list[str], known: dict[str, str]) -> list[dict[str, Any]]:
-    return [
-        {
-            "field": f"datasets.{i}",
-            "message": f"unknown dataset {ds!r}; known: {sorted(known)}",
-            "type": "unknown_dataset",
-        }
-        for i, ds in enumerate(datasets)
-        if ds not in known
-    ]
+def dataset_problems(body: LookupHttpRequest, catalog: Catalog) -> list[dict[str, Any]]:
+    """Datasets the bus does not serve, and datasets asked by the wrong kind of subject."""
+    problems = []
+    for i, dataset in enumerate(body.datasets):
+        if dataset not in catalog:
+            message, kind = (
+                f"unknown dataset {dataset!r}; known: {catalog.names()}",
+                "unknown_dataset",
+            )
+        elif (wrong := catalog.subject_problem(dataset, body.subject)) is not None:
+            message, kind = wrong, "wrong_subject"
+        else:
+            continue
+        problems.append({"field": f"datasets.{i}", "message": message, "type": kind})
+    return problems
 
 
 def refused_by_worker(reply: Reply) -> JSONResponse:
@@ -264,7 +270,7 @@ SPLICED_MODELS: tuple[tuple[type[Model], JsonSchemaMode], ...] = (
 
 def lookup_openapi(app: FastAPI, datasets: Iterable[str]) -> dict[str, Any]:
     """FastAPI's document, plus the spliced models' schemas; the request body's `datasets` are
-    listed as this gateway's (`unknown_datasets` refuses any other)."""
+    listed as this gateway's (`dataset_problems` refuses any other)."""
     if app.openapi_schema is None:
         document = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
@@ -282,8 +288,8 @@ def lookup_openapi(app: FastAPI, datasets: Iterable[str]) -> dict[str, Any]:
     return app.openapi_schema
 
 
-def create_gateway(settings: Settings) -> FastAPI:
-    known = settings.dataset_sources()
+def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
+    known = catalog.dataset_sources()
     instance = settings.gateway.instance_id
     client = LookupClient(
         settings.kafka.resolved_bootstrap(),
@@ -352,9 +358,9 @@ def create_gateway(settings: Settings) -> FastAPI:
             body = LookupHttpRequest.model_validate_json(await http.body())
         except ValidationError as exc:
             return invalid(field_errors(list(exc.errors())))
-        unknown = unknown_datasets(body.datasets, known)
-        if unknown:
-            return invalid(unknown)
+        problems = dataset_problems(body, catalog)
+        if problems:
+            return invalid(problems)
         request = to_request(body, http)
         with LATENCY.time():
             try:
@@ -436,9 +442,9 @@ class LookupFastPath:
         await response(scope, receive, send)
 
 
-def create_gateway_asgi(settings: Settings) -> LookupFastPath:
+def create_gateway_asgi(settings: Settings, catalog: Catalog) -> LookupFastPath:
     """What the gateway process serves: the FastAPI app behind the lookup fast path."""
-    return LookupFastPath(create_gateway(settings))
+    return LookupFastPath(create_gateway(settings, catalog))
 
 
 __all__ = ["LookupHttpRequest", "Reply", "create_gateway", "create_gateway_asgi", "http_status"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from bus.catalog import Catalog
 from bus.schemas import DatasetError, LookupRequest
 
 
@@ -24,8 +25,9 @@ class Decision:
 
 
 class Policy:
-    def __init__(self, dataset_sources: dict[str, str], allow_all_agencies: bool) -> None:
-        self._dataset_sources = dataset_sources
+    def __init__(self, catalog: Catalog, allow_all_agencies: bool) -> None:
+        self._catalog = catalog
+        self._dataset_sources = catalog.dataset_sources()
         self._allow_all = allow_all_agencies
 
     def sources(self) -> list[str]:
@@ -47,6 +49,16 @@ class Policy:
                         code="unknown_dataset",
                         message=f"no source serves {dataset!r}; known: "
                         f"{sorted(self._dataset_sources)}",
+                        retryable=False,
+                    )
+                )
+            elif (problem := self._catalog.subject_problem(dataset, request.subject)) is not None:
+                refused.append(
+                    DatasetError(
+                        dataset=dataset,
+                        source=source,
+                        code="invalid_request",
+                        message=problem,
                         retryable=False,
                     )
                 )

@@ -138,6 +138,24 @@ class SourceSettings(BaseModel):
     concurrency: int = Field(default=16, ge=1, le=512)
     retries: int = Field(default=2, ge=0, le=10)
     retry_backoff_s: float = Field(default=0.05, ge=0)
+    breaker_failures: int = Field(
+        default=5, ge=1, description="Failures in a row that open the source's circuit breaker."
+    )
+    breaker_reset_s: float = Field(
+        default=5.0, gt=0, description="How long an open breaker refuses before a probe call."
+    )
+    rate_limit_per_s: float | None = Field(
+        default=None, gt=0, description="The source's quota: calls per second (None: no limit)."
+    )
+    rate_burst: int | None = Field(
+        default=None, ge=1, description="Calls allowed at once above the rate (default: 1 s's)."
+    )
+    max_waiting: int | None = Field(
+        default=None,
+        ge=0,
+        description="Calls that may wait for one of the `concurrency` connections; more are "
+        "refused at once (the bulkhead). Default: as many as `concurrency`.",
+    )
 
 
 class SandboxSettings(Section):
@@ -196,14 +214,6 @@ class Settings(BaseSettings):
             raise SettingsError(
                 f"sources.{name}: no such source; configured: {sorted(self.sources)}"
             ) from None
-
-    def dataset_sources(self) -> dict[str, str]:
-        """Map every configured dataset name to the source that serves it."""
-        return {
-            f"{name}.{dataset}": name
-            for name, src in self.sources.items()
-            for dataset in src.datasets
-        }
 
 
 def describe_validation_error(error: ValidationError) -> str:

@@ -1,10 +1,11 @@
 """The lookup connector: one generic class, one instance per national database.
 
-`answer` calls the source's adapter in a bounded thread pool (adapters are blocking: zeep,
-urllib3) with tenacity retries that never run past the request's deadline, and maps the native
-record to the normalized schema. Every outcome, including failures, is a `SourceResult`: nothing
-raises for an expected error. The router calls `answer` directly for a single-source lookup (the
-common case: no hop in between); on the fan-out path the connector's `subscriber` consumes
+`answer` calls the source's adapter in a bounded thread pool (adapters are blocking) through the
+resilience middleware of connectors/resilience (metrics, retry, circuit breaker, rate limit,
+deadline; a bulkhead before the pool), and maps the native record to the normalized schema.
+Every outcome, including failures, is a `SourceResult`: nothing raises for an expected error.
+The router calls `answer` directly for a single-source lookup (the common case: no hop in
+between); on the fan-out path the connector's `subscriber` consumes
 `tthc.source.<source>.request` and sends the result to the aggregator.
 """
 
@@ -18,15 +19,6 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    wait_random_exponential,
-)
-from tenacity.stop import stop_base
-
 from adapters.base import Adapter, NativeRecord
 from bus import topics
 from bus.deadline import Deadline
@@ -35,21 +27,48 @@ from bus.outbox import Outbox
 from bus.runtime import Inbound, Publication, Route, Subscriber
 from bus.schemas import DatasetError, DatasetResult, Provenance, SourceQuery, SourceResult
 from bus.settings import SourceSettings
+from connectors.resilience import Middleware, Proceed, SourceCall, chain
+from connectors.resilience.breaker import CircuitBreaker
+from connectors.resilience.bulkhead import Bulkhead
+from connectors.resilience.deadline import MIN_ATTEMPT_S, DeadlineGuard
+from connectors.resilience.metrics import Metrics, record_breaker
+from connectors.resilience.ratelimit import RateLimit
+from connectors.resilience.retry import Retry
 from mappings.engine import Mapping, load_mapping
 
 log = logging.getLogger(__name__)
 
-# Below this much time left, another attempt could not finish before the deadline.
-MIN_ATTEMPT_S = 0.05
 
+def build_chain(
+    source: str, settings: SourceSettings, adapter: Adapter
+) -> tuple[Proceed, CircuitBreaker]:
+    """The middleware around one source's adapter calls, outermost first, and its breaker."""
+    breaker = CircuitBreaker(
+        source,
+        failures=settings.breaker_failures,
+        reset_s=settings.breaker_reset_s,
+        on_change=lambda state: record_breaker(source, state),
+    )
+    record_breaker(source, "closed")
+    middlewares: list[Middleware] = [
+        Metrics(source),
+        Retry(settings.retries, settings.retry_backoff_s),
+        breaker,
+    ]
+    if settings.rate_limit_per_s is not None:
+        middlewares.append(RateLimit(source, settings.rate_limit_per_s, settings.rate_burst))
+    middlewares.append(DeadlineGuard(settings.timeout_s))
 
-class StopAtDeadline(stop_base):
-    """Stop when the coming backoff would leave less than one attempt's time before the
-    deadline (the call's second argument): no attempt starts too late."""
+    def fetch(call: SourceCall) -> NativeRecord:
+        return adapter.fetch(
+            call.dataset,
+            call.subject,
+            timeout=call.timeout,
+            request_id=call.request_id,
+            requester_agency=call.requester_agency,
+        )
 
-    def __call__(self, retry_state: RetryCallState) -> bool:
-        deadline: Deadline = retry_state.args[1]
-        return deadline.budget() - retry_state.upcoming_sleep < MIN_ATTEMPT_S
+    return chain(middlewares, fetch), breaker
 
 
 class LookupConnector:
@@ -68,14 +87,9 @@ class LookupConnector:
             for dataset in adapter.datasets
         }
         self.name = f"lookup-connector-{source}"
-        # One Retrying for every call (tenacity keeps its per-call state per thread): building
-        # one per call was 2 % of the worker's CPU.
-        self._retrying = Retrying(
-            stop=stop_after_attempt(settings.retries + 1) | StopAtDeadline(),
-            wait=wait_random_exponential(multiplier=settings.retry_backoff_s, max=1.0),
-            retry=retry_if_exception(lambda exc: isinstance(exc, SourceError) and exc.retryable),
-            reraise=True,
-        )
+        self._call, self.breaker = build_chain(source, settings, adapter)
+        waiting = settings.concurrency if settings.max_waiting is None else settings.max_waiting
+        self.bulkhead = Bulkhead(source, settings.concurrency, waiting)
 
     def subscriber(self, outbox: Outbox) -> Subscriber:
         """The connector's consumer on the fan-out path: queries from the router, results to
@@ -122,14 +136,26 @@ class LookupConnector:
             budget = deadline.budget()
             if budget < MIN_ATTEMPT_S:
                 raise SourceTimeout(self.source, "no time left before the deadline")
-            loop = asyncio.get_running_loop()
-            call = loop.run_in_executor(self._pool, self._fetch, query, deadline)
-            # The adapter's socket timeouts are per read, so a trickling answer could outlast
-            # the deadline; the result goes out just before the deadline whatever the thread does.
+            self.bulkhead.enter()
             try:
-                record = await asyncio.wait_for(call, budget)
-            except TimeoutError:
-                raise SourceTimeout(self.source, "no answer before the deadline") from None
+                loop = asyncio.get_running_loop()
+                call = SourceCall(
+                    self.source,
+                    query.dataset.split(".", 1)[1],
+                    query.subject,
+                    deadline,
+                    query.request_id,
+                    query.requester_agency,
+                )
+                pending = loop.run_in_executor(self._pool, self._call, call)
+                # The adapter's socket timeouts are per read, so a trickling answer could outlast
+                # the deadline; the result goes out just before it whatever the thread does.
+                try:
+                    record = await asyncio.wait_for(pending, budget)
+                except TimeoutError:
+                    raise SourceTimeout(self.source, "no answer before the deadline") from None
+            finally:
+                self.bulkhead.leave()
             data = self._normalize(query, record)
             return self._found(query, record, data, time.monotonic() - started)
         except SourceNotFound as exc:
@@ -174,22 +200,6 @@ class LookupConnector:
             result=DatasetResult(dataset=query.dataset, data=data, provenance=provenance),
             traceparent=query.traceparent,
             tracestate=query.tracestate,
-        )
-
-    def _fetch(self, query: SourceQuery, deadline: Deadline) -> NativeRecord:
-        """Blocking: the adapter call with retries bounded by the deadline (runs in the pool)."""
-        return self._retrying(self._attempt, query, deadline)
-
-    def _attempt(self, query: SourceQuery, deadline: Deadline) -> NativeRecord:
-        remaining = deadline.budget()
-        if remaining < MIN_ATTEMPT_S:
-            raise SourceTimeout(self.source, "request deadline passed before the call")
-        return self.adapter.fetch(
-            query.dataset.split(".", 1)[1],
-            query.subject,
-            timeout=min(self.settings.timeout_s, remaining),
-            request_id=query.request_id,
-            requester_agency=query.requester_agency,
         )
 
     def _normalize(self, query: SourceQuery, record: NativeRecord) -> dict[str, Any]:

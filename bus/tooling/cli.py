@@ -13,13 +13,17 @@ import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
 
 from bus.errors import BusError
 from bus.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from bus.catalog import Catalog
+    from connectors.catalog import LoadedSource
 
 console = Console()
 err_console = Console(stderr=True)
@@ -41,6 +45,23 @@ def settings_or_exit() -> Settings:
     except BusError as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+
+
+def sources_or_exit(settings: Settings, only: list[str] | None = None) -> dict[str, LoadedSource]:
+    """The configured sources, checked against their adapters; exit 2 listing every problem."""
+    from connectors.catalog import load_sources
+
+    try:
+        return load_sources(settings, only)
+    except BusError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+def catalog_or_exit(settings: Settings) -> Catalog:
+    from connectors.catalog import catalog_of
+
+    return catalog_of(sources_or_exit(settings))
 
 
 def setup_logging(level: str = "INFO") -> None:
@@ -180,7 +201,6 @@ class ComposedWorker:
 def compose_worker(settings: Settings) -> ComposedWorker:
     """The faust app (the aggregator and its table) and the service beside it: the outbox, and
     the runner of the router and of one lookup connector per source."""
-    from adapters.registry import load_adapter
     from bus.aggregator import LookupAggregator
     from bus.outbox import Outbox
     from bus.policy import Policy
@@ -193,15 +213,14 @@ def compose_worker(settings: Settings) -> ComposedWorker:
     name = f"worker-{os.getpid()}"
     faust_app = create_app(settings)
     outbox = Outbox(bootstrap, producer_name=name)
-    wanted = settings.worker.sources or sorted(settings.sources)
+    catalog = catalog_or_exit(settings)
+    loaded = sources_or_exit(settings, settings.worker.sources)
     connectors = {
-        source: LookupConnector(
-            source, settings.source(source), load_adapter(source, settings.source(source)), outbox
-        )
-        for source in wanted
+        name: LookupConnector(name, source.settings, source.new_adapter(), outbox)
+        for name, source in loaded.items()
     }
     router = LookupRouter(
-        Policy(settings.dataset_sources(), settings.policy.allow_all_agencies),
+        Policy(catalog, settings.policy.allow_all_agencies),
         outbox,
         max_deadline_s=settings.lookup.max_deadline_ms / 1000,
         local=connectors,
@@ -262,7 +281,7 @@ def gateway(
     settings = settings_or_exit()
     create_topics(settings)
     uvicorn.run(
-        create_gateway_asgi(settings),
+        create_gateway_asgi(settings, catalog_or_exit(settings)),
         host=settings.gateway.host,
         port=port or settings.gateway.port,
         log_level="warning",

@@ -13,7 +13,7 @@ import requests
 import zeep.exceptions
 from requests.structures import CaseInsensitiveDict
 
-from adapters.base import Adapter, NativeRecord, RawAnswer, error_chain, source_words
+from adapters.base import Adapter, Dataset, NativeRecord, RawAnswer, error_chain, source_words
 from adapters.population import PopulationAdapter, zeep_settings
 from adapters.registry import load_adapter
 from adapters.soap import SoapOperation
@@ -48,7 +48,7 @@ class RaisingAdapter(Adapter):
     """Raises whatever it is told to, to check the base's classification."""
 
     name = "raising"
-    mapping = {"identity": "population"}  # noqa: RUF012
+    datasets = (Dataset("identity", "population"),)
     error: BaseException = RuntimeError()
 
     def ask(self, dataset: str, subject: Subject, **kwargs: Any) -> NativeRecord:

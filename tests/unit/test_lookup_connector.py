@@ -9,19 +9,20 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 
-from adapters.base import NativeRecord
+from adapters.base import Dataset, NativeRecord
 from bus.deadline import Deadline
 from bus.errors import SourceRejected, SourceTimeout, SourceUnavailable
 from bus.schemas import SourceQuery
 from bus.settings import SourceSettings
 from connectors.lookup import LookupConnector
+from connectors.resilience import SourceCall
 from tests.unit.recording_outbox import RecordingOutbox
 
 
 class ScriptedAdapter:
     """Raises the scripted errors in turn, then answers with a sandbox citizen."""
 
-    mapping: ClassVar[dict[str, str]] = {"identity": "population"}
+    datasets: ClassVar[tuple[Dataset, ...]] = (Dataset("identity", "population"),)
 
     def __init__(self, errors: list[Exception], delay_s: float = 0) -> None:
         self.errors = list(errors)
@@ -62,7 +63,16 @@ def query(seconds: float = 5.0) -> SourceQuery:
 
 
 def fetch(lookup: LookupConnector, q: SourceQuery) -> NativeRecord:
-    return lookup._fetch(q, Deadline.of(q.deadline))
+    """The connector's middleware chain, run as its pool thread runs it."""
+    call = SourceCall(
+        "population",
+        q.dataset.split(".", 1)[1],
+        q.subject,
+        Deadline.of(q.deadline),
+        q.request_id,
+        q.requester_agency,
+    )
+    return lookup._call(call)
 
 
 def test_a_passing_failure_is_retried_and_the_answer_returned() -> None:

@@ -18,6 +18,7 @@ from bus.schemas.lookup import DATASET_PATTERN, ENTERPRISE_CODE_FORM, PERSONAL_I
 from bus.schemas.problem import Problem
 from bus.settings import load_settings
 from bus.tooling.devstack import example_lookup
+from connectors.catalog import load_catalog
 
 PROBLEM = "application/problem+json"
 JSON = "application/json"
@@ -36,7 +37,8 @@ LOOKUP_STATUSES = {
 
 @pytest.fixture(scope="module")
 def document() -> dict[str, Any]:
-    return create_gateway(load_settings()).openapi()
+    settings = load_settings()
+    return create_gateway(settings, load_catalog(settings)).openapi()
 
 
 def operation(document: dict[str, Any], method: str, path: str) -> dict[str, Any]:
@@ -117,7 +119,7 @@ def test_request_schema_gives_the_dataset_name_pattern_once_each() -> None:
 
 def test_served_document_lists_the_datasets_of_the_gateway(document: dict[str, Any]) -> None:
     items = document["components"]["schemas"]["LookupHttpRequest"]["properties"]["datasets"]
-    assert items["items"]["enum"] == sorted(load_settings().dataset_sources())
+    assert items["items"]["enum"] == load_catalog(load_settings()).names()
 
 
 def test_required_text_must_hold_more_than_whitespace() -> None:

@@ -6,11 +6,18 @@ from datetime import UTC, datetime
 
 import pytest
 
+from bus.catalog import Catalog
 from bus.outcome import lookup_status
 from bus.policy import Policy
 from bus.schemas import DatasetError, DatasetResult, LookupRequest, Provenance
+from bus.schemas.citizen import Citizen
 
-DATASET_SOURCES = {"population.identity": "population", "insurance.card": "insurance"}
+CATALOG = Catalog.of(
+    {
+        "population": [("identity", "personal_id", Citizen)],
+        "insurance": [("card", "personal_id", Citizen)],
+    }
+)
 NOW = datetime(2026, 1, 1, 10, 0, tzinfo=UTC)
 
 
@@ -31,7 +38,7 @@ def lookup_request(*datasets: str) -> LookupRequest:
 
 
 def test_allow_all_grants_every_configured_dataset_whole() -> None:
-    decision = Policy(DATASET_SOURCES, allow_all_agencies=True).decide(
+    decision = Policy(CATALOG, allow_all_agencies=True).decide(
         lookup_request("population.identity", "insurance.card")
     )
     assert decision.granted == {"population.identity": None, "insurance.card": None}
@@ -40,7 +47,7 @@ def test_allow_all_grants_every_configured_dataset_whole() -> None:
 
 
 def test_allow_all_still_refuses_a_dataset_no_source_serves() -> None:
-    decision = Policy(DATASET_SOURCES, allow_all_agencies=True).decide(
+    decision = Policy(CATALOG, allow_all_agencies=True).decide(
         lookup_request("population.identity", "land.parcel")
     )
     assert decision.granted == {"population.identity": None}
@@ -56,7 +63,7 @@ def test_allow_all_still_refuses_a_dataset_no_source_serves() -> None:
 
 
 def test_without_allow_all_every_dataset_is_refused() -> None:
-    decision = Policy(DATASET_SOURCES, allow_all_agencies=False).decide(
+    decision = Policy(CATALOG, allow_all_agencies=False).decide(
         lookup_request("population.identity", "insurance.card")
     )
     assert decision.granted == {}
@@ -68,7 +75,7 @@ def test_without_allow_all_every_dataset_is_refused() -> None:
 
 
 def test_refusal_names_the_agency_the_dataset_and_the_procedure() -> None:
-    decision = Policy(DATASET_SOURCES, allow_all_agencies=False).decide(
+    decision = Policy(CATALOG, allow_all_agencies=False).decide(
         lookup_request("population.identity")
     )
     [refused] = decision.refused
@@ -79,16 +86,12 @@ def test_refusal_names_the_agency_the_dataset_and_the_procedure() -> None:
 
 
 def test_unknown_dataset_is_unknown_even_when_nothing_is_granted() -> None:
-    decision = Policy(DATASET_SOURCES, allow_all_agencies=False).decide(
-        lookup_request("land.parcel")
-    )
+    decision = Policy(CATALOG, allow_all_agencies=False).decide(lookup_request("land.parcel"))
     assert [e.code for e in decision.refused] == ["unknown_dataset"]
 
 
 def test_policy_knows_which_source_serves_a_dataset() -> None:
-    assert (
-        Policy(DATASET_SOURCES, allow_all_agencies=True).source_of("insurance.card") == "insurance"
-    )
+    assert Policy(CATALOG, allow_all_agencies=True).source_of("insurance.card") == "insurance"
 
 
 # -- outcome --------------------------------------------------------------------------------

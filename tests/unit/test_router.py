@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from bus import topics
+from bus.catalog import Catalog
 from bus.policy import Policy
 from bus.router import LookupRouter, salvage_reply_address
 from bus.runtime import Inbound
@@ -23,9 +24,15 @@ from bus.schemas import (
     SourceQuery,
     SourceResult,
 )
+from bus.schemas.citizen import Citizen
 from tests.unit.recording_outbox import RecordingOutbox
 
-DATASET_SOURCES = {"population.identity": "population", "insurance.card": "insurance"}
+CATALOG = Catalog.of(
+    {
+        "population": [("identity", "personal_id", Citizen)],
+        "insurance": [("card", "personal_id", Citizen)],
+    }
+)
 IDENTITY = "population.identity"
 CARD = "insurance.card"
 MAX_DEADLINE_S = 30.0
@@ -40,7 +47,7 @@ def outbox() -> RecordingOutbox:
 
 def make_router(outbox: RecordingOutbox, *, allow_all: bool = True) -> LookupRouter:
     """A router with no source in its process: every lookup is fanned out."""
-    policy = Policy(DATASET_SOURCES, allow_all_agencies=allow_all)
+    policy = Policy(CATALOG, allow_all_agencies=allow_all)
     return LookupRouter(policy, outbox, max_deadline_s=MAX_DEADLINE_S)  # type: ignore[arg-type]
 
 
@@ -170,7 +177,7 @@ class FakeSource:
 
 
 def local_router(outbox: RecordingOutbox, source: FakeSource, **kwargs: Any) -> LookupRouter:
-    policy = Policy(DATASET_SOURCES, allow_all_agencies=kwargs.pop("allow_all", True))
+    policy = Policy(CATALOG, allow_all_agencies=kwargs.pop("allow_all", True))
     return LookupRouter(
         policy, outbox, max_deadline_s=MAX_DEADLINE_S, local={"population": source}, **kwargs
     )  # type: ignore[arg-type]

@@ -35,7 +35,6 @@ def test_defaults_come_from_settings_toml() -> None:
     population = settings.source("population")
     assert population.url == "http://127.0.0.1:8090/dancu"
     assert population.concurrency == 32  # the model's default is 16: this value is the TOML's
-    assert settings.dataset_sources() == {"population.identity": "population"}
 
 
 def test_local_broker_is_used_when_no_bootstrap_servers_are_set() -> None:
@@ -62,8 +61,8 @@ def test_overriding_a_source_url_keeps_the_rest_of_that_source(
     monkeypatch.setenv("TTHC_BUS_SOURCES__POPULATION__URL", "http://x/dancu")
     population = load_settings().source("population")
     assert population.url == "http://x/dancu"
-    assert population.adapter == "adapters.population:PopulationAdapter"
-    assert population.datasets == ["identity"]
+    assert population.adapter == "population"
+    assert population.datasets is None  # all the adapter declares
     assert population.concurrency == 32
 
 
