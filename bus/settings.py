@@ -161,8 +161,14 @@ class SourceSettings(BaseModel):
 class SandboxSettings(Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8090, ge=1, le=65535)
-    count: int = Field(default=10_000, ge=1, le=10_000_000)
+    count: int = Field(default=10_000, ge=1, le=1_000_000)
     seed: int = 20250701
+    faults: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Faults from the start, per simulated source (the fields of "
+        "sandbox.faults.Faults), e.g. [sandbox.faults.insurance] latency_ms = 200; changed at "
+        "run time with PUT /_sandbox/faults/<source>.",
+    )
 
 
 class PolicySettings(Section):

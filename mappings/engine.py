@@ -8,15 +8,28 @@ the expectation but never the value (it may be a personal id or a name).
 
 File format (see mappings/population.toml for a full example)::
 
-    target = "citizen"                      # the schema: a key of TARGETS
+    target = "citizen"                      # the schema: a registered target (below)
     description = "..."
 
     [fields.<target field>]
     path = "HoVaTen.Ho"                     # dotted native path
     fallbacks = ["..."]                     # tried in order when `path` is empty
-    transform = "name"                      # text (default), name, join, date, code, address
+    transform = "name"                      # text (default), name, join, date, code, bool,
+                                            # number, address
     required = true                         # default false
     ...                                     # the transform's own arguments
+
+    [fields.<field>]                        # bool: 1/0, "1"/"0", true/false, Y/N, yes/no
+    path = "IS_MAIN"                        # (case-insensitive), or the file's own lists:
+    transform = "bool"
+    true = ["C", "Có"]                      # optional, replaces the default true spellings
+    false = ["K", "Không"]                  # optional, likewise
+
+    [fields.<field>]                        # number: int, or float when there is a fraction
+    path = "CAPITAL_AMOUNT"
+    transform = "number"
+    thousands = "."                         # optional grouping mark: "1.500.000.000"
+    integer = true                          # optional: refuse a fraction that is not zero
 
     [fields.<field>]                        # join: reads several paths
     transform = "join"
@@ -32,7 +45,27 @@ File format (see mappings/population.toml for a full example)::
     path = "Cha"
     shape = "person"                        # fields from [shapes.person], or a [fields...] table
 
+    [fields.<list field>]                   # a list of nested models
+    model = "representative"
+    path = "DAI_DIEN"                       # a list of tables (a single table is a list of one)
+    many = true
+    shape = "person"
+
+    [fields.<list field>]                   # a list of values, each through the transform
+    path = "NGANH_NGHE"
+    transform = "code"
+    list = "vsic-2018"
+    many = true
+
     [shapes.person.<field>]                 # reusable sets of nested fields
+
+Empty elements of a native list are left out. An element that fails is named by its index in the
+native list: `DAI_DIEN[2].HO_TEN`, and in validation errors `representatives[2].full_name (from
+DAI_DIEN[2].HO_TEN)`.
+
+A target or nested model is a name in a registry of targets (`TARGETS`, extended with
+`register_target`, or the `targets` given to `Mapping`), looked up when a file is loaded, or
+'module:Class'; the engine imports no other source's schemas.
 """
 
 from __future__ import annotations
@@ -41,10 +74,12 @@ import importlib
 import tomllib
 from collections.abc import Callable
 from collections.abc import Mapping as AbcMapping
+from collections.abc import Sequence as AbcSequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -61,20 +96,40 @@ from mappings.transforms import (
 
 MAPPINGS_DIR = Path(__file__).parent
 
+# The models a mapping file may name (`target = ...`, `model = ...`), looked up when a file is
+# loaded. Schemas of other sources are added by whoever loads their mappings: `register_target`.
 TARGETS: dict[str, type[BaseModel]] = {
     "citizen": Citizen,
     "address": Address,
     "relative": Relative,
 }
+Targets = AbcMapping[str, type[BaseModel]]
 
 
-def resolve_target(name: Any) -> type[BaseModel] | None:
-    """A target schema: a short name of TARGETS, or 'module:Class' naming a pydantic model (so a
-    database's schemas live beside it and the engine need not know them)."""
+def register_target(name: str, model: type[BaseModel]) -> None:
+    """Let mapping files name `model` as `name`; registering it again under that name is a no-op.
+
+    Another model under a name already taken is refused: files loaded before would silently
+    disagree with files loaded after.
+    """
+    if not isinstance(name, str) or not name or ":" in name:
+        raise ValueError(f"a target name is a non-empty string without ':', got {name!r}")
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise TypeError(f"target {name!r}: expected a pydantic model class, got {model!r}")
+    known = TARGETS.get(name)
+    if known is not None and known is not model:
+        raise ValueError(f"target {name!r} is already {known.__module__}.{known.__qualname__}")
+    TARGETS[name] = model
+
+
+def resolve_target(name: Any, targets: Targets | None = None) -> type[BaseModel] | None:
+    """A target schema: a name in `targets` (default TARGETS), or 'module:Class' naming a pydantic
+    model (so a database's schemas live beside it and the engine need not know them)."""
     if not isinstance(name, str):
         return None
-    if name in TARGETS:
-        return TARGETS[name]
+    known = (TARGETS if targets is None else targets).get(name)
+    if known is not None:
+        return known
     module_name, _, class_name = name.partition(":")
     if not module_name or not class_name:
         return None
@@ -85,7 +140,8 @@ def resolve_target(name: Any) -> type[BaseModel] | None:
     return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
-_STEP_KEYS = {"path", "fallbacks", "paths", "inputs", "transform", "required"}
+_STEP_KEYS = {"path", "fallbacks", "paths", "inputs", "transform", "required", "many"}
+_NESTED_KEYS = {"model", "path", "shape", "fields", "required", "many"}
 _READ_KEYS = {"one": {"path", "fallbacks"}, "many": {"paths"}, "named": {"path", "inputs"}}
 _FILE_KEYS = {"target", "description", "source", "fields", "shapes"}
 
@@ -150,13 +206,99 @@ class _Step:
         return self.label if self.where is None else self.where(record)
 
 
+def _indexed(path: str, label: str, index: int) -> str:
+    """`path` (one or several joined by +) as read in element `index` of the list at `label`."""
+    head, element = label + ".", f"{label}[{index}]"
+    parts = []
+    for part in path.split("+"):
+        if part == label:
+            parts.append(element)
+        elif part.startswith(head):
+            parts.append(f"{element}.{part[len(head) :]}")
+        else:
+            parts.append(part)
+    return "+".join(parts)
+
+
+@dataclass(frozen=True, slots=True)
+class _ListConverter:
+    convert: Converter
+    kept: Callable[[Any], list[int]]  # the native indices of the elements that were kept
+
+
+def _list_of(convert: Converter, label: str, tables: bool) -> _ListConverter:
+    """Converters for a native list whose elements each go through `convert`.
+
+    The native value may be a list or one element (a list of one). Empty elements, and elements
+    that convert to nothing, are left out; `kept` says which native indices remain, so that a
+    validation error found later can still name the native element.
+    """
+    expected = "a table or a list of tables" if tables else "a value or a list of values"
+    item_expected = "a table" if tables else "a single value, not a table or a list"
+
+    def convert_items(value: Any, kept: list[int] | None) -> list[Any]:
+        if isinstance(value, list | tuple):
+            items: Any = value
+        elif isinstance(value, dict) == tables:
+            items = (value,)
+        else:
+            raise TransformError(expected)
+        out = []
+        for index, item in enumerate(items):
+            if is_empty(item):
+                continue
+            if isinstance(item, dict) != tables or isinstance(item, list | tuple):
+                raise MappingError(f"{label}[{index}]", item, item_expected)
+            try:
+                converted = convert(item)
+            except TransformError as exc:
+                raise MappingError(f"{label}[{index}]", item, exc.expected) from None
+            except MappingError as exc:
+                path = _indexed(exc.path, label, index)
+                raise MappingError(path, exc.value, exc.expected) from None
+            if converted is not None:
+                out.append(converted)
+                if kept is not None:
+                    kept.append(index)
+        return out
+
+    def convert_list(value: Any) -> list[Any] | None:
+        return convert_items(value, None) or None
+
+    def kept(value: Any) -> list[int]:
+        indices: list[int] = []
+        convert_items(value, indices)
+        return indices
+
+    return _ListConverter(convert_list, kept)
+
+
+def _is_list_field(model: type[BaseModel], name: str) -> bool:
+    """Whether the model's field holds a list (also `list[X] | None`)."""
+    annotation = model.model_fields[name].annotation
+    union = get_origin(annotation) in (Union, UnionType)
+    options = get_args(annotation) if union else (annotation,)
+    kinds = [get_origin(option) or option for option in options if option is not type(None)]
+    return bool(kinds) and all(
+        isinstance(kind, type)
+        and issubclass(kind, list | tuple | set | frozenset | AbcSequence)
+        and not issubclass(kind, str | bytes)
+        for kind in kinds
+    )
+
+
 class _Compiler:
     """Turns the `[fields]` tables of one file into steps, checking every key on the way."""
 
-    def __init__(self, file: Path, shapes: dict[str, Any]) -> None:
+    def __init__(self, file: Path, shapes: dict[str, Any], targets: Targets) -> None:
         self.file = file
         self.shapes = shapes
+        self.targets = targets
         self.native_paths: dict[tuple[str, ...], str] = {}
+        # For naming list elements in validation errors: how each nested or list value is read
+        # from its enclosing table, and which native elements each list kept.
+        self.readers: dict[tuple[str, ...], Reader] = {}
+        self.lists: dict[tuple[str, ...], Callable[[Any], list[int]]] = {}
 
     def fail(self, key: str, expected: str) -> MappingFileError:
         return MappingFileError(self.file, key, expected)
@@ -184,7 +326,7 @@ class _Compiler:
                 )
             if not isinstance(spec, dict):
                 raise self.fail(f"{key}.{name}", "a table with path and transform")
-            steps.append(self.step(f"{key}.{name}", name, spec, prefix, (*loc, name)))
+            steps.append(self.step(f"{key}.{name}", model, name, spec, prefix, (*loc, name)))
         missing = [n for n, f in model.model_fields.items() if f.is_required() and n not in table]
         if missing:
             raise self.fail(
@@ -192,14 +334,34 @@ class _Compiler:
             )
         return tuple(steps)
 
+    def many(self, key: str, model: type[BaseModel], name: str, spec: dict[str, Any]) -> bool:
+        many = spec.get("many", False)
+        if not isinstance(many, bool):
+            raise self.fail(f"{key}.many", f"true or false, got {many!r}")
+        is_list = _is_list_field(model, name)
+        if many and not is_list:
+            raise self.fail(f"{key}.many", f"a list field: {model.__name__}.{name} is not a list")
+        if is_list and not many:
+            raise self.fail(f"{key}.many", f"true: {model.__name__}.{name} is a list")
+        return many
+
     def step(
-        self, key: str, name: str, spec: dict[str, Any], prefix: str, loc: tuple[str, ...]
+        self,
+        key: str,
+        model: type[BaseModel],
+        name: str,
+        spec: dict[str, Any],
+        prefix: str,
+        loc: tuple[str, ...],
     ) -> _Step:
         required = spec.get("required", False)
         if not isinstance(required, bool):
             raise self.fail(f"{key}.required", f"true or false, got {required!r}")
+        many = self.many(key, model, name, spec)
         if "model" in spec:
-            return self.nested(key, name, spec, prefix=prefix, loc=loc, required=required)
+            return self.nested(
+                key, name, spec, prefix=prefix, loc=loc, required=required, many=many
+            )
         transform_name = spec.get("transform", "text")
         transform = TRANSFORMS.get(transform_name)
         if transform is None:
@@ -208,7 +370,8 @@ class _Compiler:
             )
         args = {k: v for k, v in spec.items() if k not in _STEP_KEYS}
         misplaced = (
-            set(spec) & (_STEP_KEYS - {"transform", "required"}) - _READ_KEYS[transform.inputs]
+            set(spec)
+            & (_STEP_KEYS - {"transform", "required", "many"}) - _READ_KEYS[transform.inputs]
         )
         if misplaced:
             allowed = sorted(_READ_KEYS[transform.inputs])
@@ -219,6 +382,8 @@ class _Compiler:
             convert = build_converter(transform, args)
         except TransformArgumentError as exc:
             raise self.fail(f"{key}.{exc.key}", exc.expected) from None
+        if many and transform.inputs != "one":
+            raise self.fail(f"{key}.many", f"a transform reading one value, not {transform_name!r}")
         where = None
         if transform.inputs == "one":
             read, label, where = self.read_one(key, spec, prefix)
@@ -227,6 +392,10 @@ class _Compiler:
         else:
             read, label = self.read_named(key, spec, prefix, transform.input_names)
         self.native_paths[loc] = label
+        if many:
+            each = _list_of(convert, label, tables=False)
+            convert = each.convert
+            self.readers[loc], self.lists[loc] = read, each.kept
         return _Step(name, read, convert, required, label, where)
 
     def read_one(
@@ -296,11 +465,13 @@ class _Compiler:
         prefix: str,
         loc: tuple[str, ...],
         required: bool,
+        many: bool,
     ) -> _Step:
-        model = resolve_target(spec["model"])
+        model = resolve_target(spec["model"], self.targets)
         if model is None:
+            known = sorted(self.targets)
             raise self.fail(
-                f"{key}.model", f"'module:Class' or one of {sorted(TARGETS)}, got {spec['model']!r}"
+                f"{key}.model", f"'module:Class' or one of {known}, got {spec['model']!r}"
             )
         path = self.path(f"{key}.path", spec.get("path"))
         if "shape" in spec:
@@ -309,13 +480,18 @@ class _Compiler:
             table, table_key = self.shapes[spec["shape"]], f"shapes.{spec['shape']}"
         else:
             table, table_key = spec.get("fields"), f"{key}.fields"
-        unknown = set(spec) - {"model", "path", "shape", "fields", "required"}
+        unknown = set(spec) - _NESTED_KEYS
         if unknown:
-            raise self.fail(f"{key}.{sorted(unknown)[0]}", "model, path, shape or fields")
+            raise self.fail(f"{key}.{sorted(unknown)[0]}", f"one of {sorted(_NESTED_KEYS)}")
         steps = self.fields(table_key, model, table, f"{prefix}{path}.", loc)
         get, label = _getter(path), prefix + path
         self.native_paths[loc] = label
-        return _Step(name, get, _nested_builder(steps), required, label)
+        self.readers[loc] = get
+        convert = _nested_builder(steps)
+        if many:
+            each = _list_of(convert, label, tables=True)
+            convert, self.lists[loc] = each.convert, each.kept
+        return _Step(name, get, convert, required, label)
 
 
 def _run(steps: tuple[_Step, ...], record: Any) -> dict[str, Any]:
@@ -346,7 +522,8 @@ def _nested_builder(steps: tuple[_Step, ...]) -> Converter:
 class Mapping:
     """A compiled mapping file: `apply(native)` returns the target model or raises MappingError."""
 
-    def __init__(self, name: str, file: Path) -> None:
+    def __init__(self, name: str, file: Path, targets: Targets | None = None) -> None:
+        targets = TARGETS if targets is None else targets
         try:
             with file.open("rb") as fh:
                 data = tomllib.load(fh)
@@ -356,44 +533,75 @@ class Mapping:
         if unknown:
             raise MappingFileError(file, sorted(unknown)[0], f"only the keys {sorted(_FILE_KEYS)}")
         target = data.get("target")
-        model = resolve_target(target)
+        model = resolve_target(target, targets)
         if model is None:
             raise MappingFileError(
-                file, "target", f"'module:Class' or one of {sorted(TARGETS)}, got {target!r}"
+                file, "target", f"'module:Class' or one of {sorted(targets)}, got {target!r}"
             )
         shapes = data.get("shapes", {})
         if not isinstance(shapes, dict):
             raise MappingFileError(file, "shapes", "a table of named field tables")
-        compiler = _Compiler(file, shapes)
+        compiler = _Compiler(file, shapes, targets)
         self.name = name
         self.file = file
         self.target = str(target)
         self.model = model
         self.steps = compiler.fields("fields", self.model, data.get("fields"), "", ())
         self.native_paths = compiler.native_paths
+        self._readers = compiler.readers
+        self._lists = compiler.lists
 
     def apply(self, native: AbcMapping[str, Any]) -> BaseModel:
         values = _run(self.steps, native)
         try:
             return self.model.model_validate(values)
         except ValidationError as exc:
-            raise self._validation_error(exc) from None
+            raise self._validation_error(exc, native) from None
 
-    def _validation_error(self, exc: ValidationError) -> MappingError:
+    def _validation_error(self, exc: ValidationError, native: Any) -> MappingError:
         error = exc.errors(include_url=False)[0]
-        loc = tuple(str(part) for part in error["loc"])
+        loc = error["loc"]
         message = error["msg"].removeprefix("Value error, ")
         if not loc:
             return MappingError(self.target, WHOLE_RECORD, message)
-        native = next(
+        names = tuple(str(part) for part in loc if not isinstance(part, int))
+        native_path = next(
             (
-                self.native_paths[loc[:n]]
-                for n in range(len(loc), 0, -1)
-                if loc[:n] in self.native_paths
+                self.native_paths[names[:n]]
+                for n in range(len(names), 0, -1)
+                if names[:n] in self.native_paths
             ),
             "?",
         )
-        return MappingError(f"{'.'.join(loc)} (from {native})", error.get("input"), message)
+        for label, index in reversed(self._list_indices(native, loc)):
+            native_path = _indexed(native_path, label, index)
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+        return MappingError(f"{where} (from {native_path})", error.get("input"), message)
+
+    def _list_indices(self, native: Any, loc: tuple[int | str, ...]) -> list[tuple[str, int]]:
+        """For each list index in a validation error's `loc`: the list's native path and index.
+
+        On the error path only: the native record is read again to learn which native element
+        an index of the mapped list came from (empty elements were left out).
+        """
+        found: list[tuple[str, int]] = []
+        names: tuple[str, ...] = ()
+        record = native
+        for part in loc:
+            if not isinstance(part, int):
+                names = (*names, part)
+                read = self._readers.get(names)
+                record = None if read is None or record is None else read(record)
+                continue
+            kept = self._lists.get(names)
+            if kept is None or record is None:
+                break
+            indices = kept(record)
+            index = indices[part] if part < len(indices) else part
+            found.append((self.native_paths[names], index))
+            items = record if isinstance(record, list | tuple) else (record,)
+            record = items[index] if index < len(items) else None
+        return found
 
     def __repr__(self) -> str:
         return f"Mapping({self.name!r}, target={self.target!r}, steps={len(self.steps)})"
@@ -401,7 +609,10 @@ class Mapping:
 
 @cache
 def load_mapping(name: str) -> Mapping:
-    """The compiled mapping `mappings/<name>.toml` (loaded and checked once per process)."""
+    """The compiled mapping `mappings/<name>.toml` (loaded and checked once per process).
+
+    Its target is looked up in `TARGETS` now: register a target before the first load.
+    """
     file = MAPPINGS_DIR / f"{name}.toml"
     if not file.is_file():
         known = sorted(p.stem for p in MAPPINGS_DIR.glob("*.toml"))

@@ -12,6 +12,7 @@ ends up in logs and replies.
 
 from __future__ import annotations
 
+import math
 import re
 import tomllib
 import unicodedata
@@ -211,13 +212,53 @@ class CodeList:
 
     name: str
     title: str
-    codes: dict[str, str]
+    codes: dict[str, str]  # code -> label (the Vietnamese name)
     none: frozenset[str]  # codes that mean "nothing" (e.g. religion 00 = none)
+    # code -> its other attributes (name_en, validity_years ...), for codes given as tables
+    attributes: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _is_attribute_value(value: Any) -> bool:
+    """TOML scalars and lists of strings: what a code's attribute may be."""
+    if isinstance(value, list):
+        return all(isinstance(v, str) for v in value)
+    return isinstance(value, str | int | float | bool)
+
+
+def _read_code(path: Path, code: str, entry: Any) -> tuple[str, dict[str, Any]]:
+    """One `[codes]` entry: `code = "label"` or `[codes.<code>]` with `name` and attributes."""
+    if isinstance(entry, dict):
+        attributes = dict(entry)
+        label = attributes.pop("name", None)
+        for key, value in attributes.items():
+            if not _is_attribute_value(value):
+                raise ValueError(
+                    f"{path}: codes.{code}.{key}: expected a string, number, boolean or "
+                    f"list of strings, got {value!r}"
+                )
+    else:
+        label, attributes = entry, {}
+    if not isinstance(label, str):
+        raise ValueError(
+            f"{path}: codes.{code}: expected a string label or a table with a string name, "
+            f"got {entry!r}"
+        )
+    if not unicodedata.is_normalized("NFC", label):
+        raise ValueError(f"{path}: codes.{code}: the label must be NFC")
+    return label, attributes
 
 
 @cache
 def load_code_list(name: str) -> CodeList:
-    """Load and check a code list; raises ValueError naming the file and the problem."""
+    """Load and check a code list; raises ValueError naming the file and the problem.
+
+    A code is `"01" = "Kinh"`, or a table when it carries more than its label::
+
+        [codes.B]
+        name = "Hạng B"
+        name_en = "Class B"
+        validity_years = 10
+    """
     path = CODES_DIR / f"{name}.toml"
     if not path.is_file():
         known = sorted(p.stem for p in CODES_DIR.glob("*.toml"))
@@ -226,14 +267,17 @@ def load_code_list(name: str) -> CodeList:
         data = tomllib.load(fh)
     if data.get("name") != name:
         raise ValueError(f"{path}: name must be {name!r}, got {data.get('name')!r}")
-    codes = data.get("codes")
-    if not isinstance(codes, dict) or not codes:
+    entries = data.get("codes")
+    if not isinstance(entries, dict) or not entries:
         raise ValueError(f"{path}: [codes] must be a non-empty table of code = label")
-    for code, label in codes.items():
-        if not isinstance(label, str):
-            raise ValueError(f"{path}: codes.{code}: expected a string label, got {label!r}")
+    codes: dict[str, str] = {}
+    attributes: dict[str, dict[str, Any]] = {}
+    for code, entry in entries.items():
+        codes[code], extra = _read_code(path, code, entry)
+        if extra:
+            attributes[code] = extra
     none = data.get("none", [])
-    return CodeList(name, str(data.get("title", name)), dict(codes), frozenset(none))
+    return CodeList(name, str(data.get("title", name)), codes, frozenset(none), attributes)
 
 
 def _build_code(args: dict[str, Any]) -> Converter:
@@ -262,6 +306,89 @@ def _build_code(args: dict[str, Any]) -> Converter:
         return {"code": text, "name": label, "code_list": list_name}
 
     return code
+
+
+# --- booleans and numbers -----------------------------------------------------------------
+
+_TRUE_TEXT = ["1", "true", "t", "y", "yes"]
+_FALSE_TEXT = ["0", "false", "f", "n", "no"]
+
+
+def _fold(value: Any) -> str:
+    return to_text(value).casefold()
+
+
+def _build_bool(args: dict[str, Any]) -> Converter:
+    # A native boolean (JSON true/false) is always itself; text and numbers are looked up by
+    # their text, case-insensitively: 1/0, "Y"/"N", "true"/"false" unless the file says otherwise.
+    true_text: list[str] = args.get("true", _TRUE_TEXT)
+    false_text: list[str] = args.get("false", _FALSE_TEXT)
+    for key, values in (("true", true_text), ("false", false_text)):
+        if not values:
+            raise TransformArgumentError(key, "a non-empty list of native values")
+    both = {_fold(v) for v in true_text} & {_fold(v) for v in false_text}
+    if both:
+        raise TransformArgumentError("false", f"values not also listed as true: {sorted(both)}")
+    table = {_fold(v): True for v in true_text} | {_fold(v): False for v in false_text}
+    expected = f"true or false as one of {true_text} or {false_text}"
+
+    def to_bool(value: Any) -> bool:
+        if value is True or value is False:
+            return value
+        result = table.get(_fold(value))
+        if result is None:
+            raise TransformError(expected)
+        return result
+
+    return to_bool
+
+
+def _number_pattern(thousands: str | None) -> tuple[re.Pattern[str], str]:
+    """The regex for a decimal number written with `thousands` grouping, and its decimal mark."""
+    if thousands is None:
+        return re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?"), "."
+    decimal = "," if thousands == "." else "."
+    group, mark = re.escape(thousands), re.escape(decimal)
+    return re.compile(
+        rf"[+-]?(?:[0-9]{{1,3}}(?:{group}[0-9]{{3}})+|[0-9]+)(?:{mark}[0-9]+)?"
+    ), decimal
+
+
+def _build_number(args: dict[str, Any]) -> Converter:
+    # Amounts such as charter capital arrive as JSON numbers or as text ("1500000000", and with
+    # `thousands = "."` the Vietnamese "1.500.000.000"). Text without a fractional part gives an
+    # int, so large amounts stay exact; `integer = true` refuses a fraction that is not zero.
+    thousands: str | None = args.get("thousands")
+    integer: bool = args.get("integer", False)
+    regex, decimal = _number_pattern(thousands)
+    example = "1500000000" if thousands is None else thousands.join(("1", "500", "000", "000"))
+    if integer:
+        expected = f"a whole number written like {example}"
+    else:
+        expected = f"a number written like {example} or {example}{decimal}5"
+
+    def to_number(value: Any) -> int | float:
+        if isinstance(value, bool):
+            raise TransformError(f"{expected}, not true or false")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float):
+            if not math.isfinite(value) or (integer and not value.is_integer()):
+                raise TransformError(expected)
+            return int(value) if integer else value
+        text = str(value).strip()
+        if regex.fullmatch(text) is None:
+            raise TransformError(expected)
+        if thousands is not None:
+            text = text.replace(thousands, "").replace(decimal, ".")
+        whole, _, fraction = text.partition(".")
+        if not fraction or (integer and not fraction.strip("0")):
+            return int(whole)
+        if integer:
+            raise TransformError(expected)
+        return float(text)
+
+    return to_number
 
 
 # --- addresses ------------------------------------------------------------------------------
@@ -315,6 +442,14 @@ TRANSFORMS: dict[str, Transform] = {
             "output": Param(str, choices=("coded", "label")),
             "width": Param(int),
         },
+    ),
+    "bool": Transform(
+        "one", _build_bool, {"true": Param(list, item=str), "false": Param(list, item=str)}
+    ),
+    "number": Transform(
+        "one",
+        _build_number,
+        {"thousands": Param(str, choices=(".", ",", " ")), "integer": Param(bool)},
     ),
     "address": Transform(
         "named",

@@ -165,11 +165,22 @@ def sandbox_serve(
     count: Annotated[int | None, typer.Option(help="Citizens to serve.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the synthetic data.")] = None,
 ) -> None:
-    """Serve the sandbox national databases (population: SOAP at /dancu)."""
+    """Serve every sandbox national database (see `tthc-bus sandbox sources`), with the faults
+    of `[sandbox.faults.<source>]` from the start."""
     from sandbox.server import serve
 
     cfg = settings_or_exit().sandbox
-    serve(cfg.host, port or cfg.port, count or cfg.count, cfg.seed if seed is None else seed)
+    try:
+        serve(
+            cfg.host,
+            port or cfg.port,
+            count or cfg.count,
+            cfg.seed if seed is None else seed,
+            cfg.faults,
+        )
+    except ValueError as exc:  # faults for an unknown source, or a wrong fault value
+        err_console.print(f"[red]sandbox.faults: {exc}[/red]")
+        raise typer.Exit(2) from None
 
 
 @sandbox_app.command("sample")
@@ -177,15 +188,27 @@ def sandbox_sample(
     source: Annotated[str, typer.Option(help="Sandbox database.")] = "population",
     n: Annotated[int, typer.Option("-n", help="How many ids.")] = 5,
 ) -> None:
-    """Print subject ids that exist in the sandbox (same seed and count as `serve`)."""
-    if source != "population":
-        err_console.print(f"[red]--source: got {source!r}, expected one of ['population'][/red]")
-        raise typer.Exit(2)
-    from sandbox.population.generator import PopulationGenerator
+    """Print subjects a sandbox database holds (same seed and count as `serve`): personal ids, or
+    enterprise codes for business registration."""
+    from sandbox.registry import discover
+    from sandbox.world import World
 
+    sources = discover()
+    if source not in sources:
+        err_console.print(f"[red]--source: got {source!r}, expected one of {sorted(sources)}[/red]")
+        raise typer.Exit(2)
     cfg = settings_or_exit().sandbox
-    for personal_id in PopulationGenerator(cfg.count, cfg.seed).sample(n):
-        print(personal_id)
+    for subject in sources[source](World(cfg.count, cfg.seed)).sample(n):
+        print(subject)
+
+
+@sandbox_app.command("sources")
+def sandbox_sources() -> None:
+    """List the simulated national databases and what they are asked by."""
+    from sandbox.registry import discover
+
+    for name, cls in discover().items():
+        print(f"{name:<12} {cls.subject:<16} {cls.description}")
 
 
 # -- worker ----------------------------------------------------------------------------------
