@@ -1,0 +1,376 @@
+"""The SOAP service of the simulated electronic civil status database (CSDL hộ tịch điện tử).
+
+SOAP 1.1, document/literal, namespace ``urn:tthc-sandbox:csdl-ho-tich:v1``, service
+``DichVuHoTich`` ("civil status service") with two operations, both asked by ``SoDinhDanh``
+(personal id) with the requester's message id ``MaYeuCau`` and unit code ``MaDonViYeuCau``:
+
+- ``TraCuuSuKienHoTich`` (look up civil status events): ``DanhSachSuKien``, the list of
+  ``SuKienHoTich`` records naming the person: ``LoaiSuKien`` (event code: 01 birth, 02
+  marriage, 08 death, 16 divorce) and ``TenLoaiSuKien``, ``SoDangKy`` (entry number, số),
+  ``QuyenSo`` (book, quyển số), ``NgaySuKien`` (event day), ``NgayDangKy`` (registration day),
+  ``CoQuanDangKy`` (the registering commune people's committee: ``TenCoQuan``, old
+  ``MaDonViHanhChinh`` and ``MaTinh``, ``QuocGia``), then by kind ``NguoiDuocKhaiSinh`` (the
+  person born), ``Chong``/``Vo`` (husband and wife), ``BanAnQuyetDinh`` (the court decision a
+  divorce is recorded from) and ``NguoiDaMat`` (the deceased);
+- ``XacNhanTinhTrangHonNhan`` (certify marital status) as of ``NgayXacNhan`` (dd/MM/yyyy; blank:
+  the day of the data): ``TinhTrangHonNhan`` with ``MaTinhTrang`` (1 never married, 2 married,
+  3 divorced, 4 widowed) and ``TenTinhTrang``, ``NgayXacNhan``, ``CoGiaTriDen`` (valid until: 6
+  months on), ``VoChong`` (the spouse, when married) and ``CanCu`` (the record it rests on).
+
+Both answer ``MaKetQua`` (00 found, 01 not found, 02 invalid input), ``MoTaKetQua`` and
+``ThoiDiemDuLieu`` (yyyyMMddHHmmss: the last registration touching the person). Dates are
+dd/MM/yyyy. The quirk of this system: its text is stored and sent in Unicode NFD (decomposed), so
+every name, office and description arrives decomposed. A request that is not a SOAP 1.1 envelope
+of these operations is a soap:Client fault; an injected error is a soap:Server fault (HTTP 500).
+
+Routes: ``POST /hotich`` (SOAP), ``GET /hotich?wsdl`` and ``GET /hotich/civil.wsdl`` (the WSDL,
+its address rewritten to the URL it is served at).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from datetime import date, datetime, timedelta, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape, quoteattr
+
+from lxml import etree
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from sandbox.civil.generator import (
+    BIRTH,
+    DEATH,
+    EVENT_NAMES,
+    STATUS_NAMES,
+    CivilRecord,
+    CivilRegister,
+    MaritalStatusFacts,
+)
+from sandbox.faults import FaultInjector, FaultOutcome, outage_response
+from sandbox.population.service import SoapClientError, soap_fault
+from sandbox.registry import SimulatedSource, register
+from sandbox.world import SNAPSHOT, World
+
+NAMESPACE = "urn:tthc-sandbox:csdl-ho-tich:v1"
+SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+SOAP_PATH = "/hotich"
+WSDL_FILE = Path(__file__).with_name("civil.wsdl")
+_WSDL_DEFAULT_ADDRESS = '"http://localhost:8000/hotich"'
+_XML_MEDIA_TYPE = "text/xml; charset=utf-8"
+_VIETNAM_TIME = timezone(timedelta(hours=7))
+_ID_PATTERN = re.compile(r"\d{12}")
+_DAY_PATTERN = re.compile(r"(\d{2})/(\d{2})/(\d{4})")
+_DATA_TIME_STREAM = 0xC1E0
+
+_ENVELOPE = (
+    '<?xml version="1.0" encoding="utf-8"?>\n'
+    f'<soap:Envelope xmlns:soap="{SOAP_ENV}"><soap:Body>{{body}}</soap:Body></soap:Envelope>'
+)
+_RESULT = "<MaKetQua>{code}</MaKetQua><MoTaKetQua>{description}</MoTaKetQua>"
+_EVENTS_RESPONSE = (
+    f'<TraCuuSuKienHoTichResponse xmlns="{NAMESPACE}">{_RESULT}'
+    "<ThoiDiemDuLieu>{data_time}</ThoiDiemDuLieu>{found}</TraCuuSuKienHoTichResponse>"
+)
+_STATUS_RESPONSE = (
+    f'<XacNhanTinhTrangHonNhanResponse xmlns="{NAMESPACE}">{_RESULT}'
+    "<ThoiDiemDuLieu>{data_time}</ThoiDiemDuLieu>{found}</XacNhanTinhTrangHonNhanResponse>"
+)
+
+FOUND, NOT_FOUND, INVALID = "00", "01", "02"
+_FOUND_TEXT = "Thành công"
+_NOT_FOUND_TEXT = "Không tìm thấy thông tin hộ tịch của công dân"
+_SERVER_ERROR_TEXT = (
+    "Lỗi hệ thống CSDL hộ tịch điện tử, vui lòng thử lại sau "
+    "(civil status database internal error, try again later)"
+)
+
+
+def decomposed(text: str) -> str:
+    """This system's text: Unicode NFD."""
+    return unicodedata.normalize("NFD", text)
+
+
+def native_day(day: date) -> str:
+    return day.strftime("%d/%m/%Y")
+
+
+def _now_stamp() -> str:
+    return datetime.now(_VIETNAM_TIME).strftime("%Y%m%d%H%M%S")
+
+
+@register
+class CivilStatusService(SimulatedSource):
+    """Answers the SOAP operations from the world's civil status register, with injected faults."""
+
+    name = "civil"
+    description = "SOAP at /hotich (CSDL hộ tịch điện tử, Bộ Tư pháp)"
+
+    def __init__(
+        self, world: World, faults: FaultInjector | None = None, cache_size: int = 8_192
+    ) -> None:
+        super().__init__(world, faults)
+        self.register = CivilRegister(world, cache_size)
+        self._parser = etree.XMLParser(
+            resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
+        )
+        self._wsdl_template = WSDL_FILE.read_text(encoding="utf-8")
+        self._events_response = lru_cache(maxsize=cache_size)(self._render_events)
+        self._status_today = lru_cache(maxsize=cache_size)(self._render_status)
+        self._operations: dict[str, Callable[[dict[str, str]], str]] = {
+            "TraCuuSuKienHoTich": self.look_up,
+            "XacNhanTinhTrangHonNhan": self.certify,
+        }
+
+    def routes(self) -> list[Route]:
+        return [
+            Route(SOAP_PATH, self._soap_endpoint, methods=["POST"]),
+            Route(SOAP_PATH, self._wsdl_query_endpoint, methods=["GET"]),
+            Route(f"{SOAP_PATH}/civil.wsdl", self._wsdl_endpoint, methods=["GET"]),
+        ]
+
+    def holds(self, index: int) -> bool:
+        return self.register.holds(index)
+
+    # -- operations ---------------------------------------------------------------------------
+    def look_up(self, fields: dict[str, str]) -> str:
+        """TraCuuSuKienHoTich: the response element (NFD) for these request fields."""
+        try:
+            index = self._subject(fields)
+        except Refusal as refusal:
+            return refusal.render(_EVENTS_RESPONSE)
+        return self._events_response(index)
+
+    def certify(self, fields: dict[str, str]) -> str:
+        """XacNhanTinhTrangHonNhan: the response element (NFD) for these request fields."""
+        try:
+            index = self._subject(fields)
+            day = _certificate_day(fields["NgayXacNhan"]) if fields.get("NgayXacNhan") else None
+        except Refusal as refusal:
+            return refusal.render(_STATUS_RESPONSE)
+        if day is None or day == SNAPSHOT:
+            return self._status_today(index)
+        return self._render_status(index, day)
+
+    def _subject(self, fields: dict[str, str]) -> int:
+        """The index of the held citizen the request asks about, or a Refusal."""
+        required = ("MaYeuCau", "MaDonViYeuCau", "SoDinhDanh")
+        absent = [name for name in required if not fields.get(name)]
+        if absent:
+            raise Refusal(
+                INVALID,
+                f"Thiếu trường bắt buộc (missing required fields): {', '.join(absent)}",
+            )
+        personal_id = fields["SoDinhDanh"]
+        if not _ID_PATTERN.fullmatch(personal_id):
+            raise Refusal(INVALID, "SoDinhDanh phải gồm 12 chữ số (must be 12 digits)")
+        index = self.world.index_of(personal_id)
+        if index is None or not self.register.holds(index):
+            raise Refusal(NOT_FOUND, _NOT_FOUND_TEXT)
+        return index
+
+    # -- rendering ----------------------------------------------------------------------------
+    def _render_events(self, index: int) -> str:
+        records = self.register.records(index)
+        found = render_element("SoDinhDanh", self.world.population.personal_id(index))
+        found += render_element(
+            "DanhSachSuKien", {"SuKienHoTich": [self._event(record) for record in records]}
+        )
+        return decomposed(
+            _EVENTS_RESPONSE.format(
+                code=FOUND,
+                description=_FOUND_TEXT,
+                data_time=self.native_data_time(index),
+                found=found,
+            )
+        )
+
+    def _render_status(self, index: int, day: date = SNAPSHOT) -> str:
+        status = self.register.marital_status(index, day)
+        return decomposed(
+            _STATUS_RESPONSE.format(
+                code=FOUND,
+                description=_FOUND_TEXT,
+                data_time=self.native_data_time(index),
+                found=render_element("TinhTrangHonNhan", self._status(index, status)),
+            )
+        )
+
+    def _status(self, index: int, status: MaritalStatusFacts) -> dict[str, Any]:
+        facts = self.world.person(index)
+        native: dict[str, Any] = {
+            "SoDinhDanh": facts.personal_id,
+            "HoVaTen": facts.full_name,
+            "MaTinhTrang": status.code,
+            "TenTinhTrang": STATUS_NAMES[status.code],
+            "NgayXacNhan": native_day(status.as_of),
+            "CoGiaTriDen": native_day(status.valid_until),
+        }
+        if status.spouse is not None:
+            native["VoChong"] = self._party(status.spouse)
+        record = status.record
+        if record is not None:
+            native["CanCu"] = {
+                "LoaiSuKien": record.kind,
+                "TenLoaiSuKien": EVENT_NAMES[record.kind],
+                "SoDangKy": record.entry,
+                "QuyenSo": record.book,
+                "NgayDangKy": native_day(record.registered_on),
+                "TenCoQuan": _office_name(record),
+            }
+        return native
+
+    def _event(self, record: CivilRecord) -> dict[str, Any]:
+        office = record.office
+        native: dict[str, Any] = {
+            "LoaiSuKien": record.kind,
+            "TenLoaiSuKien": EVENT_NAMES[record.kind],
+            "SoDangKy": record.entry,
+            "QuyenSo": record.book,
+            "NgaySuKien": native_day(record.event_date),
+            "NgayDangKy": native_day(record.registered_on),
+            "CoQuanDangKy": {
+                "TenCoQuan": _office_name(record),
+                "MaDonViHanhChinh": office.code,
+                "MaTinh": office.old_province,
+                "QuocGia": "VN",
+            },
+        }
+        if record.kind == BIRTH and record.person is not None:
+            native["NguoiDuocKhaiSinh"] = self._party(record.person)
+        if record.husband is not None and record.wife is not None:
+            native["Chong"] = self._party(record.husband)
+            native["Vo"] = self._party(record.wife)
+        if record.decision is not None:
+            native["BanAnQuyetDinh"] = record.decision
+        if record.kind == DEATH and record.person is not None:
+            native["NguoiDaMat"] = self._party(record.person)
+        return native
+
+    def _party(self, index: int) -> dict[str, str]:
+        facts = self.world.person(index)
+        return {"HoVaTen": facts.full_name, "SoDinhDanh": facts.personal_id}
+
+    def native_data_time(self, index: int) -> str:
+        """ThoiDiemDuLieu: the day of the last registration naming the person, at some hour."""
+        last = max(record.registered_on for record in self.register.records(index))
+        rng = self.world.rng(_DATA_TIME_STREAM, index)
+        hour, minute, second = rng.randint(7, 17), rng.randrange(60), rng.randrange(60)
+        return f"{last:%Y%m%d}{hour:02d}{minute:02d}{second:02d}"
+
+    # -- HTTP ---------------------------------------------------------------------------------
+    def parse_request(self, body: bytes) -> tuple[str, dict[str, str]]:
+        """The operation name and its child fields (by local name) of a SOAP 1.1 request."""
+        try:
+            root = etree.fromstring(body, self._parser)
+        except etree.XMLSyntaxError as error:
+            raise SoapClientError(f"request is not well-formed XML: {error}") from None
+        if root.tag != f"{{{SOAP_ENV}}}Envelope":
+            raise SoapClientError(f"expected a SOAP 1.1 {{{SOAP_ENV}}}Envelope, got {root.tag}")
+        body_element = root.find(f"{{{SOAP_ENV}}}Body")
+        if body_element is None:
+            raise SoapClientError("the SOAP envelope has no Body")
+        operation = next((el for el in body_element if isinstance(el.tag, str)), None)
+        if operation is None:
+            raise SoapClientError("the SOAP Body is empty: no operation element")
+        qname = etree.QName(operation)
+        if qname.namespace != NAMESPACE or qname.localname not in self._operations:
+            raise SoapClientError(
+                f"unknown operation {operation.tag}; this service offers "
+                f"{sorted(self._operations)} in namespace {NAMESPACE}"
+            )
+        fields = {
+            etree.QName(child).localname: (child.text or "").strip()
+            for child in operation
+            if isinstance(child.tag, str)
+        }
+        return qname.localname, fields
+
+    async def _soap_endpoint(self, request: Request) -> Response:
+        body = await request.body()
+        outcome = await self.faults.before_request(request)
+        if outcome is FaultOutcome.OUTAGE:
+            return outage_response()
+        if outcome is FaultOutcome.ERROR:
+            return soap_fault("Server", decomposed(_SERVER_ERROR_TEXT))
+        try:
+            operation, fields = self.parse_request(body)
+        except SoapClientError as error:
+            message = f"Yêu cầu không hợp lệ (invalid request): {error}"
+            return soap_fault("Client", decomposed(message))
+        payload = _ENVELOPE.format(body=self._operations[operation](fields)).encode()
+        if outcome is FaultOutcome.MALFORMED:
+            payload = self.faults.malform(payload)
+        return Response(payload, media_type=_XML_MEDIA_TYPE)
+
+    def wsdl_text(self, base_url: str) -> str:
+        """The WSDL with its soap:address pointing at ``base_url`` + ``/hotich``."""
+        address = quoteattr(base_url.rstrip("/") + SOAP_PATH)
+        return self._wsdl_template.replace(_WSDL_DEFAULT_ADDRESS, address)
+
+    async def _wsdl_endpoint(self, request: Request) -> Response:
+        if self.faults.faults.outage:
+            return outage_response()
+        return Response(self.wsdl_text(str(request.base_url)), media_type=_XML_MEDIA_TYPE)
+
+    async def _wsdl_query_endpoint(self, request: Request) -> Response:
+        if request.url.query.lower() == "wsdl":
+            return await self._wsdl_endpoint(request)
+        return PlainTextResponse(
+            f"POST SOAP 1.1 envelopes to {SOAP_PATH}; GET {SOAP_PATH}?wsdl for the WSDL",
+            status_code=400,
+        )
+
+
+def _office_name(record: CivilRecord) -> str:
+    """The registering office: the people's committee (Ủy ban nhân dân) of the commune."""
+    name = record.office.name  # "Xã Phú Thịnh": the kind of commune is lower case after it
+    return f"Ủy ban nhân dân {name[:1].lower()}{name[1:]}"
+
+
+class Refusal(Exception):
+    """A request answered with a result code other than found: not found or invalid input."""
+
+    def __init__(self, code: str, description: str) -> None:
+        super().__init__(description)
+        self.code = code
+        self.description = description
+
+    def render(self, template: str) -> str:
+        response = template.format(
+            code=self.code, description=escape(self.description), data_time=_now_stamp(), found=""
+        )
+        return decomposed(response)
+
+
+def _certificate_day(text: str) -> date:
+    """NgayXacNhan as a day; a Refusal when it is not dd/MM/yyyy or after the data's day."""
+    match = _DAY_PATTERN.fullmatch(text)
+    try:
+        if match is None:
+            raise ValueError(text)
+        day = date(int(match[3]), int(match[2]), int(match[1]))
+    except ValueError:
+        raise Refusal(INVALID, "NgayXacNhan phải có dạng dd/MM/yyyy (must be dd/MM/yyyy)") from None
+    if day > SNAPSHOT:
+        raise Refusal(
+            INVALID,
+            f"NgayXacNhan không được sau ngày dữ liệu {native_day(SNAPSHOT)} "
+            "(must not be after the day of the data)",
+        )
+    return day
+
+
+def render_element(name: str, value: Any) -> str:
+    """A native value as XML: a dict is nested elements in its order, a list repeats the element."""
+    if isinstance(value, list):
+        return "".join(render_element(name, item) for item in value)
+    if isinstance(value, dict):
+        inner = "".join(render_element(key, child) for key, child in value.items())
+        return f"<{name}>{inner}</{name}>"
+    return f"<{name}>{escape(str(value))}</{name}>"
