@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -268,9 +268,10 @@ SPLICED_MODELS: tuple[tuple[type[Model], JsonSchemaMode], ...] = (
 )
 
 
-def lookup_openapi(app: FastAPI, datasets: Iterable[str]) -> dict[str, Any]:
+def lookup_openapi(app: FastAPI, catalog: Catalog) -> dict[str, Any]:
     """FastAPI's document, plus the spliced models' schemas; the request body's `datasets` are
-    listed as this gateway's (`dataset_problems` refuses any other)."""
+    listed as this gateway's, each with the kind of subject it is asked by (`dataset_problems`
+    refuses any other)."""
     if app.openapi_schema is None:
         document = get_openapi(
             title=app.title, version=app.version, description=app.description, routes=app.routes
@@ -283,13 +284,24 @@ def lookup_openapi(app: FastAPI, datasets: Iterable[str]) -> dict[str, Any]:
                     raise ValueError(f"two different schemas named {name!r} in the OpenAPI")
                 components[name] = part
         body = components[LookupHttpRequest.__name__]
-        body["properties"]["datasets"]["items"]["enum"] = sorted(datasets)
+        body["properties"]["datasets"]["items"]["enum"] = catalog.names()
+        by_kind: dict[str, list[str]] = {}
+        for info in catalog.datasets.values():
+            by_kind.setdefault(info.subject, []).append(info.name)
+        body["oneOf"] = [
+            {
+                "properties": {
+                    "subject": {"required": [kind], "properties": {kind: {"type": "string"}}},
+                    "datasets": {"items": {"enum": sorted(names)}},
+                }
+            }
+            for kind, names in sorted(by_kind.items())
+        ]
         app.openapi_schema = document
     return app.openapi_schema
 
 
 def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
-    known = catalog.dataset_sources()
     instance = settings.gateway.instance_id
     client = LookupClient(
         settings.kafka.resolved_bootstrap(),
@@ -413,7 +425,7 @@ def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    app.openapi = lambda: lookup_openapi(app, known)  # type: ignore[method-assign]
+    app.openapi = lambda: lookup_openapi(app, catalog)  # type: ignore[method-assign]
     app.state.post_lookup = post_lookup
     return app
 

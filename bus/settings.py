@@ -153,8 +153,9 @@ class SourceSettings(BaseModel):
     max_waiting: int | None = Field(
         default=None,
         ge=0,
-        description="Calls that may wait for one of the `concurrency` connections; more are "
-        "refused at once (the bulkhead). Default: as many as `concurrency`.",
+        description="The bulkhead: calls that may wait for one of the `concurrency` connections; "
+        "more are refused at once, so that one slow source cannot hold every request a worker "
+        "admits. None: no cap besides each request's deadline (a backlog after a restart waits).",
     )
 
 

@@ -88,8 +88,7 @@ class LookupConnector:
         }
         self.name = f"lookup-connector-{source}"
         self._call, self.breaker = build_chain(source, settings, adapter)
-        waiting = settings.concurrency if settings.max_waiting is None else settings.max_waiting
-        self.bulkhead = Bulkhead(source, settings.concurrency, waiting)
+        self.bulkhead = Bulkhead(source, settings.concurrency, settings.max_waiting)
 
     def subscriber(self, outbox: Outbox) -> Subscriber:
         """The connector's consumer on the fan-out path: queries from the router, results to

@@ -2,8 +2,9 @@
 
 Calls beyond `concurrency` wait for a thread of the source's pool; beyond `concurrency +
 max_waiting` they are refused at once (`SourceRefused` "bulkhead_full"), so that one slow source
-cannot hold every request the worker admits, and the others keep being served. It lives on the
-event loop (no lock: one thread enters and leaves it).
+cannot hold every request the worker admits, and the others keep being served. `max_waiting`
+None means no cap (the deadline bounds the wait). It lives on the event loop (no lock: one
+thread enters and leaves it).
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ from bus.errors import SourceRefused
 
 
 class Bulkhead:
-    def __init__(self, source: str, concurrency: int, max_waiting: int) -> None:
+    def __init__(self, source: str, concurrency: int, max_waiting: int | None) -> None:
         self.source = source
-        self.limit = concurrency + max_waiting
+        self.limit = None if max_waiting is None else concurrency + max_waiting
         self.in_flight = 0
 
     def enter(self) -> None:
-        if self.in_flight >= self.limit:
+        if self.limit is not None and self.in_flight >= self.limit:
             raise SourceRefused(
                 self.source,
                 f"{self.in_flight} calls already in flight to this source (limit {self.limit})",

@@ -144,3 +144,10 @@ def test_chain_gives_each_attempt_the_time_left_capped_by_the_source_timeout() -
 def test_deadline_guard_refuses_an_attempt_with_no_time_left() -> None:
     with pytest.raises(SourceTimeout):
         DeadlineGuard(timeout_s=3)(call(seconds=0.01), failing())
+
+
+def test_bulkhead_without_a_cap_lets_a_backlog_wait() -> None:
+    bulkhead = Bulkhead("population", concurrency=2, max_waiting=None)
+    for _ in range(1000):
+        bulkhead.enter()
+    assert bulkhead.in_flight == 1000
