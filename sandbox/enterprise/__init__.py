@@ -1,0 +1,1 @@
+"""The simulated national business registration database (CSDL quốc gia về đăng ký doanh nghiệp)."""
