@@ -26,14 +26,14 @@ from datetime import date, timedelta
 from functools import cached_property, lru_cache
 
 from sandbox.population.generator import (
-    REFERENCE_YEAR,
+    SNAPSHOT_DAY,
     Couple,
     PopulationGenerator,
 )
 from sandbox.reference import OLD_PROVINCES, Commune, communes_by_old_province
 
 # The data snapshot: every sandbox database is as of this day.
-SNAPSHOT = date(REFERENCE_YEAR, 6, 30)
+SNAPSHOT = SNAPSHOT_DAY
 ENTERPRISES_PER_PERSON = 0.2
 _MST_WEIGHTS = (31, 29, 23, 19, 17, 13, 7, 5, 3)
 
@@ -101,18 +101,9 @@ class World:
         return self.population.couple(index)
 
     def death(self, index: int) -> date | None:
-        """When citizen ``index`` died, or None. The older, the likelier."""
-        facts = self.person(index)
-        age = REFERENCE_YEAR - facts.birth_year
-        share = 0.002 if age < 40 else 0.02 if age < 60 else 0.08 if age < 75 else 0.25
-        rng = self.rng(_DEATH, index)
-        if rng.random() >= share:
-            return None
-        born = facts.birth_date or date(facts.birth_year, 12, 31)
-        earliest = max(born + timedelta(days=1), date(2010, 1, 1))
-        if earliest >= SNAPSHOT:
-            return None
-        return earliest + timedelta(days=rng.randrange((SNAPSHOT - earliest).days))
+        """When citizen ``index`` died, or None (the population generator decides it, so that
+        its marriages end by then)."""
+        return self.population.death(index)
 
     def alive_on(self, index: int, day: date) -> bool:
         died = self.death(index)

@@ -52,6 +52,7 @@ REFERENCE_YEAR = 2025
 # The legacy database's snapshot: records were last touched between these two instants.
 _DATA_TIME_START = datetime(2021, 7, 1, 0, 0, 0)
 _DATA_TIME_END = datetime(2025, 6, 30, 23, 59, 59)
+SNAPSHOT_DAY = _DATA_TIME_END.date()  # every sandbox database is as of this day
 _ID_PATTERN = re.compile(r"\d{12}")
 
 Citizen = dict[str, Any]
@@ -251,6 +252,22 @@ class PopulationGenerator:
             return None
         return province, sex, year
 
+    def death(self, index: int) -> date | None:
+        """When citizen ``index`` died, or None: the older, the likelier, from 2010 on."""
+        self._check_index(index)
+        record, person, _ = self._core(index)
+        age = REFERENCE_YEAR - person.year
+        share = 0.002 if age < 40 else 0.02 if age < 60 else 0.08 if age < 75 else 0.25
+        rng = random.Random((self.seed * 1_000_003 + index) * 7 + 0xDEAD)
+        if rng.random() >= share:
+            return None
+        stamp = record["NgayThangNamSinh"].get("NgayThangNam")
+        born = date(int(stamp[:4]), int(stamp[4:6]), int(stamp[6:])) if stamp else None
+        earliest = max((born or date(person.year, 12, 31)) + timedelta(days=1), date(2010, 1, 1))
+        if earliest >= SNAPSHOT_DAY:
+            return None
+        return earliest + timedelta(days=rng.randrange((SNAPSHOT_DAY - earliest).days))
+
     def couple(self, index: int) -> Couple | None:
         """The marriage ``index`` is part of (married pairs are indices 2k and 2k+1), or None."""
         self._check_index(index)
@@ -261,19 +278,26 @@ class PopulationGenerator:
         draws = self._pair_draws(first // 2)
         partner_year = self._draw_identity(first + 1, self._rng(first + 1))[2]
         husband, wife = (first, first + 1) if identity[1] == 1 else (first + 1, first)
-        # Married once both were of age (20 for men, 18 for women: 20 for both, simply), and
-        # before the data snapshot.
-        earliest = date(max(identity[2], partner_year, 1940) + 20, 1, 1)
+        # Married once both were of age (20 for men, 18 for women): from 1 January of the year
+        # the younger turns 21, so whatever their birthdays, and before the data snapshot.
+        earliest = date(max(identity[2], partner_year, 1940) + 21, 1, 1)
         latest = date(REFERENCE_YEAR - 1, 6, 30)
         married_on = earliest + timedelta(
             days=int(max(1, (latest - earliest).days) * draws.wedding)
         )
+        # Nobody marries or divorces after a death: a marriage ends with the first death.
+        deaths = [d for d in (self.death(first), self.death(first + 1)) if d is not None]
+        ended = min(deaths) if deaths else None
+        if ended is not None and married_on >= ended:
+            return None
         divorced_on = None
         married_days = (latest - married_on).days
         if draws.divorced and married_days > 400:
             divorced_on = married_on + timedelta(
                 days=365 + int((married_days - 365) * draws.divorce)
             )
+            if ended is not None and divorced_on >= ended:
+                divorced_on = None
         return Couple(husband, wife, married_on, divorced_on)
 
     def _compose_id(self, index: int, province: str, sex: int, year: int) -> str:

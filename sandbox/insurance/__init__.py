@@ -1,0 +1,1 @@
+"""The simulated social insurance database (BHXH): REST/JSON with a token login."""
