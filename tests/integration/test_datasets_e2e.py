@@ -1,0 +1,121 @@
+"""Every dataset of every configured source end to end, over HTTP and over Kafka, on the real
+broker: the bus's answer is the sandbox's own record, mapped, field for field.
+
+The expected data is what the source's adapter reads from the stack's own sandbox and its
+mapping makes of it (the adapter tests compare that with the sandbox's records field by field);
+here the same record must come back whole through the gateway, the router and the connector.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+import requests
+
+from bus.client import LookupClient, deadline_in
+from bus.errors import SourceNotFound
+from bus.schemas import LookupRequest, Subject
+from bus.settings import load_settings
+from bus.tooling.devstack import DevStack, example_lookup
+from connectors.catalog import LoadedSource, load_sources
+from sandbox.world import World
+from tests.integration.conftest import SANDBOX_COUNT
+
+pytestmark = pytest.mark.integration
+
+SOURCES = load_sources(load_settings())
+DATASETS = [
+    (source, dataset.name) for source in sorted(SOURCES) for dataset, _ in SOURCES[source].datasets
+]
+REPLY_PARTITION = 3  # no gateway of the stack, and no other test, uses it
+SUBJECTS_PER_DATASET = 3
+
+
+def subjects(stack: DevStack, loaded: LoadedSource, kind: str) -> list[str]:
+    """Subjects the stack's sandbox holds for this kind of dataset."""
+    if kind == "enterprise_code" or loaded.name != "enterprise":
+        answer = requests.get(
+            f"{stack.sandbox_url}/_sandbox/sample",
+            params={"source": loaded.name, "n": SUBJECTS_PER_DATASET, "seed": 17},
+            timeout=10,
+        )
+        answer.raise_for_status()
+        return list(answer.json())
+    world = World(SANDBOX_COUNT, load_settings().sandbox.seed)  # representatives of enterprises
+    people = (p for p in range(world.count) if world.represented_by(p))
+    return [world.population.personal_id(next(people)) for _ in range(SUBJECTS_PER_DATASET)]
+
+
+def expected(stack: DevStack, loaded: LoadedSource, dataset: str, kind: str, subject: str) -> Any:
+    """The dataset as the adapter reads it from the stack's sandbox, mapped; None: not found."""
+    path = loaded.settings.url.split("/", 3)[3]
+    settings = loaded.settings.model_copy(update={"url": f"{stack.sandbox_url}/{path}"})
+    mapping = {d.name: m for d, m in loaded.datasets}[dataset]
+    with loaded.adapter_class(loaded.name, settings) as adapter:
+        try:
+            record = adapter.fetch(
+                dataset,
+                Subject(**{kind: subject}),
+                timeout=5,
+                request_id="e2e",
+                requester_agency="H26.22",
+            )
+        except SourceNotFound:
+            return None
+    return mapping.apply(record.data).model_dump(mode="json", exclude_none=True)
+
+
+def body_for(name: str, kind: str, subject: str) -> dict[str, Any]:
+    return example_lookup("000000000000") | {"subject": {kind: subject}, "datasets": [name]}
+
+
+@pytest.mark.parametrize(("source", "dataset"), DATASETS, ids=[f"{s}.{d}" for s, d in DATASETS])
+def test_each_dataset_answers_its_sandbox_record_over_http_and_kafka(
+    stack: DevStack, source: str, dataset: str
+) -> None:
+    loaded = SOURCES[source]
+    kind = next(d.subject for d, _ in loaded.datasets if d.name == dataset)
+    name = f"{source}.{dataset}"
+    checked = 0
+    for subject in subjects(stack, loaded, kind):
+        want = expected(stack, loaded, dataset, kind, subject)
+        body = body_for(name, kind, subject)
+        http = requests.post(f"{stack.gateway_url}/v1/lookups", json=body, timeout=30)
+        kafka = asyncio.run(ask_over_kafka(stack, body))
+        for reply in (http.json(), kafka):
+            if want is None:
+                assert reply["status"] == "not_found", reply
+                continue
+            assert reply["status"] == "complete", reply
+            [result] = reply["results"]
+            assert (result["dataset"], result["provenance"]["source"]) == (name, source)
+            assert result["data"] == want
+        if want is not None:
+            assert http.status_code == 200
+            checked += 1
+    assert checked >= 1, f"{name}: no sampled subject was found"
+
+
+async def ask_over_kafka(stack: DevStack, body: dict[str, Any]) -> dict[str, Any]:
+    request = LookupRequest(
+        **{k: v for k, v in body.items() if k != "deadline_ms"},
+        producer="e2e-datasets",
+        deadline=deadline_in(10_000),
+        reply_to={"partition": REPLY_PARTITION},
+    )
+    async with LookupClient(stack.bootstrap_servers, REPLY_PARTITION, "e2e-datasets") as client:
+        reply = await client.lookup(request)
+    assert reply is not None, "no reply over Kafka before the deadline"
+    return reply.model_dump(mode="json")
+
+
+def test_a_subject_of_the_wrong_kind_is_a_400_naming_the_dataset(stack: DevStack) -> None:
+    body = body_for("enterprise.profile", "personal_id", "001090000001")
+    answer = requests.post(f"{stack.gateway_url}/v1/lookups", json=body, timeout=30)
+    assert answer.status_code == 400
+    problem = answer.json()
+    assert problem["errors"][0]["type"] == "wrong_subject"
+    assert "enterprise.profile" in problem["errors"][0]["message"]
+    assert "enterprise code" in problem["errors"][0]["message"]
