@@ -89,8 +89,14 @@ class PopulationAdapter(Adapter):
         Dataset(
             "identity",
             "population",
-            description="Who the citizen is: name, birth, sex, "
-            "ethnicity, religion, nationality, addresses and relatives.",
+            description="Who the citizen is: name, birth, sex, ethnicity, religion, "
+            "nationality, addresses and relatives.",
+        ),
+        Dataset(
+            "residence",
+            "population-residence",
+            description="Where the citizen lives: permanent and current residence in the 2025 "
+            "units, and the head of the household.",
         ),
     )
 

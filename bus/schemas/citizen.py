@@ -110,3 +110,23 @@ class Citizen(Model):
         year = self.birth_date.year if self.birth_date else None
         check_personal_id_consistency(self.personal_id, year, self.sex)
         return self
+
+
+class Residence(Model):
+    """Where a citizen lives (nơi thường trú, nơi ở hiện tại) and their household (hộ)."""
+
+    personal_id: str = Field(description="12-digit personal id (số định danh cá nhân).")
+    permanent_address: Address | None = Field(
+        default=None, description="Permanent residence (thường trú)."
+    )
+    current_address: Address | None = Field(
+        default=None, description="Current residence (nơi ở hiện tại)."
+    )
+    household_head: Relative | None = Field(
+        default=None, description="Head of the household (chủ hộ) and the relation to them."
+    )
+
+    @field_validator("personal_id")
+    @classmethod
+    def _personal_id_form(cls, value: str) -> str:
+        return check_personal_id(value)
