@@ -72,6 +72,14 @@ def _load_source(name: str, raw: SourceSettings, problems: list[str]) -> LoadedS
             env = f"TTHC_BUS_SOURCES__{name.upper()}__{key.upper().replace('.', '__')}"
             problems.append(f"sources.{name}.{key} (env {env}): {error['msg']} ({cls.__name__})")
         return None
+    unknown_keys = sorted(own.model_extra or {})
+    if unknown_keys:
+        known = sorted(cls.settings_model.model_fields)
+        problems.append(
+            f"sources.{name}: unknown keys {unknown_keys} for {cls.__name__} (a misspelling?); "
+            f"it takes {known}"
+        )
+        return None
     declared = {dataset.name: dataset for dataset in getattr(cls, "datasets", ())}
     if not declared:
         problems.append(f"sources.{name}: adapter {cls.__name__} declares no datasets")
