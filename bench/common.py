@@ -124,9 +124,11 @@ def params(options: ScenarioOptions, *keys: str) -> dict[str, Any]:
     return {key: values[key] for key in ("quick", *keys)}
 
 
-def fetch_subjects(sandbox_url: str, n: int = SUBJECT_SAMPLE) -> tuple[str, ...]:
-    """Existing personal ids, from the sandbox's sample endpoint."""
-    url = f"{sandbox_url.rstrip('/')}/_sandbox/sample?n={n}"
+def fetch_subjects(
+    sandbox_url: str, n: int = SUBJECT_SAMPLE, source: str = "population"
+) -> tuple[str, ...]:
+    """Subjects a sandbox database holds (personal ids, or enterprise codes), from its sample."""
+    url = f"{sandbox_url.rstrip('/')}/_sandbox/sample?n={n}&source={source}"
     with urllib.request.urlopen(url, timeout=10) as response:
         subjects = json.load(response)
     if not subjects or not all(isinstance(item, str) for item in subjects):

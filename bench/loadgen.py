@@ -96,30 +96,41 @@ class HttpLookup(Protocol):
     def outcome_of(self, status: int, headers: Mapping[str, str], body: bytes) -> Outcome: ...
 
 
-def gateway_body(number: int, subject: str, deadline_ms: int) -> dict[str, Any]:
+def gateway_body(
+    number: int,
+    subject: str,
+    deadline_ms: int,
+    dataset: str = DATASET,
+    subject_kind: str = "personal_id",
+) -> dict[str, Any]:
     return {
         "requester": {"agency_code": AGENCY, "system": "bench", "officer": "bench"},
         "procedure_code": PROCEDURE,
         "dossier_id": f"BENCH-{number}",
         "purpose": "benchmark",
         "legal_basis": "Decree 194/2025",
-        "subject": {"personal_id": subject},
-        "datasets": [DATASET],
+        "subject": {subject_kind: subject},
+        "datasets": [dataset],
         "deadline_ms": deadline_ms,
     }
 
 
 class GatewayLookup:
-    """``POST /v1/lookups``: one single-source lookup of dataset population.identity."""
+    """``POST /v1/lookups``: one single-source lookup (population.identity unless told)."""
 
     path: ClassVar[str] = "/v1/lookups"
     headers: ClassVar[dict[str, str]] = {"Content-Type": "application/json"}
 
-    def __init__(self, deadline_ms: int) -> None:
+    def __init__(
+        self, deadline_ms: int, dataset: str = DATASET, subject_kind: str = "personal_id"
+    ) -> None:
         self.deadline_ms = deadline_ms
+        self.dataset = dataset
+        self.subject_kind = subject_kind
 
     def body(self, number: int, subject: str) -> bytes:
-        return orjson.dumps(gateway_body(number, subject, self.deadline_ms))
+        body = gateway_body(number, subject, self.deadline_ms, self.dataset, self.subject_kind)
+        return orjson.dumps(body)
 
     def outcome_of(self, status: int, headers: Mapping[str, str], body: bytes) -> Outcome:
         if status == 503:
@@ -186,6 +197,9 @@ class LoadSpec:
     duration_s: float = 10.0
     deadline_ms: int = 5000
     seed: int = 20250701
+    # The dataset asked (bus and kafka targets) and the kind of id the subjects are.
+    dataset: str = DATASET
+    subject_kind: str = "personal_id"
     # Open loop only: go on at this rate for recovery_s after the window (recorded apart).
     recovery_rate: float | None = None
     recovery_s: float = 0.0
@@ -212,7 +226,9 @@ class LoadSpec:
             )
 
     def request(self) -> HttpLookup:
-        return GatewayLookup(self.deadline_ms) if self.target == "bus" else SoapLookup()
+        if self.target == "bus":
+            return GatewayLookup(self.deadline_ms, self.dataset, self.subject_kind)
+        return SoapLookup()
 
 
 @dataclass
@@ -437,8 +453,8 @@ class KafkaDriver:
             dossier_id=f"BENCH-{number}",
             purpose="benchmark",
             legal_basis="Decree 194/2025",
-            subject={"personal_id": subject},
-            datasets=[DATASET],
+            subject={self.spec.subject_kind: subject},
+            datasets=[self.spec.dataset],
             deadline=datetime.now(UTC) + timedelta(milliseconds=self.spec.deadline_ms),
         )
         try:

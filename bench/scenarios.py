@@ -250,10 +250,58 @@ def memory(stack: StackEndpoints, options: ScenarioOptions) -> dict[str, Any]:
     return with_profile(outcome, profile)
 
 
+# One dataset of each national database: (dataset, its sandbox source, the kind of subject).
+SOURCE_DATASETS = (
+    ("population.identity", "population", "personal_id"),
+    ("insurance.participation", "insurance", "personal_id"),
+    ("enterprise.profile", "enterprise", "enterprise_code"),
+    ("civil.marital_status", "civil", "personal_id"),
+    ("licence.driver", "licence", "personal_id"),
+)
+
+
+def datasets_throughput(stack: StackEndpoints, options: ScenarioOptions) -> dict[str, Any]:
+    """Closed loop through the gateway for one dataset of each national database, one after the
+    other at the same concurrency; each beside population.identity, measured in the same run."""
+    runs: dict[str, dict[str, Any]] = {}
+    for dataset, source, kind in SOURCE_DATASETS:
+        spec = load_spec(
+            stack,
+            "bus",
+            "closed",
+            options,
+            subjects=fetch_subjects(stack.need("sandbox_url"), source=source),
+            dataset=dataset,
+            subject_kind=kind,
+        )
+        runs[dataset] = run_load(spec)
+    base = runs["population.identity"]["throughput_per_s"]
+    figures: dict[str, Any] = {}
+    for dataset, run in runs.items():
+        figures[f"{dataset} lookups/s"] = run["throughput_per_s"]
+        figures[f"{dataset} vs population.identity"] = _rounded(
+            ratio(run["throughput_per_s"], base)
+        )
+        figures[f"{dataset} bus CPU ms/lookup"] = _cpu_sum(run)
+        figures[f"{dataset} errors"] = run["errors"]
+    return {
+        "params": params(options, "warmup_s", "duration_s", "concurrency"),
+        "runs": runs,
+        "figures": figures,
+        "goals": [],
+        "notes": [
+            "one dataset of each source, each a closed loop through the gateway; the sandbox "
+            "serves all five from one process, so a dataset's figure includes its source's cost",
+            *error_notes(runs),
+        ],
+    }
+
+
 Scenario = Callable[[StackEndpoints, ScenarioOptions], dict[str, Any]]
 SCENARIOS: dict[str, Scenario] = {
     "lookup-throughput": lookup_throughput,
     "lookup-overhead": lookup_overhead,
+    "datasets-throughput": datasets_throughput,
     "overload": overload,
     "scaling": scaling,
     "sync-throughput": sync_throughput,
