@@ -14,9 +14,10 @@ import zeep.exceptions
 from requests.structures import CaseInsensitiveDict
 
 from adapters.base import Adapter, Dataset, NativeRecord, RawAnswer, error_chain, source_words
-from adapters.population import PopulationAdapter, zeep_settings
+from adapters.population import OPERATION, PopulationAdapter
 from adapters.registry import load_adapter
 from adapters.soap import SoapOperation
+from adapters.soap_adapter import zeep_settings
 from bus.errors import (
     MalformedAnswer,
     SettingsError,
@@ -216,7 +217,7 @@ def test_unreadable_answers_are_described_never_quoted(
 def sandbox_operation() -> SoapOperation:
     """The lookup operation as the adapter loads it, from the sandbox's WSDL file."""
     client = zeep.Client(str(WSDL_FILE), settings=zeep_settings())  # type: ignore[no-untyped-call]
-    return SoapOperation.from_client(client, "TraCuuThongTinCongDan")
+    return SoapOperation.from_client(client, OPERATION)
 
 
 def test_unreadable_answer_during_a_call_says_status_type_and_length(
@@ -225,7 +226,7 @@ def test_unreadable_answer_during_a_call_says_status_type_and_length(
     body = BODY + b"<!-- cut"
     reply = RawAnswer(200, body, CaseInsensitiveDict({"Content-Type": "text/html; charset=utf-8"}))
     monkeypatch.setattr(population, "post_bytes", lambda *args, **kwargs: reply)
-    population._operation = sandbox_operation()
+    population._operations = {OPERATION: sandbox_operation()}
     with pytest.raises(MalformedAnswer) as info:
         fetch(population)
     assert info.value.detail == (
@@ -263,17 +264,17 @@ def test_result_description_is_cut_short(population: PopulationAdapter) -> None:
 
 
 def test_waiting_for_the_wsdl_lock_times_out(population: PopulationAdapter) -> None:
-    population._operation_lock.acquire()  # another call is loading the WSDL, slowly
+    population._operations_lock.acquire()  # another call is loading the WSDL, slowly
     try:
         started = time.monotonic()
         with pytest.raises(SourceTimeout, match="WSDL was still being loaded"):
-            population.operation(0.05)
+            population.operations(0.05)
         with pytest.raises(SourceTimeout):
             fetch(population, timeout=0.05)
         assert time.monotonic() - started < 1.0
     finally:
-        population._operation_lock.release()
-    assert not population._operation_lock.locked()
+        population._operations_lock.release()
+    assert not population._operations_lock.locked()
 
 
 def test_waiters_get_the_operation_the_loader_loaded(
@@ -287,10 +288,11 @@ def test_waiters_get_the_operation_the_loader_loaded(
         time.sleep(0.1)
         return loaded
 
-    monkeypatch.setattr(population, "_load_operation", slow_load)
+    monkeypatch.setattr(population, "_load_operations", slow_load)
     results: list[object] = []
     threads = [
-        threading.Thread(target=lambda: results.append(population.operation(2.0))) for _ in range(8)
+        threading.Thread(target=lambda: results.append(population.operations(2.0)))
+        for _ in range(8)
     ]
     for thread in threads:
         thread.start()
@@ -298,7 +300,7 @@ def test_waiters_get_the_operation_the_loader_loaded(
         thread.join()
     assert results == [loaded] * 8
     assert len(loads) == 1 and 0 < loads[0] <= 2.0
-    assert not population._operation_lock.locked()
+    assert not population._operations_lock.locked()
 
 
 def test_a_failed_wsdl_load_releases_the_lock(
@@ -307,10 +309,10 @@ def test_a_failed_wsdl_load_releases_the_lock(
     def failing_load(timeout: float) -> object:
         raise requests.ConnectionError("refused")
 
-    monkeypatch.setattr(population, "_load_operation", failing_load)
+    monkeypatch.setattr(population, "_load_operations", failing_load)
     with pytest.raises(requests.ConnectionError):
-        population.operation(1.0)
-    assert not population._operation_lock.locked()
+        population.operations(1.0)
+    assert not population._operations_lock.locked()
 
 
 def answer(code: str, citizen: dict[str, Any] | None = None, when: str = "20250630235959") -> Any:

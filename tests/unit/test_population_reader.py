@@ -20,8 +20,9 @@ from requests.structures import CaseInsensitiveDict
 from zeep.wsdl.utils import etree_to_string
 
 from adapters.base import NativeRecord, RawAnswer
-from adapters.population import PopulationAdapter, zeep_settings
+from adapters.population import PopulationAdapter
 from adapters.soap import SoapOperation
+from adapters.soap_adapter import zeep_settings
 from bus.errors import MalformedAnswer, SourceNotFound, SourceRejected
 from bus.schemas import Subject
 from bus.settings import SourceSettings
@@ -481,7 +482,7 @@ def offline_adapter(
         datasets=["identity"],
     )
     adapter = PopulationAdapter("population", settings)
-    adapter._operation = operation
+    adapter._operations = {OPERATION: operation}
 
     def post(*args: object, **kwargs: object) -> RawAnswer:
         if reply is None:
