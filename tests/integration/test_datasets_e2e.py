@@ -119,3 +119,34 @@ def test_a_subject_of_the_wrong_kind_is_a_400_naming_the_dataset(stack: DevStack
     assert problem["errors"][0]["type"] == "wrong_subject"
     assert "enterprise.profile" in problem["errors"][0]["message"]
     assert "enterprise code" in problem["errors"][0]["message"]
+
+
+def test_one_request_for_several_sources_combines_their_answers_and_is_partial_on_a_failure(
+    stack: DevStack,
+) -> None:
+    """The fan-out path with real sources: three databases in one request; with one of them
+    down, the reply is partial, with that source's error and the others' data."""
+
+    def held(source: str) -> set[str]:
+        params: dict[str, Any] = {"source": source, "n": 400, "seed": 5}
+        answer = requests.get(f"{stack.sandbox_url}/_sandbox/sample", params=params, timeout=10)
+        return set(answer.json())
+
+    both = sorted(held("insurance") & held("licence"))
+    assert both, "no citizen both insured and licensed in the sample"
+    names = ["population.identity", "insurance.participation", "licence.driver"]
+    body = body_for(names[0], "personal_id", both[0]) | {"datasets": names}
+    reply = requests.post(f"{stack.gateway_url}/v1/lookups", json=body, timeout=30).json()
+    assert reply["status"] == "complete", reply
+    assert sorted(r["dataset"] for r in reply["results"]) == sorted(names)
+
+    faults = f"{stack.sandbox_url}/_sandbox/faults/licence"
+    requests.put(faults, json={"error_rate": 1.0, "error_status": 503}, timeout=10)
+    try:
+        reply = requests.post(f"{stack.gateway_url}/v1/lookups", json=body, timeout=30).json()
+    finally:
+        requests.put(faults, json={}, timeout=10)
+    assert reply["status"] == "partial", reply
+    assert sorted(r["dataset"] for r in reply["results"]) == sorted(names[:2])
+    [error] = reply["errors"]
+    assert (error["dataset"], error["source"], error["retryable"]) == (names[2], "licence", True)
