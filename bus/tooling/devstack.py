@@ -477,7 +477,8 @@ class DevStack:
             "  (already running: reused, and left running on exit)" if self.broker_reused else ""
         )
         console.print(f"  Kafka     {self.bootstrap_servers}{reused}")
-        console.print(f"  sandbox   {self.sandbox_url}/dancu?wsdl")
+        sources = ", ".join(sorted(self.settings.sources))
+        console.print(f"  sandbox   {self.sandbox_url}  ({sources}; tthc-bus sandbox sources)")
         console.print(f"  gateway   {self.gateway_url}  (OpenAPI: {self.gateway_url}/docs)")
         console.print(f"  metrics   {self.gateway_url}/metrics")
         console.print("Try:")
