@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr, ValidationError
 
-from adapters.base import Dataset, NativeRecord, RawAnswer, source_words
+from adapters.base import Dataset, NativeRecord, source_words
 from adapters.rest import JsonAnswer, RestAdapter, TokenLogin
 from bus.errors import (
     MalformedAnswer,
@@ -99,15 +99,6 @@ class InsuranceAdapter(RestAdapter):
         }
         answer = self.post_json(OPERATIONS[dataset], payload, timeout=timeout)
         return self.read_answer(dataset, answer)
-
-    def read_json(self, answer: RawAnswer) -> JsonAnswer:
-        """As the REST base, but a 4xx that is not JSON (a wrong path, a proxy's refusal) is the
-        source refusing the request, not a malformed answer."""
-        status = answer.status_code
-        content_type = (answer.headers.get("Content-Type") or "").lower()
-        if 400 <= status < 500 and status not in (401, 403, 429) and "json" not in content_type:
-            raise self.http_status_error(status, "without a JSON answer")
-        return super().read_json(answer)
 
     def read_answer(self, dataset: str, answer: JsonAnswer) -> NativeRecord:
         """The record of a found answer, or the SourceError its result code says."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
 
-from adapters.base import Dataset, NativeRecord, RawAnswer, source_words
+from adapters.base import Dataset, NativeRecord, source_words
 from adapters.rest import JsonAnswer, RestAdapter
 from bus.errors import MalformedAnswer, SourceFault, SourceNotFound, SourceRejected
 from bus.schemas.lookup import Subject
@@ -66,15 +66,6 @@ class LicenceAdapter(RestAdapter):
         }
         answer = self.post_json(LOOKUP_PATH, payload, timeout=timeout)
         return self.read_answer(dataset, answer, subject.personal_id, request_id)
-
-    def read_json(self, answer: RawAnswer) -> JsonAnswer:
-        """As the REST base, but a 4xx that is not JSON (a wrong path, a proxy's refusal) is the
-        source refusing the request, not a malformed answer."""
-        status = answer.status_code
-        content_type = (answer.headers.get("Content-Type") or "").lower()
-        if 400 <= status < 500 and status not in (401, 403, 429) and "json" not in content_type:
-            raise self.http_status_error(status, "without a JSON answer")
-        return super().read_json(answer)
 
     def read_answer(
         self, dataset: str, answer: JsonAnswer, personal_id: str, request_id: str

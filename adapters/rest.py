@@ -8,6 +8,7 @@ with the answer into the `SourceError` family (the answer's content is never quo
 
 - HTTP 5xx or 429                              -> SourceUnavailable (retryable)
 - HTTP 401 or 403 after a fresh login          -> SourceRejected ("not authorized")
+- other HTTP 4xx that is not JSON              -> SourceRejected (a wrong path, a proxy's refusal)
 - not JSON, or not a JSON object               -> MalformedAnswer (status, content type, length)
 
 Other statuses (200, 400, 404 ...) with a JSON object are returned with their status: each source
@@ -74,13 +75,18 @@ class RestAdapter(Adapter):
         return self.read_json(answer)
 
     def read_json(self, answer: RawAnswer) -> JsonAnswer:
+        """The JSON object answered, with its status; the SourceError the module doc lists."""
         status = answer.status_code
         if status >= 500 or status == 429:
             raise SourceUnavailable(self.source, f"HTTP {status} ({self.describe(answer)})")
         if status in (401, 403):
             raise SourceRejected(self.source, f"HTTP {status}: not authorized by the source")
-        content_type = (answer.headers.get("Content-Type") or "").split(";")[0].strip().lower()
-        if content_type != "application/json" and not content_type.endswith("+json"):
+        content_type = (answer.headers.get("Content-Type") or "").lower()
+        if 400 <= status < 500 and "json" not in content_type:
+            # A wrong path, a proxy's refusal: the request refused, not a malformed answer.
+            raise self.http_status_error(status, "without a JSON answer")
+        media_type = content_type.split(";")[0].strip()
+        if media_type != "application/json" and not media_type.endswith("+json"):
             raise MalformedAnswer(self.source, f"not a JSON answer ({self.describe(answer)})")
         try:
             body = orjson.loads(answer.content)

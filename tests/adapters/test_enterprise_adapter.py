@@ -296,6 +296,12 @@ def test_a_subject_of_the_wrong_kind_is_rejected_before_asking(
         fetch(adapter, "by_representative", enterprise_code="0100047516")
 
 
+def test_a_wrong_path_is_refused_not_malformed(site: EnterpriseSandbox) -> None:
+    wrong = EnterpriseAdapter("enterprise", settings(site.base_url + "/dkdn/api/v9"))
+    with wrong, pytest.raises(SourceRejected, match="HTTP 404"):
+        fetch(wrong, "profile", enterprise_code=site.world.enterprise_code(0))
+
+
 def test_server_errors_are_unavailable_and_retryable(
     adapter: EnterpriseAdapter, site: EnterpriseSandbox
 ) -> None:
