@@ -42,6 +42,12 @@ class PartialDate(Model):
             return f"{self.year:04d}-{self.month:02d}"
         return f"{self.year:04d}-{self.month:02d}-{self.day:02d}"
 
+    def as_date(self, field: str = "the date") -> date:
+        """The day, for a date of day precision; a ValueError naming `field` for any other."""
+        if self.precision != "day":
+            raise ValueError(f"{field} must be a full date (day precision)")
+        return date(self.year, self.month or 1, self.day or 1)
+
 
 class CodedValue(Model):
     """A code from a named code list, with its label."""

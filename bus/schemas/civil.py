@@ -27,12 +27,6 @@ CERTIFICATE_MONTHS = 6  # a marital status certificate is valid 6 months from it
 _STATUS_BASIS = {MARRIED: MARRIAGE, DIVORCED: DIVORCE, WIDOWED: DEATH}
 
 
-def _day(value: PartialDate, field: str) -> date:
-    if value.precision != "day":
-        raise ValueError(f"{field} must be a full date (day precision)")
-    return date(value.year, value.month or 1, value.day or 1)
-
-
 def add_months(day: date, months: int) -> date:
     """``day`` plus ``months`` calendar months; the last day of a shorter month where needed."""
     month_index = day.month - 1 + months
@@ -94,7 +88,8 @@ class CivilStatusRecord(Model):
             raise ValueError("a birth record names the person born")
         if code == DEATH and self.deceased is None:
             raise ValueError("a death record names the person who died")
-        if _day(self.registration_date, "registration_date") < _day(self.event_date, "event_date"):
+        registered = self.registration_date.as_date("registration_date")
+        if registered < self.event_date.as_date("event_date"):
             raise ValueError("registration_date must not be before event_date")
         return self
 
@@ -163,7 +158,7 @@ class MaritalStatus(Model):
                 "derived_from must be the marriage (married), divorce (divorced) or spouse's "
                 "death (widowed) record, and absent when never married"
             )
-        expected = add_months(_day(self.as_of, "as_of"), CERTIFICATE_MONTHS)
-        if _day(self.valid_until, "valid_until") != expected:
+        expected = add_months(self.as_of.as_date("as_of"), CERTIFICATE_MONTHS)
+        if self.valid_until.as_date("valid_until") != expected:
             raise ValueError("valid_until must be as_of plus 6 months")
         return self

@@ -16,7 +16,6 @@ participation with its contribution history, and their health insurance card (th
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Self
 
 from pydantic import Field, field_validator, model_validator
@@ -37,12 +36,6 @@ STATUS_LIST, STOP_REASON_LIST = "insurance-participation-status", "insurance-sto
 CONTRIBUTION_LIST, GROUP_LIST = "insurance-contribution-type", "insurance-beneficiary-group"
 NEVER, PARTICIPATING, PAUSED, STOPPED = "0", "1", "2", "3"
 COMPULSORY, VOLUNTARY = "BB", "TN"
-
-
-def _day(value: PartialDate, field: str) -> date:
-    if value.precision != "day":
-        raise ValueError(f"{field} must be a full date (day precision)")
-    return date(value.year, value.month or 1, value.day or 1)
 
 
 def _month(value: PartialDate, field: str) -> tuple[int, int]:
@@ -162,7 +155,7 @@ class SocialInsuranceRecord(InsuredPerson):
         if stopped != (self.stop_reason is not None) or stopped != (self.stopped_on is not None):
             raise ValueError("stop_reason and stopped_on are given exactly when status is stopped")
         if self.stopped_on is not None:
-            _day(self.stopped_on, "stopped_on")
+            self.stopped_on.as_date("stopped_on")
         open_periods = sum(1 for period in self.periods if period.is_open)
         if code == PARTICIPATING and open_periods != 1:
             raise ValueError("a participating record has exactly one open period")
@@ -232,7 +225,7 @@ class HealthInsuranceCard(InsuredPerson):
             raise ValueError("card_number characters 4-5 must be the province code")
         if parts.bhxh_number != self.social_insurance_number:
             raise ValueError("card_number characters 6-15 must be the social insurance number")
-        start = _day(self.valid_from, "valid_from")
-        if self.valid_to is not None and _day(self.valid_to, "valid_to") < start:
+        start = self.valid_from.as_date("valid_from")
+        if self.valid_to is not None and self.valid_to.as_date("valid_to") < start:
             raise ValueError("valid_to must not be before valid_from")
         return self

@@ -40,12 +40,6 @@ REFORM_DAY = date(2025, 1, 1)  # Law 36/2024 in force: its classes are granted f
 FULL_POINTS = 12
 
 
-def _day(value: PartialDate, field: str) -> date:
-    if value.precision != "day":
-        raise ValueError(f"{field} must be a full date (day precision)")
-    return date(value.year, value.month or 1, value.day or 1)
-
-
 class _ClassOnLicence(Model):
     """What every class on a licence has: its code, label and term."""
 
@@ -59,8 +53,8 @@ class _ClassOnLicence(Model):
 
     @model_validator(mode="after")
     def _term_in_its_scheme(self) -> Self:
-        start = _day(self.issued, "issued")
-        if self.expires is not None and _day(self.expires, "expires") <= start:
+        start = self.issued.as_date("issued")
+        if self.expires is not None and self.expires.as_date("expires") <= start:
             raise ValueError("expires must be after issued")
         if (start >= REFORM_DAY) != (self.scheme == "2025"):
             raise ValueError(
@@ -104,7 +98,7 @@ class Suspension(Model):
 
     @model_validator(mode="after")
     def _period(self) -> Self:
-        if _day(self.end, "end") < _day(self.start, "start"):
+        if self.end.as_date("end") < self.start.as_date("start"):
             raise ValueError("a suspension must not end before it starts")
         return self
 
@@ -119,7 +113,7 @@ class Revocation(Model):
     @field_validator("day")
     @classmethod
     def _full_day(cls, value: PartialDate) -> PartialDate:
-        _day(value, "day")
+        value.as_date("day")
         return value
 
 
@@ -159,7 +153,7 @@ class DriverLicence(Model):
     @field_validator("issued", "as_of")
     @classmethod
     def _full_day(cls, value: PartialDate) -> PartialDate:
-        _day(value, "issued and as_of")
+        value.as_date("issued and as_of")
         return value
 
     @model_validator(mode="after")
@@ -186,18 +180,18 @@ class DriverLicence(Model):
     @property
     def status(self) -> LicenceStatus:
         """The licence's status on `as_of` (see the module doc)."""
-        day = _day(self.as_of, "as_of")
-        if self.revocation is not None and _day(self.revocation.day, "day") <= day:
+        day = self.as_of.as_date("as_of")
+        if self.revocation is not None and self.revocation.day.as_date("day") <= day:
             return "revoked"
         suspension = self.suspension
         if suspension is not None and (
-            _day(suspension.start, "start") <= day <= _day(suspension.end, "end")
+            suspension.start.as_date("start") <= day <= suspension.end.as_date("end")
         ):
             return "suspended"
         if self.points == 0:
             return "suspended"
         terms = [held.expires for held in self.classes]
         terms += [held.expires for held in self.pre2025_classes]
-        if all(end is not None and _day(end, "expires") < day for end in terms):
+        if all(end is not None and end.as_date("expires") < day for end in terms):
             return "expired"
         return "valid"

@@ -25,7 +25,6 @@ from bus.errors import (
     SourceTimeout,
     SourceUnavailable,
 )
-from bus.schemas.citizen import PartialDate
 from bus.schemas.civil import CivilStatusHistory, CivilStatusRecord, MaritalStatus, Party
 from bus.schemas.lookup import Subject
 from bus.settings import SourceSettings
@@ -139,11 +138,6 @@ def marital_status(adapter: CivilStatusAdapter, personal_id: str) -> MaritalStat
     return status
 
 
-def day_of(value: PartialDate) -> date:
-    assert value.precision == "day"
-    return date(value.year, value.month or 0, value.day or 0)
-
-
 def same_party(mapped: Party | None, world: World, index: int | None) -> None:
     """The world's canonical name (NFC) and personal id of citizen ``index``."""
     if index is None:
@@ -157,8 +151,8 @@ def same_party(mapped: Party | None, world: World, index: int | None) -> None:
 
 def same_record(mapped: CivilStatusRecord, native: CivilRecord, world: World) -> None:
     assert (mapped.kind.code, mapped.kind.code_list) == (native.kind, "civil-event")
-    assert day_of(mapped.event_date) == native.event_date
-    assert day_of(mapped.registration_date) == native.registered_on
+    assert mapped.event_date.as_date() == native.event_date
+    assert mapped.registration_date.as_date() == native.registered_on
     assert (mapped.book_number, mapped.entry_number) == (native.book, native.entry)
     office = mapped.office
     assert unicodedata.is_normalized("NFC", office.name)
@@ -220,8 +214,8 @@ def test_sampled_marital_statuses_map_field_by_field(
         expected = register.marital_status(index)
         assert (status.personal_id, status.full_name) == (facts.personal_id, facts.full_name)
         assert (status.status.code, status.status.code_list) == (expected.code, "marital-status")
-        assert day_of(status.as_of) == expected.as_of == date(2025, 6, 30)
-        assert day_of(status.valid_until) == expected.valid_until == date(2025, 12, 30)
+        assert status.as_of.as_date() == expected.as_of == date(2025, 6, 30)
+        assert status.valid_until.as_date() == expected.valid_until == date(2025, 12, 30)
         same_party(status.spouse, world, expected.spouse)
         if expected.record is None:
             assert status.derived_from is None
@@ -233,7 +227,7 @@ def test_sampled_marital_statuses_map_field_by_field(
                 expected.record.book,
                 expected.record.entry,
             )
-            assert day_of(cited.registration_date) == expected.record.registered_on
+            assert cited.registration_date.as_date() == expected.record.registered_on
             assert cited.office_name.casefold().endswith(expected.record.office.name.casefold())
 
 

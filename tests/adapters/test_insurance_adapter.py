@@ -110,10 +110,7 @@ def fetch(
 
 
 def day_of(value: PartialDate | None) -> date | None:
-    if value is None:
-        return None
-    assert value.precision == "day"
-    return date(value.year, value.month or 1, value.day or 1)
+    return None if value is None else value.as_date()
 
 
 def month_text(value: PartialDate | None) -> str | None:

@@ -124,10 +124,7 @@ def a_holder(service: LicenceService) -> str:
 
 
 def day(value: PartialDate | None) -> date | None:
-    if value is None:
-        return None
-    assert value.precision == "day"
-    return date(value.year, value.month or 1, value.day or 1)
+    return None if value is None else value.as_date()
 
 
 def labels(name: str) -> dict[str, str]:

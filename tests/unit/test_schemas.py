@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -253,6 +253,12 @@ def test_twenty_ninth_of_february_needs_a_leap_year() -> None:
     assert PartialDate(year=2000, month=2, day=29, precision="day").iso == "2000-02-29"
     with pytest.raises(ValidationError):
         PartialDate(year=1900, month=2, day=29, precision="day")
+
+
+def test_a_full_date_is_a_day_and_a_year_or_month_is_refused_naming_the_field() -> None:
+    assert PartialDate(year=2025, month=6, day=30, precision="day").as_date() == date(2025, 6, 30)
+    with pytest.raises(ValueError, match=r"^valid_to must be a full date"):
+        PartialDate(year=2025, month=6, precision="month").as_date("valid_to")
 
 
 # -- `tthc-bus schemas export` --------------------------------------------------------------
