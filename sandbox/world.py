@@ -20,6 +20,7 @@ are tables, built on first use.
 
 from __future__ import annotations
 
+import calendar
 import random
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -113,7 +114,7 @@ class World:
         """The day citizen ``index`` turned ``age``, if that is on or before ``day``."""
         facts = self.person(index)
         born = facts.birth_date or date(facts.birth_year, 12, 31)
-        turned = _add_years(born, age)
+        turned = add_years(born, age)
         return turned if turned <= day else None
 
     # -- enterprises ----------------------------------------------------------------------------
@@ -228,8 +229,16 @@ class World:
         return None
 
 
-def _add_years(day: date, years: int) -> date:
+def add_years(day: date, years: int) -> date:
+    """``day`` ``years`` years on (back, when negative); 29 February becomes the 28th."""
     try:
         return day.replace(year=day.year + years)
     except ValueError:  # 29 February
         return day.replace(year=day.year + years, day=28)
+
+
+def add_months(day: date, months: int) -> date:
+    """``day`` plus ``months`` calendar months; the last day of a shorter month where needed."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))

@@ -26,14 +26,13 @@ stream, and records are built on demand behind LRU caches.
 
 from __future__ import annotations
 
-import calendar
 import random
 from dataclasses import dataclass
 from datetime import date, timedelta
 from functools import lru_cache
 
 from sandbox.reference import OLD_PROVINCES, Commune, communes_by_old_province
-from sandbox.world import SNAPSHOT, World
+from sandbox.world import SNAPSHOT, World, add_months
 
 # Event codes (mappings/codes/civil-event.toml) and marital status codes (marital-status.toml).
 BIRTH, MARRIAGE, DEATH, DIVORCE = "01", "02", "08", "16"
@@ -78,13 +77,6 @@ class MaritalStatusFacts:
     valid_until: date
     spouse: int | None
     record: CivilRecord | None
-
-
-def add_months(day: date, months: int) -> date:
-    """``day`` plus ``months`` calendar months; the last day of a shorter month where needed."""
-    month_index = day.month - 1 + months
-    year, month = day.year + month_index // 12, month_index % 12 + 1
-    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
 class CivilRegister:

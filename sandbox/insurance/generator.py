@@ -41,7 +41,7 @@ from typing import Any
 
 from sandbox.enterprise.generator import enterprise_name
 from sandbox.reference import OLD_PROVINCES, communes_by_old_province
-from sandbox.world import SNAPSHOT, Job, World
+from sandbox.world import SNAPSHOT, Job, World, add_years
 
 # Our own random streams (World.rng), one per kind of fact.
 _PARTICIPATION, _CARD, _BHXH_NUMBER = 0xB4C5, 0xB4C6, 0xB4C7
@@ -167,7 +167,7 @@ def last_contribution_month(until: date) -> Month:
 def child_card_end(birth: date) -> date:
     """A TE card runs to the sixth birthday, or to 30 September of that year when the birthday
     comes before it (the child starts school then; Law on Health Insurance, Art. 16)."""
-    sixth = _add_years(birth, 6)
+    sixth = add_years(birth, 6)
     school_start = date(sixth.year, 9, 30)
     return school_start if sixth <= school_start else sixth - timedelta(days=1)
 
@@ -338,7 +338,7 @@ class InsuranceGenerator:
             elif group == "GD":  # twelve months from the month it was bought
                 bought = add_months(month_of(day), -purchase_draw)
                 valid_from = date(bought[0], bought[1], 1)
-                valid_to = _add_years(valid_from, 1) - timedelta(days=1)
+                valid_to = add_years(valid_from, 1) - timedelta(days=1)
             else:
                 valid_from, valid_to = year_start, year_end
         died = world.death(index)
@@ -469,13 +469,6 @@ def _drawn_group(day: date, born: date, draw: float) -> str | None:
     if draw < 0.6:
         return "GD"
     return None
-
-
-def _add_years(day: date, years: int) -> date:
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year + years, day=28)
 
 
 def _age_on(born: date, day: date) -> int:

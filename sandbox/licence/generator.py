@@ -38,7 +38,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from sandbox.reference import OLD_PROVINCES
-from sandbox.world import SNAPSHOT, World
+from sandbox.world import SNAPSHOT, World, add_months, add_years
 
 STREAM = 0x11CE
 HOLDER_SHARE = 0.45
@@ -122,24 +122,6 @@ _OTHER_REASONS = (
     "Không đủ điều kiện sức khỏe theo kết luận của cơ sở y tế",
 )
 _SUSPENSION_MONTHS = (1, 2, 3, 4, 10, 12, 22, 24)
-
-
-def add_years(day: date, years: int) -> date:
-    try:
-        return day.replace(year=day.year + years)
-    except ValueError:  # 29 February
-        return day.replace(year=day.year + years, day=28)
-
-
-def add_months(day: date, months: int) -> date:
-    month = day.month - 1 + months
-    year, month = day.year + month // 12, month % 12 + 1
-    for last in (day.day, 30, 29, 28):
-        try:
-            return date(year, month, min(day.day, last))
-        except ValueError:
-            continue
-    raise AssertionError("unreachable")
 
 
 def scheme_on(day: date) -> Scheme:

@@ -27,12 +27,11 @@ from sandbox.civil.generator import (
     WIDOWED,
     CivilRecord,
     CivilRegister,
-    add_months,
 )
 from sandbox.civil.service import CivilStatusService
 from sandbox.reference import communes_by_old_province
 from sandbox.server import build_app
-from sandbox.world import SNAPSHOT, World
+from sandbox.world import SNAPSHOT, World, add_months
 
 COUNT = 4_000
 SEED = 20250701

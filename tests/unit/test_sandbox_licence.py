@@ -18,10 +18,10 @@ import httpx
 import pytest
 import uvicorn
 
-from sandbox.licence.generator import HeldClass, Licence, LicenceGenerator, add_years
+from sandbox.licence.generator import HeldClass, Licence, LicenceGenerator
 from sandbox.licence.service import LOOKUP_PATH, LicenceService
 from sandbox.server import build_app
-from sandbox.world import SNAPSHOT, World
+from sandbox.world import SNAPSHOT, World, add_years
 
 COUNT, SEED = 10_000, 20250701
 REFORM_DAY = date(2025, 1, 1)
