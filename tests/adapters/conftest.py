@@ -1,72 +1,30 @@
-"""The sandbox population service over real HTTP, in a background thread."""
+"""The adapter tests' shared sandbox (tests/sandbox_server.py), over real HTTP."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
-import requests
-import uvicorn
-from starlette.applications import Starlette
 
 from adapters.population import PopulationAdapter
 from bus.settings import SourceSettings
 from sandbox.population.generator import PopulationGenerator
-from sandbox.server import build_app
+from tests.sandbox_server import RunningSandbox, free_port, serve_sandbox
+
+# tests/contract and the adapter tests `tthc-bus adapter new` writes import these from here.
+__all__ = ["RunningSandbox", "population_url", "source_settings", "start_sandbox"]
 
 COUNT, SEED = 500, 7
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class RunningSandbox:
-    app: Starlette
-    server: uvicorn.Server
-    thread: threading.Thread
-    port: int
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"{self.base_url}/dancu"
-
-    def set_faults(self, **faults: object) -> None:
-        response = requests.put(
-            f"{self.base_url}/_sandbox/faults/population", json=faults, timeout=5
-        )
-        response.raise_for_status()
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
+POPULATION_PATH = "/dancu"
 
 
 def start_sandbox(port: int | None = None) -> RunningSandbox:
-    port = port or free_port()
-    app = build_app(count=COUNT, seed=SEED)
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name=f"sandbox-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError(f"the sandbox did not start on port {port}")
-        time.sleep(0.01)
-    return RunningSandbox(app, server, thread, port)
+    """The shared sandbox's app (COUNT citizens from SEED), on `port` or a free one."""
+    return serve_sandbox(COUNT, SEED, port)
+
+
+def population_url(running: RunningSandbox) -> str:
+    return running.base_url + POPULATION_PATH
 
 
 def source_settings(url: str, timeout_s: float = 3.0) -> SourceSettings:
@@ -88,15 +46,15 @@ def sandbox() -> Iterator[RunningSandbox]:
 
 @pytest.fixture
 def faultless(sandbox: RunningSandbox) -> Iterator[RunningSandbox]:
-    """The shared sandbox, with its faults switched off again after the test."""
-    sandbox.set_faults()
+    """The shared sandbox, with the population source's faults switched off after the test."""
+    sandbox.set_faults("population")
     yield sandbox
-    sandbox.set_faults()
+    sandbox.set_faults("population")
 
 
 @pytest.fixture
 def adapter(faultless: RunningSandbox) -> Iterator[PopulationAdapter]:
-    population = PopulationAdapter("population", source_settings(faultless.url))
+    population = PopulationAdapter("population", source_settings(population_url(faultless)))
     yield population
     population.close()
 

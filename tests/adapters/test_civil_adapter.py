@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 import unicodedata
 from collections.abc import Iterator
@@ -12,8 +10,6 @@ from typing import Any
 
 import pytest
 import requests
-import uvicorn
-from starlette.applications import Starlette
 from vietnam_provinces import Ward
 
 from adapters.civil import CivilStatusAdapter
@@ -32,58 +28,26 @@ from mappings import load_mapping
 from mappings.units import new_province_code
 from sandbox.civil.generator import CivilRecord, CivilRegister
 from sandbox.civil.service import CivilStatusService
-from sandbox.server import build_app
 from sandbox.world import World
+from tests.sandbox_server import RunningSandbox, free_port, serve_sandbox, served_sandbox
 
 COUNT, SEED = 3_000, 11
 ABSENT = "001090999999"
 
 
 class CivilSandbox:
-    """The sandbox app under uvicorn in a thread, and its civil status side."""
+    """A sandbox of this module's own World (COUNT, SEED), seen from the civil status side."""
 
-    def __init__(self, port: int | None = None) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", port or 0))
-        self.port: int = self.sock.getsockname()[1]
-        self.app: Starlette = build_app(COUNT, SEED)
-        config = uvicorn.Config(self.app, log_level="warning", access_log=False)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(
-            target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True
-        )
-        self.thread.start()
-        deadline = time.monotonic() + 10
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "sandbox not started"
-            time.sleep(0.01)
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"{self.base_url}/hotich"
-
-    @property
-    def world(self) -> World:
-        world: World = self.app.state.world
-        return world
-
-    @property
-    def register(self) -> CivilRegister:
-        service: CivilStatusService = self.app.state.sources["civil"]
-        return service.register
+    def __init__(self, running: RunningSandbox) -> None:
+        self.running = running
+        self.base_url = running.base_url
+        self.url = f"{running.base_url}/hotich"
+        self.world = running.world
+        self.service: CivilStatusService = running.source("civil")
+        self.register: CivilRegister = self.service.register
 
     def set_faults(self, **faults: object) -> None:
-        url = f"{self.base_url}/_sandbox/faults/civil"
-        requests.put(url, json=faults, timeout=5).raise_for_status()
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-        self.sock.close()
+        self.running.set_faults("civil", **faults)
 
 
 def settings(url: str, timeout_s: float = 3.0) -> SourceSettings:
@@ -94,9 +58,8 @@ def settings(url: str, timeout_s: float = 3.0) -> SourceSettings:
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[CivilSandbox]:
-    running = CivilSandbox()
-    yield running
-    running.stop()
+    with served_sandbox(COUNT, SEED) as running:
+        yield CivilSandbox(running)
 
 
 @pytest.fixture
@@ -301,7 +264,7 @@ def test_divorced_citizens_are_divorced_after_their_marriage(
 def test_many_sampled_records_map_without_error(
     adapter: CivilStatusAdapter, civil: CivilSandbox
 ) -> None:
-    sample = civil.app.state.sources["civil"].sample(300, seed=9)
+    sample = civil.service.sample(300, seed=9)
     kinds: set[str] = set()
     statuses: set[str] = set()
     for personal_id in sample:
@@ -352,7 +315,7 @@ def test_a_subject_without_personal_id_and_an_unknown_dataset_are_rejected(
 
 # -- faults -------------------------------------------------------------------------------------
 def held_id(civil: CivilSandbox, n: int = 0) -> str:
-    return str(civil.app.state.sources["civil"].sample(n + 1, seed=4)[n])
+    return str(civil.service.sample(n + 1, seed=4)[n])
 
 
 def test_server_error_is_a_retryable_source_fault_in_nfc(
@@ -416,16 +379,13 @@ def test_hang_is_a_timeout(adapter: CivilStatusAdapter, civil: CivilSandbox) -> 
 
 
 def test_stopped_server_is_unavailable_and_the_wsdl_is_read_once_it_is_back() -> None:
-    probe = socket.socket()
-    probe.bind(("127.0.0.1", 0))
-    port = probe.getsockname()[1]
-    probe.close()
+    port = free_port()
     adapter = CivilStatusAdapter("civil", settings(f"http://127.0.0.1:{port}/hotich"))
     with pytest.raises(SourceUnavailable):
         fetch(adapter, "events", ABSENT)
-    running = CivilSandbox(port)
+    running = serve_sandbox(COUNT, SEED, port)
     try:
-        personal_id = held_id(running)
+        personal_id = held_id(CivilSandbox(running))
         assert fetch(adapter, "events", personal_id).data["SoDinhDanh"] == personal_id
     finally:
         running.stop()

@@ -34,6 +34,7 @@ from mappings.transforms import load_code_list
 from mappings.units import COMMUNES, new_province_code
 from sandbox.enterprise.generator import EnterpriseRegistry
 from sandbox.world import World
+from tests.sandbox_server import RunningSandbox
 
 PREFIX = "/dkdn/api"
 
@@ -41,18 +42,15 @@ PREFIX = "/dkdn/api"
 class EnterpriseSandbox:
     """What the shared sandbox (tests/adapters/conftest.py) holds, seen from this database."""
 
-    def __init__(self, running: Any) -> None:
+    def __init__(self, running: RunningSandbox) -> None:
         self.running = running
-        self.base_url: str = running.base_url
+        self.base_url = running.base_url
         self.url = running.base_url + PREFIX
-        self.world: World = running.app.state.world
-        self.records: EnterpriseRegistry = running.app.state.sources["enterprise"].registry
+        self.world = running.world
+        self.records: EnterpriseRegistry = running.source("enterprise").registry
 
     def set_faults(self, **faults: object) -> None:
-        response = requests.put(
-            f"{self.base_url}/_sandbox/faults/enterprise", json=faults, timeout=5
-        )
-        response.raise_for_status()
+        self.running.set_faults("enterprise", **faults)
 
 
 def settings(url: str, timeout_s: float = 3.0) -> SourceSettings:
@@ -62,7 +60,7 @@ def settings(url: str, timeout_s: float = 3.0) -> SourceSettings:
 
 
 @pytest.fixture
-def site(sandbox: Any) -> Iterator[EnterpriseSandbox]:
+def site(sandbox: RunningSandbox) -> Iterator[EnterpriseSandbox]:
     """The shared sandbox (conftest's), this source's faults switched off after the test."""
     site = EnterpriseSandbox(sandbox)
     site.set_faults()

@@ -8,7 +8,6 @@ from datetime import date, timedelta
 from typing import Any
 
 import pytest
-import requests
 
 from adapters.base import Adapter, NativeRecord
 from adapters.insurance import InsuranceAdapter, InsuranceSettings
@@ -28,8 +27,8 @@ from mappings.transforms import load_code_list
 from mappings.units import new_province_code
 from sandbox.insurance.generator import Insured
 from sandbox.insurance.service import InsuranceService
-from sandbox.world import SNAPSHOT, World
-from tests.adapters.conftest import RunningSandbox
+from sandbox.world import SNAPSHOT
+from tests.sandbox_server import RunningSandbox
 
 SEX = {1: "male", 2: "female"}
 
@@ -51,12 +50,11 @@ class Insurance:
 
     def __init__(self, running: RunningSandbox) -> None:
         self.running = running
-        self.service: InsuranceService = running.app.state.sources["insurance"]
-        self.world: World = running.app.state.world
+        self.service: InsuranceService = running.source("insurance")
+        self.world = running.world
 
     def set_faults(self, **faults: object) -> None:
-        url = f"{self.running.base_url}/_sandbox/faults/insurance"
-        requests.put(url, json=faults, timeout=5).raise_for_status()
+        self.running.set_faults("insurance", **faults)
 
     def sample(self, n: int, seed: int = 11) -> list[str]:
         return self.service.sample(n, seed=seed)

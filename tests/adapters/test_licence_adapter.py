@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-import time
 import tomllib
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -12,8 +10,6 @@ from typing import Any
 
 import orjson
 import pytest
-import requests
-import uvicorn
 from pydantic import ValidationError
 
 from adapters.base import NativeRecord
@@ -34,9 +30,8 @@ from mappings import load_mapping
 from mappings.units import new_province_code
 from sandbox.licence.generator import HeldClass, LicenceGenerator
 from sandbox.licence.service import LicenceService
-from sandbox.server import build_app
 from sandbox.world import SNAPSHOT, World
-from tests.adapters.conftest import RunningSandbox, free_port
+from tests.sandbox_server import RunningSandbox, serve_sandbox, served_sandbox
 
 # A world larger than the shared adapter sandbox's, so that it has dead holders, suspensions,
 # expired licences and 2025 classes.
@@ -60,38 +55,18 @@ def settings(url: str, timeout_s: float = 3.0) -> SourceSettings:
     )
 
 
-def set_faults(sandbox: RunningSandbox, **faults: Any) -> None:
-    url = f"{sandbox.base_url}/_sandbox/faults/licence"
-    requests.put(url, json=faults, timeout=5).raise_for_status()
-
-
-def start_sandbox(count: int = COUNT, seed: int = SEED) -> RunningSandbox:
-    port = free_port()
-    app = build_app(count=count, seed=seed)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name=f"licence-sandbox-{port}", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError(f"the sandbox did not start on port {port}")
-        time.sleep(0.01)
-    return RunningSandbox(app, server, thread, port)
-
-
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[RunningSandbox]:
-    running = start_sandbox()
-    yield running
-    running.stop()
+    with served_sandbox(COUNT, SEED) as running:
+        yield running
 
 
 @pytest.fixture
 def licence_sandbox(sandbox: RunningSandbox) -> Iterator[RunningSandbox]:
     """This module's sandbox, with the licence source's faults off before and after the test."""
-    set_faults(sandbox)
+    sandbox.set_faults("licence")
     yield sandbox
-    set_faults(sandbox)
+    sandbox.set_faults("licence")
 
 
 @pytest.fixture
@@ -103,7 +78,7 @@ def adapter(licence_sandbox: RunningSandbox) -> Iterator[LicenceAdapter]:
 
 @pytest.fixture
 def service(licence_sandbox: RunningSandbox) -> LicenceService:
-    source: LicenceService = licence_sandbox.app.state.sources["licence"]
+    source: LicenceService = licence_sandbox.source("licence")
     return source
 
 
@@ -372,7 +347,7 @@ def test_a_wrong_path_is_refused_not_malformed(licence_sandbox: RunningSandbox) 
 def test_a_server_error_is_unavailable_and_retryable(
     adapter: LicenceAdapter, service: LicenceService, licence_sandbox: RunningSandbox, status: int
 ) -> None:
-    set_faults(licence_sandbox, error_rate=1, error_status=status)
+    licence_sandbox.set_faults("licence", error_rate=1, error_status=status)
     with pytest.raises(SourceUnavailable) as info:
         fetch(adapter, a_holder(service))
     assert info.value.retryable and f"HTTP {status}" in str(info.value)
@@ -381,7 +356,7 @@ def test_a_server_error_is_unavailable_and_retryable(
 def test_an_outage_is_unavailable(
     adapter: LicenceAdapter, service: LicenceService, licence_sandbox: RunningSandbox
 ) -> None:
-    set_faults(licence_sandbox, outage=True)
+    licence_sandbox.set_faults("licence", outage=True)
     with pytest.raises(SourceUnavailable):
         fetch(adapter, a_holder(service))
 
@@ -390,7 +365,7 @@ def test_a_malformed_answer_is_described_never_quoted(
     adapter: LicenceAdapter, service: LicenceService, licence_sandbox: RunningSandbox
 ) -> None:
     personal_id = a_holder(service)
-    set_faults(licence_sandbox, malformed_rate=1)
+    licence_sandbox.set_faults("licence", malformed_rate=1)
     for _ in range(6):  # both kinds of garbage: cut short, and an HTML page
         with pytest.raises(MalformedAnswer) as info:
             fetch(adapter, personal_id)
@@ -402,7 +377,7 @@ def test_a_malformed_answer_is_described_never_quoted(
 def test_latency_beyond_the_timeout_is_a_timeout(
     adapter: LicenceAdapter, service: LicenceService, licence_sandbox: RunningSandbox
 ) -> None:
-    set_faults(licence_sandbox, latency_ms=1500)
+    licence_sandbox.set_faults("licence", latency_ms=1500)
     with pytest.raises(SourceTimeout):
         fetch(adapter, a_holder(service), timeout=0.3)
 
@@ -410,15 +385,15 @@ def test_latency_beyond_the_timeout_is_a_timeout(
 def test_a_hang_is_a_timeout(
     adapter: LicenceAdapter, service: LicenceService, licence_sandbox: RunningSandbox
 ) -> None:
-    set_faults(licence_sandbox, hang=True)
+    licence_sandbox.set_faults("licence", hang=True)
     with pytest.raises(SourceTimeout):
         fetch(adapter, a_holder(service), timeout=0.3)
 
 
 def test_a_stopped_server_is_unavailable() -> None:
-    running = start_sandbox(count=200)
+    running = serve_sandbox(200, SEED)
     adapter = LicenceAdapter("licence", settings(running.base_url + API))
-    service: LicenceService = running.app.state.sources["licence"]
+    service: LicenceService = running.source("licence")
     personal_id = a_holder(service)
     assert fetch(adapter, personal_id).data["so_dinh_danh"] == personal_id
     running.stop()

@@ -24,6 +24,7 @@ from bus.errors import (
 from bus.schemas import Address, Citizen, Relative, Subject
 from mappings import load_mapping
 from mappings.units import new_province_code
+from tests.adapters.conftest import population_url
 
 SEX = {0: "unknown", 1: "male", 2: "female"}
 
@@ -135,7 +136,7 @@ def test_subject_without_personal_id_is_rejected(adapter: PopulationAdapter) -> 
 
 
 def test_server_error_is_a_source_fault(adapter: PopulationAdapter, faultless: Any) -> None:
-    faultless.set_faults(error_rate=1)
+    faultless.set_faults("population", error_rate=1)
     with pytest.raises(SourceFault) as info:
         fetch(adapter, faultless.app.state.world.population.personal_id(0))
     assert info.value.retryable
@@ -144,7 +145,7 @@ def test_server_error_is_a_source_fault(adapter: PopulationAdapter, faultless: A
 def test_malformed_answer(adapter: PopulationAdapter, faultless: Any) -> None:
     personal_id = faultless.app.state.world.population.personal_id(1)
     fetch(adapter, personal_id)  # the WSDL is loaded before the answers go bad
-    faultless.set_faults(malformed_rate=1)
+    faultless.set_faults("population", malformed_rate=1)
     for _ in range(6):  # both kinds of garbage: cut short, and an HTML page
         with pytest.raises(MalformedAnswer) as info:
             fetch(adapter, personal_id)
@@ -158,7 +159,7 @@ def test_malformed_answer(adapter: PopulationAdapter, faultless: Any) -> None:
 def test_latency_beyond_the_timeout(adapter: PopulationAdapter, faultless: Any) -> None:
     personal_id = faultless.app.state.world.population.personal_id(2)
     fetch(adapter, personal_id)
-    faultless.set_faults(latency_ms=1500)
+    faultless.set_faults("population", latency_ms=1500)
     with pytest.raises(SourceTimeout):
         fetch(adapter, personal_id, timeout=0.3)
 
@@ -166,14 +167,14 @@ def test_latency_beyond_the_timeout(adapter: PopulationAdapter, faultless: Any) 
 def test_hang_is_a_timeout(adapter: PopulationAdapter, faultless: Any) -> None:
     personal_id = faultless.app.state.world.population.personal_id(3)
     fetch(adapter, personal_id)
-    faultless.set_faults(hang=True)
+    faultless.set_faults("population", hang=True)
     with pytest.raises(SourceTimeout):
         fetch(adapter, personal_id, timeout=0.3)
 
 
 def test_stopped_server_is_unavailable(sandbox_on: Any) -> None:
     running = sandbox_on()
-    adapter = PopulationAdapter("population", sandbox_on.settings(running.url))
+    adapter = PopulationAdapter("population", sandbox_on.settings(population_url(running)))
     personal_id = running.app.state.world.population.personal_id(0)
     assert fetch(adapter, personal_id).data["SoDinhDanh"] == personal_id
     running.stop()

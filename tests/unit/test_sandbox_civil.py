@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 import unicodedata
 from collections.abc import Iterator
@@ -12,7 +10,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 import zeep
 from lxml import etree
 
@@ -30,8 +27,8 @@ from sandbox.civil.generator import (
 )
 from sandbox.civil.service import CivilStatusService
 from sandbox.reference import communes_by_old_province
-from sandbox.server import build_app
 from sandbox.world import SNAPSHOT, World, add_months
+from tests.sandbox_server import served_sandbox
 
 COUNT = 4_000
 SEED = 20250701
@@ -71,21 +68,8 @@ def couples(
 @pytest.fixture(scope="module")
 def sandbox_url() -> Iterator[str]:
     """The sandbox app served by a real uvicorn on a free loopback port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(build_app(COUNT, SEED), log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "sandbox server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with served_sandbox(COUNT, SEED) as running:
+        yield running.base_url
 
 
 @pytest.fixture

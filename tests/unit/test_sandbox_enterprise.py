@@ -3,8 +3,6 @@ they share with the population database, and its REST/JSON service."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 import unicodedata
 from collections import Counter
@@ -15,7 +13,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import uvicorn
 
 from bus.identifiers import check_enterprise_code
 from mappings.transforms import load_code_list, to_name
@@ -35,8 +32,8 @@ from sandbox.enterprise.service import (
     REPRESENTATIVES_PATH,
     EnterpriseService,
 )
-from sandbox.server import build_app
 from sandbox.world import World
+from tests.sandbox_server import served_sandbox
 
 COUNT, SEED = 10_000, 20250701
 
@@ -310,21 +307,8 @@ def test_a_citizen_who_represents_no_enterprise_has_an_empty_list(
 # -- the service over HTTP ------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def sandbox_url() -> Iterator[str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(build_app(COUNT, SEED), log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "sandbox server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with served_sandbox(COUNT, SEED) as running:
+        yield running.base_url
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import re
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from datetime import date, datetime
@@ -13,7 +11,6 @@ from typing import Any
 import httpx
 import orjson
 import pytest
-import uvicorn
 
 from mappings.transforms import load_code_list
 from sandbox.enterprise.generator import EnterpriseRegistry
@@ -28,8 +25,8 @@ from sandbox.insurance.generator import (
 )
 from sandbox.insurance.service import InsuranceService
 from sandbox.reference import OLD_PROVINCES
-from sandbox.server import build_app
 from sandbox.world import SNAPSHOT, World
+from tests.sandbox_server import served_sandbox
 
 COUNT = 4_000
 SEED = 20250701
@@ -322,21 +319,8 @@ def test_records_are_cheap_to_make(world: World) -> None:
 @pytest.fixture(scope="module")
 def served() -> Iterator[tuple[str, InsuranceService]]:
     """The sandbox app on a real uvicorn, and its insurance source."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    app = build_app(COUNT, SEED)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "sandbox server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}", app.state.sources["insurance"]
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with served_sandbox(COUNT, SEED) as running:
+        yield running.base_url, running.source("insurance")
 
 
 @pytest.fixture

@@ -4,8 +4,6 @@ service."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
 import time
 import tomllib
 from collections import Counter
@@ -16,12 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
 from sandbox.licence.generator import HeldClass, Licence, LicenceGenerator
 from sandbox.licence.service import LOOKUP_PATH, LicenceService
-from sandbox.server import build_app
 from sandbox.world import SNAPSHOT, World, add_years
+from tests.sandbox_server import served_sandbox
 
 COUNT, SEED = 10_000, 20250701
 REFORM_DAY = date(2025, 1, 1)
@@ -274,21 +271,8 @@ def test_an_answer_costs_well_under_a_millisecond(world: World) -> None:
 @pytest.fixture(scope="module")
 def sandbox_url() -> Iterator[str]:
     """The sandbox app served by a real uvicorn on a free loopback port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(build_app(COUNT, SEED), log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "sandbox server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with served_sandbox(COUNT, SEED) as running:
+        yield running.base_url
 
 
 @pytest.fixture

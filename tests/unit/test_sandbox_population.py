@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import threading
 import time
 import unicodedata
 from collections.abc import Iterator
@@ -15,14 +13,13 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 import zeep
 from lxml import etree
 from vietnam_provinces import Ward
 
 from sandbox.population.generator import PopulationGenerator, old_tone_placement
 from sandbox.reference import OLD_PROVINCES, PROVINCE_MERGE_2025
-from sandbox.server import build_app
+from tests.sandbox_server import served_sandbox
 
 COUNT = 10_000
 SEED = 20250701
@@ -43,21 +40,8 @@ def citizens(generator: PopulationGenerator) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def sandbox_url() -> Iterator[str]:
     """The sandbox app served by a real uvicorn on a free loopback port."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(build_app(COUNT, SEED), log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "sandbox server did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with served_sandbox(COUNT, SEED) as running:
+        yield running.base_url
 
 
 @pytest.fixture
