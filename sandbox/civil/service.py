@@ -24,24 +24,19 @@ every name, office and description arrives decomposed. A request that is not a S
 of these operations is a soap:Client fault; an injected error is a soap:Server fault (HTTP 500).
 
 Routes: ``POST /hotich`` (SOAP), ``GET /hotich?wsdl`` and ``GET /hotich/civil.wsdl`` (the WSDL,
-its address rewritten to the URL it is served at).
+its address rewritten to the URL it is served at), as every SOAP service of the sandbox serves
+them (sandbox.soap).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
-from datetime import date, datetime, timedelta, timezone
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape, quoteattr
-
-from lxml import etree
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from xml.sax.saxutils import escape
 
 from sandbox.civil.generator import (
     BIRTH,
@@ -52,26 +47,18 @@ from sandbox.civil.generator import (
     CivilRegister,
     MaritalStatusFacts,
 )
-from sandbox.faults import FaultInjector, FaultOutcome, outage_response
-from sandbox.population.service import SoapClientError, soap_fault
-from sandbox.registry import SimulatedSource, register
+from sandbox.faults import FaultInjector
+from sandbox.registry import register
+from sandbox.soap import SoapService, now_stamp, render_element
 from sandbox.world import SNAPSHOT, World
 
 NAMESPACE = "urn:tthc-sandbox:csdl-ho-tich:v1"
-SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP_PATH = "/hotich"
 WSDL_FILE = Path(__file__).with_name("civil.wsdl")
-_WSDL_DEFAULT_ADDRESS = '"http://localhost:8000/hotich"'
-_XML_MEDIA_TYPE = "text/xml; charset=utf-8"
-_VIETNAM_TIME = timezone(timedelta(hours=7))
 _ID_PATTERN = re.compile(r"\d{12}")
 _DAY_PATTERN = re.compile(r"(\d{2})/(\d{2})/(\d{4})")
 _DATA_TIME_STREAM = 0xC1E0
 
-_ENVELOPE = (
-    '<?xml version="1.0" encoding="utf-8"?>\n'
-    f'<soap:Envelope xmlns:soap="{SOAP_ENV}"><soap:Body>{{body}}</soap:Body></soap:Envelope>'
-)
 _RESULT = "<MaKetQua>{code}</MaKetQua><MoTaKetQua>{description}</MoTaKetQua>"
 _EVENTS_RESPONSE = (
     f'<TraCuuSuKienHoTichResponse xmlns="{NAMESPACE}">{_RESULT}'
@@ -100,39 +87,31 @@ def native_day(day: date) -> str:
     return day.strftime("%d/%m/%Y")
 
 
-def _now_stamp() -> str:
-    return datetime.now(_VIETNAM_TIME).strftime("%Y%m%d%H%M%S")
-
-
 @register
-class CivilStatusService(SimulatedSource):
+class CivilStatusService(SoapService):
     """Answers the SOAP operations from the world's civil status register, with injected faults."""
 
     name = "civil"
     description = "SOAP at /hotich (CSDL hộ tịch điện tử, Bộ Tư pháp)"
+    namespace = NAMESPACE
+    path = SOAP_PATH
+    wsdl_file = WSDL_FILE
+    server_error = _SERVER_ERROR_TEXT
 
     def __init__(
         self, world: World, faults: FaultInjector | None = None, cache_size: int = 8_192
     ) -> None:
         super().__init__(world, faults)
         self.register = CivilRegister(world, cache_size)
-        self._parser = etree.XMLParser(
-            resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False
-        )
-        self._wsdl_template = WSDL_FILE.read_text(encoding="utf-8")
         self._events_response = lru_cache(maxsize=cache_size)(self._render_events)
         self._status_today = lru_cache(maxsize=cache_size)(self._render_status)
-        self._operations: dict[str, Callable[[dict[str, str]], str]] = {
+        self.operations = {
             "TraCuuSuKienHoTich": self.look_up,
             "XacNhanTinhTrangHonNhan": self.certify,
         }
 
-    def routes(self) -> list[Route]:
-        return [
-            Route(SOAP_PATH, self._soap_endpoint, methods=["POST"]),
-            Route(SOAP_PATH, self._wsdl_query_endpoint, methods=["GET"]),
-            Route(f"{SOAP_PATH}/civil.wsdl", self._wsdl_endpoint, methods=["GET"]),
-        ]
+    def text(self, text: str) -> str:
+        return decomposed(text)
 
     def holds(self, index: int) -> bool:
         return self.register.holds(index)
@@ -263,69 +242,6 @@ class CivilStatusService(SimulatedSource):
         hour, minute, second = rng.randint(7, 17), rng.randrange(60), rng.randrange(60)
         return f"{last:%Y%m%d}{hour:02d}{minute:02d}{second:02d}"
 
-    # -- HTTP ---------------------------------------------------------------------------------
-    def parse_request(self, body: bytes) -> tuple[str, dict[str, str]]:
-        """The operation name and its child fields (by local name) of a SOAP 1.1 request."""
-        try:
-            root = etree.fromstring(body, self._parser)
-        except etree.XMLSyntaxError as error:
-            raise SoapClientError(f"request is not well-formed XML: {error}") from None
-        if root.tag != f"{{{SOAP_ENV}}}Envelope":
-            raise SoapClientError(f"expected a SOAP 1.1 {{{SOAP_ENV}}}Envelope, got {root.tag}")
-        body_element = root.find(f"{{{SOAP_ENV}}}Body")
-        if body_element is None:
-            raise SoapClientError("the SOAP envelope has no Body")
-        operation = next((el for el in body_element if isinstance(el.tag, str)), None)
-        if operation is None:
-            raise SoapClientError("the SOAP Body is empty: no operation element")
-        qname = etree.QName(operation)
-        if qname.namespace != NAMESPACE or qname.localname not in self._operations:
-            raise SoapClientError(
-                f"unknown operation {operation.tag}; this service offers "
-                f"{sorted(self._operations)} in namespace {NAMESPACE}"
-            )
-        fields = {
-            etree.QName(child).localname: (child.text or "").strip()
-            for child in operation
-            if isinstance(child.tag, str)
-        }
-        return qname.localname, fields
-
-    async def _soap_endpoint(self, request: Request) -> Response:
-        body = await request.body()
-        outcome = await self.faults.before_request(request)
-        if outcome is FaultOutcome.OUTAGE:
-            return outage_response()
-        if outcome is FaultOutcome.ERROR:
-            return soap_fault("Server", decomposed(_SERVER_ERROR_TEXT))
-        try:
-            operation, fields = self.parse_request(body)
-        except SoapClientError as error:
-            message = f"Yêu cầu không hợp lệ (invalid request): {error}"
-            return soap_fault("Client", decomposed(message))
-        payload = _ENVELOPE.format(body=self._operations[operation](fields)).encode()
-        if outcome is FaultOutcome.MALFORMED:
-            payload = self.faults.malform(payload)
-        return Response(payload, media_type=_XML_MEDIA_TYPE)
-
-    def wsdl_text(self, base_url: str) -> str:
-        """The WSDL with its soap:address pointing at ``base_url`` + ``/hotich``."""
-        address = quoteattr(base_url.rstrip("/") + SOAP_PATH)
-        return self._wsdl_template.replace(_WSDL_DEFAULT_ADDRESS, address)
-
-    async def _wsdl_endpoint(self, request: Request) -> Response:
-        if self.faults.faults.outage:
-            return outage_response()
-        return Response(self.wsdl_text(str(request.base_url)), media_type=_XML_MEDIA_TYPE)
-
-    async def _wsdl_query_endpoint(self, request: Request) -> Response:
-        if request.url.query.lower() == "wsdl":
-            return await self._wsdl_endpoint(request)
-        return PlainTextResponse(
-            f"POST SOAP 1.1 envelopes to {SOAP_PATH}; GET {SOAP_PATH}?wsdl for the WSDL",
-            status_code=400,
-        )
-
 
 def _office_name(record: CivilRecord) -> str:
     """The registering office: the people's committee (Ủy ban nhân dân) of the commune."""
@@ -343,7 +259,7 @@ class Refusal(Exception):
 
     def render(self, template: str) -> str:
         response = template.format(
-            code=self.code, description=escape(self.description), data_time=_now_stamp(), found=""
+            code=self.code, description=escape(self.description), data_time=now_stamp(), found=""
         )
         return decomposed(response)
 
@@ -364,13 +280,3 @@ def _certificate_day(text: str) -> date:
             "(must not be after the day of the data)",
         )
     return day
-
-
-def render_element(name: str, value: Any) -> str:
-    """A native value as XML: a dict is nested elements in its order, a list repeats the element."""
-    if isinstance(value, list):
-        return "".join(render_element(name, item) for item in value)
-    if isinstance(value, dict):
-        inner = "".join(render_element(key, child) for key, child in value.items())
-        return f"<{name}>{inner}</{name}>"
-    return f"<{name}>{escape(str(value))}</{name}>"

@@ -27,14 +27,8 @@ from bus.errors import MalformedAnswer, SourceNotFound, SourceRejected
 from bus.schemas import Subject
 from bus.settings import SourceSettings
 from sandbox.population.generator import PopulationGenerator
-from sandbox.population.service import (
-    NAMESPACE,
-    SOAP_ENV,
-    WSDL_FILE,
-    PopulationService,
-    render_element,
-    soap_fault,
-)
+from sandbox.population.service import NAMESPACE, WSDL_FILE, PopulationService
+from sandbox.soap import SOAP_ENV, render_element, soap_fault
 from sandbox.world import World
 
 OPERATION = "TraCuuThongTinCongDan"
