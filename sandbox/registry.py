@@ -1,8 +1,13 @@
 """The simulated national databases, found without a list to edit.
 
-A simulated source is a `SimulatedSource` subclass decorated with `@register`, in the module
-`sandbox/<package>/service.py` of any package under sandbox/. `discover()` imports every such
-module, so a new source plugs in by adding its package; sandbox/server.py does not change.
+A simulated source is a `SimulatedSource` subclass decorated with `@register`, either in the
+module `sandbox/<package>/service.py` of a package under sandbox/ (a source with a generator
+and data files of its own), or in a plain module `sandbox/<name>.py` (a small source in one
+file, as `tthc-bus adapter new` writes one). `discover()` imports every such module, so a new
+source plugs in by adding its package or its module; sandbox/server.py does not change. The
+plain modules that are the sandbox's own machinery (`INFRASTRUCTURE`) are not imported by
+`discover()`, nor private ones (`_name.py`): a new module of machinery goes into that set, or is
+made private.
 """
 
 from __future__ import annotations
@@ -64,6 +69,8 @@ class SimulatedSource(ABC):
 
 
 SourceClass = TypeVar("SourceClass", bound=type[SimulatedSource])
+# The plain modules of sandbox/ that are its machinery, not sources (see the module doc).
+INFRASTRUCTURE = frozenset({"faults", "reference", "registry", "server", "soap", "world"})
 _REGISTRY: dict[str, type[SimulatedSource]] = {}
 
 
@@ -77,7 +84,8 @@ def register(cls: SourceClass) -> SourceClass:
 
 
 def discover() -> dict[str, type[SimulatedSource]]:
-    """Every registered source, after importing each `sandbox/<package>/service.py`."""
+    """Every registered source, after importing each `sandbox/<package>/service.py` and each
+    plain module `sandbox/<name>.py` that is neither machinery nor private."""
     for module in pkgutil.iter_modules(sandbox.__path__):
         if module.ispkg:
             try:
@@ -85,4 +93,6 @@ def discover() -> dict[str, type[SimulatedSource]]:
             except ModuleNotFoundError as error:
                 if error.name != f"sandbox.{module.name}.service":
                     raise
+        elif module.name not in INFRASTRUCTURE and not module.name.startswith("_"):
+            importlib.import_module(f"sandbox.{module.name}")
     return dict(sorted(_REGISTRY.items()))

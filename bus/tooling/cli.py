@@ -20,6 +20,7 @@ from rich.console import Console
 
 from bus.errors import BusError
 from bus.settings import Settings, get_settings
+from bus.tooling.scaffold import SourceProtocol
 
 if TYPE_CHECKING:
     from bus.catalog import Catalog
@@ -33,10 +34,12 @@ kafka_app = typer.Typer(help="The embedded local Kafka broker.", no_args_is_help
 sandbox_app = typer.Typer(help="The simulated national databases.", no_args_is_help=True)
 schemas_app = typer.Typer(help="Message schemas.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topics of the bus.", no_args_is_help=True)
+adapter_app = typer.Typer(help="Adapters of the national databases.", no_args_is_help=True)
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(topics_app, name="topics")
+app.add_typer(adapter_app, name="adapter")
 
 
 def settings_or_exit() -> Settings:
@@ -209,6 +212,42 @@ def sandbox_sources() -> None:
 
     for name, cls in discover().items():
         print(f"{name:<12} {cls.subject:<16} {cls.description}")
+
+
+# -- adapter ---------------------------------------------------------------------------------
+
+
+@adapter_app.command("new")
+def adapter_new(
+    name: Annotated[str, typer.Argument(help="The new source, a lowercase identifier.")],
+    protocol: Annotated[
+        SourceProtocol,
+        typer.Option(help="How the national database is asked.", case_sensitive=False),
+    ],
+    write_settings: Annotated[
+        bool,
+        typer.Option("--write-settings", help="Append its settings block to settings.toml."),
+    ] = False,
+) -> None:
+    """Write a new national database: its adapter (with its schema), mapping, sandbox stub and
+    tests, which pass the contract suite as written; print its settings block and what next."""
+    from bus.settings import PROJECT_ROOT
+    from bus.tooling.scaffold import ScaffoldError, new_source
+
+    settings = settings_or_exit()
+    try:
+        done = new_source(
+            PROJECT_ROOT,
+            name,
+            protocol,
+            sandbox_url=f"http://{settings.sandbox.host}:{settings.sandbox.port}",
+            configured=settings.sources,
+            write_settings=write_settings,
+        )
+    except ScaffoldError as exc:
+        err_console.print(f"{exc}", style="red", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+    print(done.report())
 
 
 # -- worker ----------------------------------------------------------------------------------
