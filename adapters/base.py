@@ -13,8 +13,9 @@ Errors are classified once, here, into the `SourceError` family of bus/errors.py
 - HTTP 5xx (or 429) without a protocol error     -> SourceUnavailable (retryable)
 - other HTTP 4xx                                 -> SourceRejected
 - anything else `requests` raises                -> SourceUnavailable
-Protocol modules add their own (SOAP fault, result codes, unparseable answers) by overriding
-`classify`.
+Protocol modules add their own (SOAP fault, unparseable answers) by overriding `classify`; a
+source's result code (found, not found, invalid input, anything else) is read by
+`check_result_code`.
 
 Error messages go into replies and logs, so they never quote the answer or the request URL (a
 REST source may have the personal id in it): they name the kind of problem (`error_chain`), the
@@ -38,7 +39,14 @@ import urllib3
 from requests.adapters import HTTPAdapter
 
 from adapters.http11 import OriginPool
-from bus.errors import SourceError, SourceRejected, SourceTimeout, SourceUnavailable
+from bus.errors import (
+    SourceError,
+    SourceFault,
+    SourceNotFound,
+    SourceRejected,
+    SourceTimeout,
+    SourceUnavailable,
+)
 from bus.schemas.lookup import Subject
 from bus.settings import SourceSettings
 
@@ -271,6 +279,19 @@ class Adapter(ABC):
         if isinstance(exc, requests.RequestException):
             return SourceUnavailable(self.source, f"HTTP request failed ({error_chain(exc)})")
         return None
+
+    def check_result_code(
+        self, code: str, description: str, *, found: str, not_found: str, invalid_input: str
+    ) -> None:
+        """Return when a source's result code is `found`; else raise what it says: `not_found`
+        SourceNotFound, `invalid_input` SourceRejected, any other code SourceFault. `code` and
+        `description` are the source's own words, already cut short (`source_words`)."""
+        if code == not_found:
+            raise SourceNotFound(self.source, f"{code} {description}".strip())
+        if code == invalid_input:
+            raise SourceRejected(self.source, f"{code} {description}".strip())
+        if code != found:
+            raise SourceFault(self.source, f"result code {code!r}: {description}".rstrip(": "))
 
     def http_status_error(self, status: int, reason: str | None) -> SourceError:
         """An HTTP error status that carries no protocol-level answer."""

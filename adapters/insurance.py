@@ -33,8 +33,6 @@ from adapters.rest import JsonAnswer, RestAdapter, TokenLogin
 from bus.errors import (
     MalformedAnswer,
     SettingsError,
-    SourceFault,
-    SourceNotFound,
     SourceRejected,
 )
 from bus.schemas.lookup import Subject
@@ -110,12 +108,9 @@ class InsuranceAdapter(RestAdapter):
             raise MalformedAnswer(self.source, f"no maKetQua in the answer (HTTP {answer.status})")
         code = source_words(code, 10)
         description = source_words(body.get("moTa") or "")
-        if code == NOT_FOUND:
-            raise SourceNotFound(self.source, f"{code} {description}".strip())
-        if code == INVALID_INPUT:
-            raise SourceRejected(self.source, f"{code} {description}".strip())
-        if code != FOUND:
-            raise SourceFault(self.source, f"result code {code!r}: {description}".rstrip(": "))
+        self.check_result_code(
+            code, description, found=FOUND, not_found=NOT_FOUND, invalid_input=INVALID_INPUT
+        )
         record = body.get("duLieu")
         if not isinstance(record, dict):
             raise MalformedAnswer(self.source, "maKetQua 0 (found) without a duLieu object")

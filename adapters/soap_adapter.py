@@ -43,7 +43,6 @@ from bus.errors import (
     MalformedAnswer,
     SourceError,
     SourceFault,
-    SourceNotFound,
     SourceRejected,
     SourceTimeout,
     SourceUnavailable,
@@ -174,12 +173,9 @@ class SoapAdapter(Adapter):
         # The result code and its description are the source's own words, not personal data.
         code = source_words("" if data["MaKetQua"] is None else data["MaKetQua"], 10)
         description = self.words(data.get("MoTaKetQua") or "")
-        if code == NOT_FOUND:
-            raise SourceNotFound(self.source, f"{code} {description}".strip())
-        if code == INVALID_INPUT:
-            raise SourceRejected(self.source, f"{code} {description}".strip())
-        if code != FOUND:
-            raise SourceFault(self.source, f"result code {code!r}: {description}".rstrip(": "))
+        self.check_result_code(
+            code, description, found=FOUND, not_found=NOT_FOUND, invalid_input=INVALID_INPUT
+        )
         return data
 
     def data_time(self, value: Any) -> datetime | None:
