@@ -2,7 +2,8 @@
 
 `serve_sandbox(count, seed)` builds the app of `sandbox.server` over a World of `count` citizens
 from `seed`, serves it on a loopback port (a free one, or the one asked for) and returns once it
-answers; `served_sandbox` does the same for a `with` block and stops it after.
+answers; `served_sandbox` does the same for a `with` block and stops it after. (A port to
+start one on later: `bus.tooling.kafka_local.free_port`.)
 """
 
 from __future__ import annotations
@@ -23,14 +24,6 @@ from sandbox.server import build_app
 from sandbox.world import World
 
 STARTUP_S = 10.0
-
-
-def free_port() -> int:
-    """A loopback port that nothing listens on now (for a sandbox started on it later)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -8,8 +8,9 @@ import pytest
 
 from adapters.population import PopulationAdapter
 from bus.settings import SourceSettings
+from bus.tooling.kafka_local import free_port
 from sandbox.population.generator import PopulationGenerator
-from tests.sandbox_server import RunningSandbox, free_port, serve_sandbox
+from tests.sandbox_server import RunningSandbox, serve_sandbox
 
 # tests/contract and the adapter tests `tthc-bus adapter new` writes import these from here.
 __all__ = ["RunningSandbox", "population_url", "source_settings", "start_sandbox"]

@@ -24,12 +24,13 @@ from bus.errors import (
 from bus.schemas.civil import CivilStatusHistory, CivilStatusRecord, MaritalStatus, Party
 from bus.schemas.lookup import Subject
 from bus.settings import SourceSettings
+from bus.tooling.kafka_local import free_port
 from mappings import load_mapping
 from mappings.units import new_province_code
 from sandbox.civil.generator import CivilRecord, CivilRegister
 from sandbox.civil.service import CivilStatusService
 from sandbox.world import World
-from tests.sandbox_server import RunningSandbox, free_port, serve_sandbox, served_sandbox
+from tests.sandbox_server import RunningSandbox, serve_sandbox, served_sandbox
 
 COUNT, SEED = 3_000, 11
 ABSENT = "001090999999"
