@@ -31,7 +31,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from functools import lru_cache
+from functools import cache, lru_cache
 from typing import Any, ClassVar, Literal
 
 import requests
@@ -151,6 +151,11 @@ class NativeRecord:
     record_time: datetime | None
 
 
+@cache
+def _dataset_subjects(cls: type[Adapter]) -> dict[str, SubjectKind]:
+    return {dataset.name: dataset.subject for dataset in cls.datasets}
+
+
 class Adapter(ABC):
     """One national database. Subclasses set `name` and `datasets`, and implement `ask`.
 
@@ -227,11 +232,15 @@ class Adapter(ABC):
 
         Returns the native record or raises a `SourceError` (see the module doc).
         """
-        if dataset not in self.dataset_names():
+        kind = self.dataset_subjects().get(dataset)
+        if kind is None:
             raise SourceRejected(
                 self.source,
-                f"dataset {dataset!r} is not served; known: {sorted(self.dataset_names())}",
+                f"dataset {dataset!r} is not served; known: {sorted(self.dataset_subjects())}",
             )
+        if getattr(subject, kind) is None:  # checked here once, for every adapter's `ask`
+            words = "a personal id" if kind == "personal_id" else "an enterprise code"
+            raise SourceRejected(self.source, f"dataset {dataset!r} is asked by {words}")
         call_timeout = min(timeout, self.settings.timeout_s)
         if call_timeout <= 0:
             raise SourceTimeout(self.source, "no time left before the deadline")
@@ -253,7 +262,12 @@ class Adapter(ABC):
 
     @classmethod
     def dataset_names(cls) -> frozenset[str]:
-        return frozenset(dataset.name for dataset in cls.datasets)
+        return frozenset(cls.dataset_subjects())
+
+    @classmethod
+    def dataset_subjects(cls) -> dict[str, SubjectKind]:
+        """Dataset name -> the kind of subject it is asked by (built once per class)."""
+        return _dataset_subjects(cls)
 
     @abstractmethod
     def ask(
@@ -265,7 +279,10 @@ class Adapter(ABC):
         request_id: str,
         requester_agency: str,
     ) -> NativeRecord:
-        """Protocol-specific: ask and read the answer. Raise freely; `classify` sorts it out."""
+        """Protocol-specific: ask and read the answer. Raise freely; `classify` sorts it out.
+
+        `subject` is of the kind `dataset` is declared with (`fetch` checked): its id is
+        `subject.key`."""
 
     def classify(self, exc: BaseException) -> SourceError | None:
         """The `SourceError` for an exception raised while asking; None for a bug (re-raised)."""

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 
 from adapters.base import SOURCE_WORDS_MAX, Dataset, NativeRecord, source_words
 from adapters.soap_adapter import SoapAdapter
-from bus.errors import MalformedAnswer, SourceRejected
+from bus.errors import MalformedAnswer
 from bus.schemas.lookup import Subject
 
 LOOK_UP_EVENTS = "TraCuuSuKienHoTich"
@@ -63,13 +63,11 @@ class CivilStatusAdapter(SoapAdapter):
         request_id: str,
         requester_agency: str,
     ) -> NativeRecord:
-        if subject.personal_id is None:
-            raise SourceRejected(self.source, "the civil status database is asked by personal id")
         operation = _ASKED_BY[dataset]
         values = {
             "MaYeuCau": request_id,
             "MaDonViYeuCau": requester_agency,
-            "SoDinhDanh": subject.personal_id,
+            "SoDinhDanh": subject.key,
         }
         if operation == CERTIFY_MARITAL_STATUS:
             values["NgayXacNhan"] = ""  # the day of the source's data

@@ -76,11 +76,7 @@ class EnterpriseAdapter(RestAdapter):
         requester_agency: str,
     ) -> NativeRecord:
         path, field = _REQUESTS[dataset]
-        asked = subject.personal_id if field == "ID_NUMBER" else subject.enterprise_code
-        if asked is None:
-            kind = "a personal id" if field == "ID_NUMBER" else "an enterprise code"
-            raise SourceRejected(self.source, f"dataset {dataset!r} is asked by {kind}")
-        payload = {field: asked, "REQUEST_ID": request_id, "REQUESTER_CODE": requester_agency}
+        payload = {field: subject.key, "REQUEST_ID": request_id, "REQUESTER_CODE": requester_agency}
         answer = self.post_json(path, payload, timeout=timeout)
         data = self.read_answer(answer)
         return NativeRecord(self.source, dataset, data, self.record_time(data))

@@ -33,7 +33,6 @@ from adapters.rest import JsonAnswer, RestAdapter, TokenLogin
 from bus.errors import (
     MalformedAnswer,
     SettingsError,
-    SourceRejected,
 )
 from bus.schemas.lookup import Subject
 from bus.settings import SourceSettings
@@ -88,10 +87,8 @@ class InsuranceAdapter(RestAdapter):
         request_id: str,
         requester_agency: str,
     ) -> NativeRecord:
-        if subject.personal_id is None:
-            raise SourceRejected(self.source, "the insurance database is asked by personal id")
         payload = {
-            "soDinhDanh": subject.personal_id,
+            "soDinhDanh": subject.key,
             "maDonVi": requester_agency,
             "maYeuCau": request_id,
         }

@@ -57,15 +57,13 @@ class LicenceAdapter(RestAdapter):
         request_id: str,
         requester_agency: str,
     ) -> NativeRecord:
-        if subject.personal_id is None:
-            raise SourceRejected(self.source, "the licence database is asked by personal id")
         payload = {
-            "so_dinh_danh": subject.personal_id,
+            "so_dinh_danh": subject.key,
             "don_vi_yeu_cau": requester_agency,
             "ma_yeu_cau": request_id,
         }
         answer = self.post_json(LOOKUP_PATH, payload, timeout=timeout)
-        return self.read_answer(dataset, answer, subject.personal_id, request_id)
+        return self.read_answer(dataset, answer, subject.key, request_id)
 
     def read_answer(
         self, dataset: str, answer: JsonAnswer, personal_id: str, request_id: str

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from adapters.base import Dataset, NativeRecord
 from adapters.soap_adapter import SoapAdapter
-from bus.errors import MalformedAnswer, SourceRejected
+from bus.errors import MalformedAnswer
 from bus.schemas.lookup import Subject
 
 OPERATION = "TraCuuThongTinCongDan"
@@ -48,12 +48,10 @@ class PopulationAdapter(SoapAdapter):
         request_id: str,
         requester_agency: str,
     ) -> NativeRecord:
-        if subject.personal_id is None:
-            raise SourceRejected(self.source, "the population database is asked by personal id")
         values = {
             "MaYeuCau": request_id,
             "MaDonViYeuCau": requester_agency,
-            "SoDinhDanh": subject.personal_id,
+            "SoDinhDanh": subject.key,
         }
         return self.read_answer(dataset, self.call(OPERATION, values, timeout))
 
