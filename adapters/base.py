@@ -30,7 +30,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 from functools import cache, lru_cache
 from typing import Any, ClassVar, Literal
 
@@ -51,6 +51,8 @@ from bus.schemas.lookup import Subject
 from bus.settings import SourceSettings
 
 USER_AGENT = "tthc-bus/0.1"
+# National databases stamp their records in Vietnam time (UTC+7, no daylight saving).
+VIETNAM_TIME = timezone(timedelta(hours=7))
 SOURCE_WORDS_MAX = 200  # characters of the source's own error words (fault string, description)
 
 

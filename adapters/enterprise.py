@@ -20,15 +20,14 @@ adapters/base.py. Nothing here logs or quotes a request or an answer (they hold 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any, ClassVar
 
-from adapters.base import Dataset, NativeRecord, source_words
+from adapters.base import VIETNAM_TIME, Dataset, NativeRecord, source_words
 from adapters.rest import JsonAnswer, RestAdapter
 from bus.errors import MalformedAnswer, SourceFault, SourceNotFound, SourceRejected
 from bus.schemas.lookup import Subject
 
-VIETNAM_TIME = timezone(timedelta(hours=7))
 FOUND, NOT_FOUND, INVALID_INPUT = "00", "01", "02"
 
 # dataset -> (path under the source's url, the request field holding the subject)

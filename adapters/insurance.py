@@ -23,12 +23,12 @@ description (`moTa`) is its own words and is passed on, cut short.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr, ValidationError
 
-from adapters.base import Dataset, NativeRecord, source_words
+from adapters.base import VIETNAM_TIME, Dataset, NativeRecord, source_words
 from adapters.rest import JsonAnswer, RestAdapter, TokenLogin
 from bus.errors import (
     MalformedAnswer,
@@ -43,7 +43,6 @@ OPERATIONS = {
     "health_card": "/api/tra-cuu/the-bhyt",
 }
 FOUND, NOT_FOUND, INVALID_INPUT = "0", "1", "2"
-VIETNAM_TIME = timezone(timedelta(hours=7))
 
 
 class InsuranceSettings(SourceSettings):

@@ -23,17 +23,16 @@ logs or quotes a request or an answer: they hold personal data. The source's mes
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any, ClassVar
 
-from adapters.base import Dataset, NativeRecord, source_words
+from adapters.base import VIETNAM_TIME, Dataset, NativeRecord, source_words
 from adapters.rest import JsonAnswer, RestAdapter
 from bus.errors import MalformedAnswer, SourceFault, SourceNotFound, SourceRejected
 from bus.schemas.lookup import Subject
 
 LOOKUP_PATH = "/tra-cuu"
 FOUND, NOT_FOUND = 0, 404
-VIETNAM_TIME = timezone(timedelta(hours=7))
 
 
 class LicenceAdapter(RestAdapter):

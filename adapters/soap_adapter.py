@@ -30,14 +30,21 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any, ClassVar
 
 import zeep
 import zeep.exceptions
 from zeep.transports import Transport
 
-from adapters.base import SOURCE_WORDS_MAX, Adapter, RawAnswer, describe_body, source_words
+from adapters.base import (
+    SOURCE_WORDS_MAX,
+    VIETNAM_TIME,
+    Adapter,
+    RawAnswer,
+    describe_body,
+    source_words,
+)
 from adapters.soap import UNKNOWN_FAULT, RequestValueError, SchemaNotSupported, SoapOperation
 from bus.errors import (
     MalformedAnswer,
@@ -49,7 +56,6 @@ from bus.errors import (
 )
 from bus.settings import SourceSettings
 
-VIETNAM_TIME = timezone(timedelta(hours=7))
 FOUND, NOT_FOUND, INVALID_INPUT = "00", "01", "02"
 
 
