@@ -146,6 +146,22 @@ class FaultInjector:
             raise ValueError(str(error)) from None
 
 
+_PROXY_PAGES = {
+    502: b"<html><head><title>502 Bad Gateway</title></head><body><center>"
+    b"<h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>",
+    503: b"<html><head><title>503 Service Temporarily Unavailable</title></head><body><center>"
+    b"<h1>503 Service Temporarily Unavailable</h1></center><hr><center>nginx</center></body>"
+    b"</html>",
+}
+
+
+def proxy_error_page(status: int) -> Response | None:
+    """The front proxy's own HTML page for a 502 or 503 (the application never answered), or
+    None for a status the application answers itself (a 500 in its own format)."""
+    page = _PROXY_PAGES.get(status)
+    return None if page is None else Response(page, status_code=status, media_type="text/html")
+
+
 def outage_response() -> Response:
     """What a client sees of a source that is down: its front proxy's 503 page."""
     return Response(

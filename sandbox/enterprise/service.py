@@ -46,7 +46,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sandbox.enterprise.generator import EnterpriseRegistry
-from sandbox.faults import FaultInjector, FaultOutcome, outage_response
+from sandbox.faults import FaultInjector, FaultOutcome, outage_response, proxy_error_page
 from sandbox.registry import SimulatedSource, register
 from sandbox.world import World, mst_check_digit
 
@@ -215,6 +215,6 @@ class EnterpriseService(SimulatedSource):
                 None,
             )
             return Response(body, status_code=500, media_type=_JSON)
-        title = {502: "502 Bad Gateway", 503: "503 Service Unavailable"}[status]
-        page = f"<html><head><title>{title}</title></head><body><h1>{title}</h1></body></html>"
-        return Response(page.encode(), status_code=status, media_type="text/html")
+        page = proxy_error_page(status)
+        assert page is not None  # Faults allows 500, 502 and 503 only
+        return page

@@ -53,7 +53,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sandbox.faults import FaultInjector, FaultOutcome, outage_response
+from sandbox.faults import FaultInjector, FaultOutcome, outage_response, proxy_error_page
 from sandbox.insurance.generator import InsuranceGenerator, Insured
 from sandbox.registry import SimulatedSource, register
 from sandbox.world import World
@@ -73,13 +73,6 @@ _FOUND_HEAD = f'{{"maKetQua":"{FOUND}","moTa":"Thành công","maYeuCau":'.encode
 _NOT_FOUND_WORDS = {
     PARTICIPATION_PATH: "Không tìm thấy thông tin tham gia BHXH (no social insurance record)",
     HEALTH_CARD_PATH: "Không tìm thấy thẻ BHYT (no health insurance card)",
-}
-_PROXY_PAGES = {
-    502: b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway"
-    b"</h1></center><hr><center>nginx</center></body></html>",
-    503: b"<html><head><title>503 Service Temporarily Unavailable</title></head><body><center>"
-    b"<h1>503 Service Temporarily Unavailable</h1></center><hr><center>nginx</center></body>"
-    b"</html>",
 }
 
 
@@ -252,9 +245,9 @@ class InsuranceService(SimulatedSource):
 
     def _error_response(self) -> Response:
         status = self.faults.faults.error_status
-        page = _PROXY_PAGES.get(status)
+        page = proxy_error_page(status)
         if page is not None:
-            return Response(page, status_code=status, media_type="text/html")
+            return page
         return json_response(
             {
                 "maKetQua": SYSTEM_ERROR,

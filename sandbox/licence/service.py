@@ -37,7 +37,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from sandbox.faults import FaultInjector, FaultOutcome, outage_response
+from sandbox.faults import FaultInjector, FaultOutcome, outage_response, proxy_error_page
 from sandbox.licence.generator import LicenceGenerator
 from sandbox.registry import SimulatedSource, register
 from sandbox.world import World
@@ -47,13 +47,6 @@ JSON_MEDIA_TYPE = "application/json"
 FOUND, NOT_FOUND, INVALID, UNSUPPORTED_MEDIA, SERVER_ERROR = 0, 404, 400, 415, 500
 _ID_PATTERN = re.compile(r"[0-9]{12}")
 _REQUIRED = ("so_dinh_danh", "don_vi_yeu_cau", "ma_yeu_cau")
-_PROXY_PAGES = {
-    502: b"<html><head><title>502 Bad Gateway</title></head><body><center>"
-    b"<h1>502 Bad Gateway</h1></center><hr><center>nginx</center></body></html>",
-    503: b"<html><head><title>503 Service Temporarily Unavailable</title></head><body><center>"
-    b"<h1>503 Service Temporarily Unavailable</h1></center><hr><center>nginx</center></body>"
-    b"</html>",
-}
 
 
 def _answer(code: int, message: str, request_id: object = None) -> bytes:
@@ -174,9 +167,9 @@ class LicenceService(SimulatedSource):
     def _server_error(self) -> Response:
         """The application's JSON error for 500; the proxy's HTML page for 502 and 503."""
         status = self.faults.faults.error_status
-        page = _PROXY_PAGES.get(status)
+        page = proxy_error_page(status)
         if page is not None:
-            return Response(page, status_code=status, media_type="text/html")
+            return page
         body = _answer(
             SERVER_ERROR,
             "Lỗi hệ thống, vui lòng thử lại sau (internal error, try again later)",
