@@ -33,8 +33,9 @@ from bus.admission import Overloaded
 from bus.catalog import Catalog
 from bus.client import BusUnavailable, LookupClient, Reply
 from bus.deadline import deadline_in
-from bus.errors import exception_site
+from bus.errors import SettingsError, exception_site
 from bus.outcome import deadline_exceeded
+from bus.procedures import Procedure, ProcedureCatalogue
 from bus.router import OVERLOADED
 from bus.schemas import LookupRequest, LookupResponse, Requester, Subject
 from bus.schemas.common import Model, NFCStr
@@ -302,6 +303,13 @@ def lookup_openapi(app: FastAPI, catalog: Catalog) -> dict[str, Any]:
 
 
 def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
+    procedures = ProcedureCatalogue.load(settings.lookup.procedures_path())
+    wrong = procedures.problems(catalog)
+    if wrong:
+        raise SettingsError(
+            "the procedure catalogue names unknown datasets:\n  " + "\n  ".join(wrong)
+        )
+    listed = procedures.all()
     instance = settings.gateway.instance_id
     client = LookupClient(
         settings.kafka.resolved_bootstrap(),
@@ -401,6 +409,14 @@ def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
         return Response(
             reply.body, status_code=http_status(status, codes), headers=trace, media_type=JSON
         )
+
+    @app.get(
+        "/v1/procedures",
+        response_model=list[Procedure],
+        summary="The TTHC procedures the bus knows, with the datasets each needs",
+    )
+    async def list_procedures() -> list[Procedure]:
+        return listed
 
     @app.get(
         "/healthz",

@@ -64,6 +64,14 @@ class LookupSettings(Section):
     max_deadline_ms: int = Field(
         default=60000, ge=100, description="Longer deadlines are cut to this by the router."
     )
+    procedures_file: Path = Field(
+        default=Path("procedures.toml"),
+        description="The TTHC procedure catalogue (relative paths: to the project root).",
+    )
+
+    def procedures_path(self) -> Path:
+        path = self.procedures_file
+        return path if path.is_absolute() else PROJECT_ROOT / path
 
 
 class GatewaySettings(Section):

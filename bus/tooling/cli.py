@@ -342,8 +342,13 @@ def gateway(
 
     settings = settings_or_exit()
     create_topics(settings)
+    try:
+        asgi = create_gateway_asgi(settings, catalog_or_exit(settings))
+    except BusError as exc:  # e.g. the procedure catalogue names an unknown dataset
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     uvicorn.run(
-        create_gateway_asgi(settings, catalog_or_exit(settings)),
+        asgi,
         host=settings.gateway.host,
         port=port or settings.gateway.port,
         log_level="warning",

@@ -150,3 +150,14 @@ def test_one_request_for_several_sources_combines_their_answers_and_is_partial_o
     assert sorted(r["dataset"] for r in reply["results"]) == sorted(names[:2])
     [error] = reply["errors"]
     assert (error["dataset"], error["source"], error["retryable"]) == (names[2], "licence", True)
+
+
+def test_the_gateway_lists_the_procedures_with_the_datasets_each_needs(stack: DevStack) -> None:
+    answer = requests.get(f"{stack.gateway_url}/v1/procedures", timeout=10)
+    assert answer.status_code == 200
+    procedures = {p["code"]: p for p in answer.json()}
+    birth = next(p for p in procedures.values() if p.get("group") == "Decree 63/2024, group 1")
+    assert "insurance.health_card" in birth["datasets"]
+    served = {name for _, name in DATASETS}
+    for procedure in procedures.values():
+        assert {d.split(".", 1)[1] for d in procedure["datasets"]} <= served
