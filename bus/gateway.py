@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Literal
 
@@ -78,11 +78,13 @@ class LookupHttpRequest(Model):
         min_length=1, max_length=1000, description="The legal basis of the request."
     )
     subject: Subject
-    datasets: list[str] = Field(
+    datasets: list[str] | None = Field(
+        default=None,
         min_length=1,
         max_length=16,
-        json_schema_extra=dataset_names_schema,
-        description="Datasets asked for, `<source>.<dataset>`, each once; an unknown one is a 400.",
+        json_schema_extra=lambda schema: optional_list_schema(schema, dataset_names_schema),
+        description="Datasets asked for, `<source>.<dataset>`, each once; an unknown one is a 400. "
+        "Left out: the datasets the procedure needs (GET /v1/procedures), a dossier prefill.",
     )
     deadline_ms: int | None = Field(
         default=None,
@@ -91,10 +93,25 @@ class LookupHttpRequest(Model):
         "than `lookup.max_deadline_ms` is cut to it.",
     )
 
+    @field_validator("datasets", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:  # given as null; left out, it is not validated
+            raise ValueError("datasets must be a list; leave it out for the procedure's datasets")
+        return value
+
     @field_validator("datasets")
     @classmethod
-    def _names(cls, value: list[str]) -> list[str]:
-        return check_dataset_names(value)
+    def _names(cls, value: list[str] | None) -> list[str] | None:
+        return None if value is None else check_dataset_names(value)
+
+
+def optional_list_schema(schema: dict[str, Any], items: Callable[[dict[str, Any]], None]) -> None:
+    """A field that may be left out but not given as null: its schema is the list's alone."""
+    array = next(option for option in schema.pop("anyOf") if option.get("type") == "array")
+    schema.pop("default", None)
+    schema.update(array)
+    items(schema)
 
 
 def problem(
@@ -140,10 +157,28 @@ def http_status(status: str, error_codes: list[str]) -> int:
     return {"denied": 403, "failed": 502}.get(status, 200)
 
 
+def with_procedure_datasets(
+    body: LookupHttpRequest, procedures: ProcedureCatalogue
+) -> LookupHttpRequest | list[dict[str, Any]]:
+    """The body with its datasets; when it gives none, its procedure's (a dossier prefill), or
+    the problem when the procedure is not in the catalogue."""
+    if body.datasets is not None:
+        return body
+    procedure = procedures.get(body.procedure_code)
+    if procedure is None:
+        codes = [p.code for p in procedures.all()]
+        message = (
+            f"no datasets given, and procedure {body.procedure_code!r} is not in the catalogue "
+            f"(GET /v1/procedures): give datasets, or one of {codes}"
+        )
+        return [{"field": "datasets", "message": message, "type": "missing"}]
+    return body.model_copy(update={"datasets": procedure.datasets})
+
+
 def dataset_problems(body: LookupHttpRequest, catalog: Catalog) -> list[dict[str, Any]]:
     """Datasets the bus does not serve, and datasets asked by the wrong kind of subject."""
     problems = []
-    for i, dataset in enumerate(body.datasets):
+    for i, dataset in enumerate(body.datasets or ()):
         if dataset not in catalog:
             message, kind = (
                 f"unknown dataset {dataset!r}; known: {catalog.names()}",
@@ -269,7 +304,9 @@ SPLICED_MODELS: tuple[tuple[type[Model], JsonSchemaMode], ...] = (
 )
 
 
-def lookup_openapi(app: FastAPI, catalog: Catalog) -> dict[str, Any]:
+def lookup_openapi(
+    app: FastAPI, catalog: Catalog, procedures: ProcedureCatalogue
+) -> dict[str, Any]:
     """FastAPI's document, plus the spliced models' schemas; the request body's `datasets` are
     listed as this gateway's, each with the kind of subject it is asked by (`dataset_problems`
     refuses any other)."""
@@ -298,17 +335,42 @@ def lookup_openapi(app: FastAPI, catalog: Catalog) -> dict[str, Any]:
             }
             for kind, names in sorted(by_kind.items())
         ]
+        # Without datasets, a procedure of the catalogue whose datasets take one kind of subject.
+        prefills = []
+        for procedure in procedures.all():
+            kinds = {catalog.datasets[d].subject for d in procedure.datasets if d in catalog}
+            if len(kinds) == 1:
+                (kind,) = kinds
+                prefills.append(
+                    {
+                        "required": ["procedure_code"],
+                        "properties": {
+                            "procedure_code": {"const": procedure.code},
+                            "subject": {
+                                "required": [kind],
+                                "properties": {kind: {"type": "string"}},
+                            },
+                        },
+                    }
+                )
+        body["anyOf"] = [{"required": ["datasets"]}, *prefills]
         app.openapi_schema = document
     return app.openapi_schema
 
 
-def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
+def load_procedures(settings: Settings, catalog: Catalog) -> ProcedureCatalogue:
+    """The procedure catalogue; SettingsError when it names a dataset no source serves."""
     procedures = ProcedureCatalogue.load(settings.lookup.procedures_path())
     wrong = procedures.problems(catalog)
     if wrong:
         raise SettingsError(
             "the procedure catalogue names unknown datasets:\n  " + "\n  ".join(wrong)
         )
+    return procedures
+
+
+def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
+    procedures = load_procedures(settings, catalog)
     listed = procedures.all()
     instance = settings.gateway.instance_id
     client = LookupClient(
@@ -354,7 +416,7 @@ def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
             purpose=body.purpose,
             legal_basis=body.legal_basis,
             subject=body.subject,
-            datasets=body.datasets,
+            datasets=body.datasets or [],
             reply_to=client.reply_to,
         )
 
@@ -378,6 +440,10 @@ def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
             body = LookupHttpRequest.model_validate_json(await http.body())
         except ValidationError as exc:
             return invalid(field_errors(list(exc.errors())))
+        filled = with_procedure_datasets(body, procedures)
+        if isinstance(filled, list):
+            return invalid(filled)
+        body = filled
         problems = dataset_problems(body, catalog)
         if problems:
             return invalid(problems)
@@ -441,7 +507,7 @@ def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
     async def metrics() -> Response:
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    app.openapi = lambda: lookup_openapi(app, catalog)  # type: ignore[method-assign]
+    app.openapi = lambda: lookup_openapi(app, catalog, procedures)  # type: ignore[method-assign]
     app.state.post_lookup = post_lookup
     return app
 

@@ -161,3 +161,29 @@ def test_the_gateway_lists_the_procedures_with_the_datasets_each_needs(stack: De
     served = {name for _, name in DATASETS}
     for procedure in procedures.values():
         assert {d.split(".", 1)[1] for d in procedure["datasets"]} <= served
+
+
+def test_a_procedure_without_datasets_asks_for_the_datasets_it_needs(stack: DevStack) -> None:
+    """Dossier prefill: the unemployment benefit procedure's datasets, from two sources."""
+    params: dict[str, Any] = {"source": "insurance", "n": 1, "seed": 9}
+    [insured] = requests.get(
+        f"{stack.sandbox_url}/_sandbox/sample", params=params, timeout=10
+    ).json()
+    body = body_for("population.identity", "personal_id", insured)
+    body.pop("datasets")
+    body["procedure_code"] = "SB.TRO-CAP-THAT-NGHIEP"
+    reply = requests.post(f"{stack.gateway_url}/v1/lookups", json=body, timeout=30).json()
+    assert reply["status"] == "complete", reply
+    got = sorted(r["dataset"] for r in reply["results"])
+    assert got == ["insurance.participation", "population.identity"]
+
+
+def test_no_datasets_and_a_procedure_outside_the_catalogue_is_a_400(stack: DevStack) -> None:
+    body = body_for("population.identity", "personal_id", "001090000001")
+    body.pop("datasets")
+    body["procedure_code"] = "9.999999"
+    answer = requests.post(f"{stack.gateway_url}/v1/lookups", json=body, timeout=30)
+    assert answer.status_code == 400
+    [error] = answer.json()["errors"]
+    assert error["field"] == "datasets"
+    assert "'9.999999' is not in the catalogue" in error["message"]
