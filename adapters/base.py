@@ -40,6 +40,7 @@ from requests.adapters import HTTPAdapter
 
 from adapters.http11 import OriginPool
 from bus.errors import (
+    MalformedAnswer,
     SourceError,
     SourceFault,
     SourceNotFound,
@@ -156,6 +157,29 @@ class NativeRecord:
 @cache
 def _dataset_subjects(cls: type[Adapter]) -> dict[str, SubjectKind]:
     return {dataset.name: dataset.subject for dataset in cls.datasets}
+
+
+# Native time formats: the form a source documents -> the strptime pattern that reads it.
+_TIME_FORMATS = {
+    "dd/MM/yyyy HH:mm:ss": "%d/%m/%Y %H:%M:%S",
+    "yyyy-MM-dd HH:mm:ss": "%Y-%m-%d %H:%M:%S",
+}
+
+
+def vietnam_time(source: str, field: str, value: Any, form: str) -> datetime | None:
+    """A source's timestamp `field` in `form` (a key of _TIME_FORMATS), Vietnam time, as an aware
+    datetime; None when absent; MalformedAnswer naming the field and the form, never the value."""
+    if value is None or value == "":
+        return None
+    try:
+        if not isinstance(value, str) or not value.isascii() or len(value) != len(form):
+            raise ValueError(form)
+        return datetime.strptime(value, _TIME_FORMATS[form]).replace(tzinfo=VIETNAM_TIME)
+    except ValueError:
+        raise MalformedAnswer(
+            source,
+            f"{field} is not {form} (got {type(value).__name__} of {len(str(value))} chars)",
+        ) from None
 
 
 class Adapter(ABC):

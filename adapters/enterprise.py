@@ -23,7 +23,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from adapters.base import VIETNAM_TIME, Dataset, NativeRecord, source_words
+from adapters.base import Dataset, NativeRecord, source_words, vietnam_time
 from adapters.rest import JsonAnswer, RestAdapter
 from bus.errors import MalformedAnswer, SourceFault, SourceNotFound, SourceRejected
 from bus.schemas.lookup import Subject
@@ -108,15 +108,4 @@ class EnterpriseAdapter(RestAdapter):
     def record_time(self, data: dict[str, Any]) -> datetime | None:
         """LAST_UPDATE_TIME (yyyy-MM-dd HH:mm:ss, Vietnam time) as an aware datetime, or None."""
         value = data.get("LAST_UPDATE_TIME")
-        if value is None or value == "":
-            return None
-        try:
-            if not isinstance(value, str) or len(value) != 19:
-                raise ValueError("not yyyy-MM-dd HH:mm:ss")
-            return datetime.strptime(value, "%Y-%m-%d %H:%M:%S").replace(tzinfo=VIETNAM_TIME)
-        except ValueError:
-            raise MalformedAnswer(
-                self.source,
-                f"LAST_UPDATE_TIME is not yyyy-MM-dd HH:mm:ss (got {type(value).__name__} of "
-                f"{len(str(value))} chars)",
-            ) from None
+        return vietnam_time(self.source, "LAST_UPDATE_TIME", value, "yyyy-MM-dd HH:mm:ss")

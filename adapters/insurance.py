@@ -28,7 +28,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr, ValidationError
 
-from adapters.base import VIETNAM_TIME, Dataset, NativeRecord, source_words
+from adapters.base import Dataset, NativeRecord, source_words, vietnam_time
 from adapters.rest import JsonAnswer, RestAdapter, TokenLogin
 from bus.errors import (
     MalformedAnswer,
@@ -116,18 +116,7 @@ class InsuranceAdapter(RestAdapter):
 
     def data_time(self, value: Any) -> datetime | None:
         """thoiDiemDuLieu (dd/MM/yyyy HH:mm:ss, Vietnam time) as an aware datetime."""
-        if value is None or value == "":
-            return None
-        try:
-            if not isinstance(value, str) or not value.isascii():
-                raise ValueError(value)
-            return datetime.strptime(value, "%d/%m/%Y %H:%M:%S").replace(tzinfo=VIETNAM_TIME)
-        except ValueError:
-            raise MalformedAnswer(
-                self.source,
-                f"thoiDiemDuLieu is not dd/MM/yyyy HH:mm:ss (got {type(value).__name__} of "
-                f"{len(str(value))} chars)",
-            ) from None
+        return vietnam_time(self.source, "thoiDiemDuLieu", value, "dd/MM/yyyy HH:mm:ss")
 
 
 def _own_settings(name: str, settings: SourceSettings) -> InsuranceSettings:

@@ -26,7 +26,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from adapters.base import VIETNAM_TIME, Dataset, NativeRecord, source_words
+from adapters.base import Dataset, NativeRecord, source_words, vietnam_time
 from adapters.rest import JsonAnswer, RestAdapter
 from bus.errors import MalformedAnswer, SourceFault, SourceNotFound, SourceRejected
 from bus.schemas.lookup import Subject
@@ -95,15 +95,4 @@ class LicenceAdapter(RestAdapter):
     def record_time(self, record: dict[str, Any]) -> datetime | None:
         """cap_nhat_luc (dd/MM/yyyy HH:mm:ss, Vietnam time) as an aware datetime."""
         value = record.get("cap_nhat_luc")
-        if value is None or value == "":
-            return None
-        try:
-            if not isinstance(value, str) or not value.isascii():
-                raise ValueError(value)
-            return datetime.strptime(value, "%d/%m/%Y %H:%M:%S").replace(tzinfo=VIETNAM_TIME)
-        except ValueError:
-            raise MalformedAnswer(
-                self.source,
-                f"cap_nhat_luc is not dd/MM/yyyy HH:mm:ss (got {type(value).__name__} of "
-                f"{len(str(value))} chars)",
-            ) from None
+        return vietnam_time(self.source, "cap_nhat_luc", value, "dd/MM/yyyy HH:mm:ss")

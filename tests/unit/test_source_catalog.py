@@ -58,7 +58,7 @@ def test_a_missing_mapping_file_is_named_with_the_dataset(tmp_path: Path) -> Non
                 datasets = (Dataset("record", "no-such-mapping"),)
 
                 def ask(self, dataset, subject, **kwargs):
-                    raise NotImplementedError
+                    raise AssertionError("never asked: the start-up check refuses it first")
             """
         )
     )
