@@ -8,11 +8,12 @@ A wrong value stops the start with the key, the value and what was expected.
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -89,6 +90,11 @@ class GatewaySettings(Section):
         ge=1,
         description="Lookups this gateway has in flight at most; past it, 503 with Retry-After "
         "at once (admission control: the bus refuses early instead of collapsing).",
+    )
+    key: SecretStr | None = Field(
+        default=None,
+        description="The gateway's own API key (role gateway): it signs the requests it sends on "
+        "behalf of the agencies it authenticated. From the environment: TTHC_BUS_GATEWAY__KEY.",
     )
 
 
@@ -180,9 +186,93 @@ class SandboxSettings(Section):
     )
 
 
+AGENCY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$"
+FieldGrant = Literal["*"] | list[str]
+
+
+class Grant(Section):
+    """One policy grant: an agency may ask, for these procedures, these datasets' fields."""
+
+    agency: str = Field(pattern=AGENCY_PATTERN, description="The agency code granted.")
+    procedures: list[str] = Field(min_length=1, description="TTHC procedure codes covered.")
+    datasets: dict[str, FieldGrant] = Field(
+        min_length=1,
+        description='Dataset -> the fields granted: "*" for all of them, or a list of the '
+        "normalized record's top-level field names.",
+    )
+    description: str | None = None
+
+
 class PolicySettings(Section):
-    allow_all_agencies: bool = Field(
-        default=True, description="Skeleton policy: every agency gets every configured dataset."
+    """Deny by default: an agency sees only what a grant gives it (bus/policy.py)."""
+
+    grants: list[Grant] = Field(default_factory=list)
+
+
+Role = Literal["lookup", "auditor", "gateway"]
+
+
+class ApiKeyRecord(Section):
+    """A stored API key: never the key itself, only what verifies it (bus/auth.py)."""
+
+    id: str = Field(pattern=r"^[0-9a-f]{16}$", description="The key's public id.")
+    agency: str = Field(pattern=AGENCY_PATTERN)
+    roles: list[Role] = Field(default_factory=lambda: ["lookup"], min_length=1)
+    hash: str = Field(description="scrypt verifier of the key's secret (bus/auth.py).")
+    description: str | None = None
+
+
+class AuthSettings(Section):
+    """API keys of the agencies (stored hashed) and the Kafka-native agencies' reply topics."""
+
+    keys: list[ApiKeyRecord] = Field(
+        default_factory=list, description="Keys given in settings or TTHC_BUS_AUTH__KEYS (JSON)."
+    )
+    keys_file: Path = Field(
+        default=Path("keys.toml"),
+        description="More keys, as [[keys]] tables; `tthc-bus keys new` appends to it "
+        "(relative paths: to the project root).",
+    )
+    kafka_agencies: list[str] = Field(
+        default_factory=list,
+        description="Agencies that talk Kafka directly: each gets its own reply topic "
+        "tthc.lookup.reply.<agency>, and its requests must name it.",
+    )
+    reply_topic_partitions: int = Field(default=1, ge=1, le=64)
+
+    @field_validator("kafka_agencies")
+    @classmethod
+    def _agency_codes(cls, value: list[str]) -> list[str]:
+        for code in value:
+            if not re.fullmatch(AGENCY_PATTERN, code):
+                raise ValueError(f"agency code {code!r} must match {AGENCY_PATTERN}")
+        return value
+
+    def keys_path(self) -> Path:
+        path = self.keys_file
+        return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+class AuditSettings(Section):
+    """The audit trail: every decision and release on tthc.audit, and the ledger that keeps it."""
+
+    enabled: bool = Field(
+        default=True,
+        description="Off only to measure its cost: without it no data may be said to be audited.",
+    )
+    pseudonym_key: SecretStr | None = Field(
+        default=None,
+        description="Key of the keyed hash (HMAC-SHA256) that pseudonymizes subject ids in the "
+        "ledger; set it from the environment (TTHC_BUS_AUDIT__PSEUDONYM_KEY).",
+    )
+    ledger_url: str = Field(
+        default="sqlite:///.run/audit.db",
+        description="sqlite:///PATH (relative: to the project root) or postgresql://...",
+    )
+    write_timeout_ms: int = Field(
+        default=2000,
+        ge=10,
+        description="Longest wait for the broker to take an audit event (the deadline may cut it).",
     )
 
 
@@ -200,6 +290,8 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     sandbox: SandboxSettings = SandboxSettings()
     policy: PolicySettings = PolicySettings()
+    auth: AuthSettings = AuthSettings()
+    audit: AuditSettings = AuditSettings()
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
 
     @classmethod
