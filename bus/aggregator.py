@@ -21,6 +21,7 @@ from typing import Any
 import faust
 
 from bus import topics
+from bus.audit.recorder import AuditRecorder, audit_failure
 from bus.errors import exception_site
 from bus.outbox import Outbox
 from bus.outcome import deadline_exceeded, lookup_status
@@ -34,6 +35,7 @@ from bus.schemas import (
     ReplyTo,
     SourceResult,
 )
+from bus.schemas.lookup import AuditContext
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +53,16 @@ Entry = dict[str, Any]
 class LookupAggregator:
     name = "lookup-aggregator"
 
-    def __init__(self, app: faust.App, outbox: Outbox, partitions: int) -> None:
+    def __init__(
+        self,
+        app: faust.App,
+        outbox: Outbox,
+        partitions: int,
+        audit: AuditRecorder | None = None,
+    ) -> None:
         self._app = app
         self._outbox = outbox
+        self._audit = audit
         self.table = app.Table(
             "pending-lookups",
             default=None,
@@ -189,6 +198,7 @@ class LookupAggregator:
                 ],
             )
         reply_to = ReplyTo.model_validate(plan["reply_to"]) if plan["reply_to"] else None
+        reply = await self._recorded(plan, reply)
         try:
             await self._outbox.reply(reply_to, reply)
         except Exception as exc:
@@ -197,6 +207,25 @@ class LookupAggregator:
         done = time.time()
         self.table[key] = {"done": True, "t": done, "plan": None, "results": {}, "errors": {}}
         heapq.heappush(self._due, (done + DONE_RETENTION_S, key))
+
+    async def _recorded(self, plan: dict[str, Any], reply: LookupResponse) -> LookupResponse:
+        """The reply once its release is in the audit trail; without it, `failed` and no data."""
+        if self._audit is None or not plan.get("audit"):
+            return reply
+        context = AuditContext.model_validate(plan["audit"])
+        event = self._audit.release(context, reply.request_id, reply.results, reply.errors)
+        # Not bounded by the deadline: a reply at an expiry still records what it releases.
+        failure = await self._audit.record(event)
+        if failure is None:
+            return reply
+        datasets = [r.dataset for r in reply.results] + [e.dataset for e in reply.errors]
+        return reply.model_copy(
+            update={
+                "status": "failed",
+                "results": [],
+                "errors": [audit_failure(dataset, failure) for dataset in datasets],
+            }
+        )
 
     def _reply(self, key: str, entry: Entry) -> LookupResponse:
         plan = entry["plan"]

@@ -338,6 +338,20 @@ class Keyring:
 
     # -- HTTP --------------------------------------------------------------------------------
 
+    def authenticate_cached(self, presented: str) -> Authenticated | AuthFailure | None:
+        """`authenticate` when it needs no scrypt (a known answer, or a malformed or unknown
+        key); None when it does, so that the caller can run that in a thread."""
+        try:
+            key_id, _ = parse_key(presented)
+        except AuthError as exc:
+            return AuthFailure(str(exc))
+        if key_id not in self._keys:
+            return AuthFailure(f"no key with id {key_id}", key_id)
+        fingerprint = hashlib.sha256(presented.strip().encode()).digest()
+        if self._cached(fingerprint) is None:
+            return None
+        return self.authenticate(presented)
+
     def authenticate(self, presented: str) -> Authenticated | AuthFailure:
         """An HTTP request's key: its record, or why it is refused."""
         try:

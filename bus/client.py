@@ -24,6 +24,7 @@ import orjson
 
 from bus import topics
 from bus.admission import Admission, Overloaded
+from bus.auth import RequestSigner
 from bus.codec import decode, encode, header_map
 from bus.deadline import Deadline, deadline_in
 from bus.errors import BusError
@@ -79,9 +80,14 @@ class LookupClient:
         producer_name: str = "lookup-client",
         max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
         fetch_max_wait_ms: int = 500,
+        *,
+        signer: RequestSigner | None = None,
+        reply_topic: str = topics.LOOKUP_REPLY,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
-        self.reply_to = ReplyTo(topic=topics.LOOKUP_REPLY, partition=reply_partition)
+        self.reply_to = ReplyTo(topic=reply_topic, partition=reply_partition)
+        # Every request is signed (bus/auth.py): the worker refuses an unsigned one.
+        self.signer = signer
         self.producer_name = producer_name
         self.admission = Admission(max_in_flight)
         # The broker answers a waiting fetch as soon as a reply arrives: a long wait adds no
@@ -91,6 +97,27 @@ class LookupClient:
         self._consumer: AsyncConsumer | None = None
         self._reader: asyncio.Task[None] | None = None
         self._waiting: dict[bytes, asyncio.Future[Reply]] = {}
+
+    @classmethod
+    def for_agency(
+        cls,
+        bootstrap_servers: str,
+        key: str,
+        agency: str,
+        producer_name: str = "lookup-client",
+        **kwargs: Any,
+    ) -> LookupClient:
+        """A client of an agency that talks Kafka directly: requests signed with its key, replies
+        read from its own topic (`tthc.lookup.reply.<agency>`, see `auth.kafka_agencies`)."""
+        signer = RequestSigner(key, agency)
+        return cls(
+            bootstrap_servers,
+            kwargs.pop("reply_partition", 0),
+            producer_name,
+            signer=signer,
+            reply_topic=topics.agency_reply_topic(signer.agency),
+            **kwargs,
+        )
 
     async def start(self) -> None:
         self._producer = AsyncProducer(self.bootstrap_servers, self.producer_name, linger_ms=0.5)
@@ -117,6 +144,11 @@ class LookupClient:
             await self._consumer.stop()
         if self._producer is not None:
             await self._producer.stop()
+
+    @property
+    def producer(self) -> AsyncProducer | None:
+        """The client's producer, once started: the gateway sends its audit events with it."""
+        return self._producer
 
     @property
     def healthy(self) -> bool:
@@ -160,6 +192,8 @@ class LookupClient:
         reply: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._waiting[key] = reply
         body, headers = encode(request)
+        if self.signer is not None:
+            headers = [*headers, *self.signer.headers(request.requester.agency_code, body)]
         delivery = self._producer.send(topics.LOOKUP_REQUEST, body, key=key, headers=headers)
         delivery.add_done_callback(lambda sent: _fail_on_send_error(sent, reply))
         try:

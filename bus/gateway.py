@@ -14,14 +14,16 @@ second one, and relays the worker's reply bytes as they are.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
@@ -30,18 +32,23 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic.json_schema import JsonSchemaMode
 
 from bus.admission import Overloaded
+from bus.audit.access import AuditAnswer, LedgerAccess
+from bus.audit.pseudonym import Pseudonymizer
+from bus.audit.recorder import AuditRecorder
+from bus.auth import Authenticated, AuthError, AuthFailure, Keyring, RequestSigner
 from bus.catalog import Catalog
 from bus.client import BusUnavailable, LookupClient, Reply
 from bus.deadline import deadline_in
 from bus.errors import SettingsError, exception_site
 from bus.outcome import deadline_exceeded
-from bus.procedures import Procedure, ProcedureCatalogue
+from bus.procedures import Procedure, ProcedureCatalogue, load_procedures
 from bus.router import OVERLOADED
 from bus.schemas import LookupRequest, LookupResponse, Requester, Subject
 from bus.schemas.common import Model, NFCStr
 from bus.schemas.lookup import check_dataset_names, dataset_names_schema
 from bus.schemas.problem import Problem
-from bus.settings import Settings
+from bus.outbox import Outbox
+from bus.settings import Role, Settings
 from bus.tracing import carried_tracestate, continue_trace
 
 log = logging.getLogger(__name__)
@@ -61,6 +68,20 @@ LATENCY = Histogram(
 )
 
 
+class HttpRequester(Model):
+    """Who asks: the agency is the API key's; the body names the system and the officer."""
+
+    agency_code: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=64,
+        description="Optional: the agency is the one the API key belongs to. If given, it must be "
+        "that agency (else 403).",
+    )
+    system: str = Field(min_length=1, max_length=128, description="Requesting system.")
+    officer: NFCStr = Field(min_length=1, max_length=128, description="Officer handling it.")
+
+
 class LookupHttpRequest(Model):
     """The body of `POST /v1/lookups`.
 
@@ -68,12 +89,17 @@ class LookupHttpRequest(Model):
     empty); text is stored in Unicode NFC. A request that breaks a rule is a 400 naming the field.
     """
 
-    requester: Requester
+    requester: HttpRequester
     procedure_code: str = Field(
         min_length=1, max_length=64, description="TTHC procedure code (mã thủ tục hành chính)."
     )
     dossier_id: str = Field(min_length=1, max_length=128, description="Dossier (hồ sơ) id.")
-    purpose: NFCStr = Field(min_length=1, max_length=1000, description="Why the data is needed.")
+    purpose: NFCStr = Field(
+        min_length=1,
+        max_length=1000,
+        description="Why the data is needed: one of the purposes the procedure allows "
+        "(GET /v1/procedures), else the lookup is denied.",
+    )
     legal_basis: NFCStr = Field(
         min_length=1, max_length=1000, description="The legal basis of the request."
     )
@@ -112,6 +138,16 @@ def optional_list_schema(schema: dict[str, Any], items: Callable[[dict[str, Any]
     schema.pop("default", None)
     schema.update(array)
     items(schema)
+
+
+def bearer_key(header: str | None) -> str | None:
+    """The key of an `Authorization: Bearer <key>` header, or None."""
+    if header is None:
+        return None
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        return None
+    return key.strip()
 
 
 def problem(
@@ -283,7 +319,28 @@ LOOKUP_RESPONSES: dict[int | str, dict[str, Any]] = {
         "Invalid request: `errors` names each invalid field, `(body)` when the body is not a "
         "JSON object (unparsable, not UTF-8, another JSON value)."
     ),
-    403: lookup_response("`denied`: the policy grants none of the datasets asked for."),
+    401: problem_response(
+        "No valid API key (`Authorization: Bearer <key>`): the reason says which part is wrong. "
+        "Audited.",
+        headers={
+            "WWW-Authenticate": {
+                "description": "The scheme to use.",
+                "required": True,
+                "schema": {"type": "string"},
+            }
+        },
+    ),
+    403: {
+        "description": "`denied` (application/json, a LookupResponse): the policy grants none "
+        "of the datasets asked for, for this procedure and purpose; each error says why. Or "
+        "(problem+json) the key may not do this: its role, or a requester.agency_code that is "
+        "not the key's. Audited.",
+        "headers": TRACE_HEADER,
+        "content": {
+            JSON: {"schema": schema_ref(LookupResponse)},
+            PROBLEM_JSON: {"schema": schema_ref(Problem)},
+        },
+    },
     500: problem_response("The gateway failed unexpectedly."),
     502: lookup_response("`failed`: no dataset could be read (the errors say why)."),
     503: problem_response(
@@ -321,6 +378,15 @@ def lookup_openapi(
                 if components.get(name, part) != part:
                     raise ValueError(f"two different schemas named {name!r} in the OpenAPI")
                 components[name] = part
+        document["components"]["securitySchemes"] = {
+            "apiKey": {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "The agency's API key (`tthc-bus keys new AGENCY`): "
+                "`Authorization: Bearer tthc_<id>_<secret>`. The requester is the key's agency.",
+            }
+        }
+        document["paths"][LOOKUPS_PATH]["post"]["security"] = [{"apiKey": []}]
         body = components[LookupHttpRequest.__name__]
         body["properties"]["datasets"]["items"]["enum"] = catalog.names()
         by_kind: dict[str, list[str]] = {}
@@ -358,35 +424,90 @@ def lookup_openapi(
     return app.openapi_schema
 
 
-def load_procedures(settings: Settings, catalog: Catalog) -> ProcedureCatalogue:
-    """The procedure catalogue; SettingsError when it names a dataset no source serves."""
-    procedures = ProcedureCatalogue.load(settings.lookup.procedures_path())
-    wrong = procedures.problems(catalog)
-    if wrong:
+def gateway_signer(settings: Settings) -> RequestSigner:
+    """The gateway's own key (checked by `Keyring.from_settings`), which signs what it sends
+    for the agencies it authenticated."""
+    if settings.gateway.key is None:
         raise SettingsError(
-            "the procedure catalogue names unknown datasets:\n  " + "\n  ".join(wrong)
+            "gateway.key is not set (env TTHC_BUS_GATEWAY__KEY): the gateway signs the requests "
+            "it sends with a key of role 'gateway' (tthc-bus keys new BUS --role gateway)"
         )
-    return procedures
+    try:
+        return RequestSigner(settings.gateway.key.get_secret_value())
+    except AuthError as exc:
+        raise SettingsError(f"gateway.key: {exc}") from None
 
 
 def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
-    procedures = load_procedures(settings, catalog)
+    procedures = load_procedures(settings.lookup, catalog)
     listed = procedures.all()
     instance = settings.gateway.instance_id
+    keyring = Keyring.from_settings(settings.auth, settings.gateway)
     client = LookupClient(
         settings.kafka.resolved_bootstrap(),
         reply_partition=settings.gateway.reply_partition,
         producer_name=instance,
         max_in_flight=settings.gateway.max_in_flight,
+        signer=gateway_signer(settings),
     )
+    pseudonymize = Pseudonymizer.from_settings(settings.audit)
+    audit = AuditRecorder(None, pseudonymize)
+    ledger_access = LedgerAccess(settings.audit.ledger_url)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        nonlocal audit
         await client.start()
+        assert client.producer is not None
+        audit = AuditRecorder(
+            Outbox.over(client.producer, instance),
+            pseudonymize,
+            enabled=settings.audit.enabled,
+            timeout_s=settings.audit.write_timeout_ms / 1000,
+        )
         try:
             yield
         finally:
             await client.stop()
+            ledger_access.close()
+
+    async def refuse(
+        status: int, reason: str, key_id: str | None = None, agency: str | None = None
+    ) -> JSONResponse:
+        """401 or 403 problem+json, after the refusal is in the audit trail."""
+        outcome: Literal["unauthenticated", "forbidden"] = (
+            "unauthenticated" if status == 401 else "forbidden"
+        )
+        event = audit.authentication(
+            channel="http", outcome=outcome, reason=reason, agency=agency, key_id=key_id
+        )
+        await audit.record(event)
+        REFUSED.labels(outcome).inc()
+        if status == 401:
+            return problem(
+                401, "Not authenticated", reason, headers={"WWW-Authenticate": "Bearer"}
+            )
+        return problem(403, "Forbidden", reason)
+
+    async def authenticate(http: Request, role: Role) -> Authenticated | JSONResponse:
+        presented = bearer_key(http.headers.get("authorization"))
+        if presented is None:
+            return await refuse(401, "no API key: send the header 'Authorization: Bearer <key>'")
+        found = keyring.authenticate_cached(presented)
+        if found is None:  # a key not seen lately: scrypt, ~50 ms, off the event loop
+            found = await asyncio.to_thread(keyring.authenticate, presented)
+        if isinstance(found, AuthFailure):
+            return await refuse(401, found.reason)
+        record = found.record
+        if role not in record.roles:
+            return await refuse(
+                403,
+                f"key {record.id} of agency {record.agency!r} has roles {record.roles}; this "
+                f"needs role {role!r}",
+                record.id,
+                record.agency,
+            )
+        return found
 
     app = FastAPI(
         title="tthc-bus gateway",
@@ -399,7 +520,7 @@ def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         return invalid(field_errors(list(exc.errors())))
 
-    def to_request(body: LookupHttpRequest, http: Request) -> LookupRequest:
+    def to_request(body: LookupHttpRequest, http: Request, agency: str) -> LookupRequest:
         deadline_ms = min(
             body.deadline_ms or settings.lookup.default_deadline_ms,
             settings.lookup.max_deadline_ms,
@@ -410,7 +531,9 @@ def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
             deadline=deadline_in(deadline_ms),
             traceparent=continue_trace(http.headers.get("traceparent")),
             tracestate=carried_tracestate(http.headers),
-            requester=body.requester,
+            requester=Requester(
+                agency_code=agency, system=body.requester.system, officer=body.requester.officer
+            ),
             procedure_code=body.procedure_code,
             dossier_id=body.dossier_id,
             purpose=body.purpose,
@@ -436,10 +559,22 @@ def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
             client.admission.check()  # before reading the body: a refusal must cost nothing
         except Overloaded as exc:
             return overloaded(str(exc), exc.retry_after_s)
+        caller = await authenticate(http, "lookup")
+        if isinstance(caller, JSONResponse):
+            return caller
+        agency = caller.record.agency
         try:
             body = LookupHttpRequest.model_validate_json(await http.body())
         except ValidationError as exc:
             return invalid(field_errors(list(exc.errors())))
+        if body.requester.agency_code not in (None, agency):
+            return await refuse(
+                403,
+                f"requester.agency_code {body.requester.agency_code!r} is not the agency of the "
+                f"API key ({agency!r}): the requester is the key's agency",
+                caller.record.id,
+                agency,
+            )
         filled = with_procedure_datasets(body, procedures)
         if isinstance(filled, list):
             return invalid(filled)
@@ -447,7 +582,7 @@ def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
         problems = dataset_problems(body, catalog)
         if problems:
             return invalid(problems)
-        request = to_request(body, http)
+        request = to_request(body, http, agency)
         with LATENCY.time():
             try:
                 reply = await client.exchange(request)
@@ -483,6 +618,40 @@ def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
     )
     async def list_procedures() -> list[Procedure]:
         return listed
+
+    @app.get(
+        "/v1/audit",
+        response_model=AuditAnswer,
+        summary="Who accessed a subject's data: the data subject's right to know (auditor keys)",
+        responses={
+            401: LOOKUP_RESPONSES[401],
+            403: problem_response("The key is not an auditor's (role 'auditor')."),
+        },
+        openapi_extra={"security": [{"apiKey": []}]},
+    )
+    async def get_audit(
+        http: Request,
+        subject: Annotated[
+            str, Query(description="The personal id or enterprise code, as issued.")
+        ],
+        since: Annotated[datetime | None, Query(description="From this time (ISO 8601).")] = None,
+        until: Annotated[datetime | None, Query(description="Until this time.")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> Response:
+        caller = await authenticate(http, "auditor")
+        if isinstance(caller, JSONResponse):
+            return caller
+        try:
+            Subject.model_validate(
+                {"personal_id": subject} if len(subject) == 12 else {"enterprise_code": subject}
+            )
+        except ValidationError as exc:
+            return invalid(
+                [{"field": "subject", "message": e["msg"], "type": e["type"]} for e in exc.errors()]
+            )
+        records = await ledger_access.query(pseudonymize(subject), since, until, limit)
+        answer = AuditAnswer(subject=pseudonymize(subject), accesses=records)
+        return Response(answer.model_dump_json(), media_type=JSON)
 
     @app.get(
         "/healthz",

@@ -5,12 +5,18 @@ from __future__ import annotations
 from bus.schemas import DatasetError, DatasetResult, LookupStatus
 
 
+# Refusals that make a lookup `denied` (HTTP 403) when they are all it got.
+DENIAL_CODES = frozenset(
+    {"not_granted", "unknown_procedure", "purpose_not_allowed", "unauthenticated", "forbidden"}
+)
+
+
 def lookup_status(results: list[DatasetResult], errors: list[DatasetError]) -> LookupStatus:
     if results:
         return "complete" if not errors else "partial"
     if errors and all(error.code == "not_found" for error in errors):
         return "not_found"
-    if errors and all(error.code == "not_granted" for error in errors):
+    if errors and all(error.code in DENIAL_CODES for error in errors):
         return "denied"
     return "failed"
 

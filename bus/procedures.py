@@ -16,6 +16,7 @@ from pydantic import Field, ValidationError, field_validator
 from bus.catalog import Catalog
 from bus.errors import SettingsError
 from bus.schemas.common import Model, NFCStr
+from bus.settings import LookupSettings
 from bus.schemas.lookup import check_dataset_names, dataset_names_schema
 
 
@@ -85,3 +86,15 @@ class ProcedureCatalogue:
             for dataset in procedure.datasets
             if dataset not in catalog
         ]
+
+
+def load_procedures(settings: LookupSettings, catalog: Catalog) -> ProcedureCatalogue:
+    """The catalogue of `lookup.procedures_file`; SettingsError when it names a dataset no
+    source serves."""
+    procedures = ProcedureCatalogue.load(settings.procedures_path())
+    wrong = procedures.problems(catalog)
+    if wrong:
+        raise SettingsError(
+            "the procedure catalogue names unknown datasets:\n  " + "\n  ".join(wrong)
+        )
+    return procedures

@@ -17,7 +17,13 @@ Every request ends in exactly one reply as the requester sees it:
   refused at once with `failed`/`overloaded` and a retry-after, instead of being served late. A
   backlog left by an outage, whose deadlines are still far, is served;
 - an invalid request that names its id and a valid `reply_to` gets a `failed` reply naming the
-  field (and goes to the dead-letter topic too); a denied one gets `denied`.
+  field (and goes to the dead-letter topic too); a denied one gets `denied`;
+- a request whose signature does not check out (bus/requesters.py) is `denied` with
+  `unauthenticated` or `forbidden`, before anything else is looked at.
+
+Every decision and every release is an audit event (bus/audit/recorder.py), acknowledged by the
+broker before the reply goes out; when it cannot be written the reply is `failed` with
+`audit_unavailable`, and no data leaves.
 """
 
 from __future__ import annotations
@@ -32,10 +38,12 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from bus import topics
+from bus.audit.recorder import AuditRecorder, Pending, audit_failure
 from bus.deadline import Deadline
 from bus.outbox import Outbox
 from bus.outcome import lookup_status
 from bus.policy import Policy
+from bus.requesters import Caller, Refusal, RequesterCheck
 from bus.runtime import Inbound, Publication, Route, Subscriber
 from bus.schemas import (
     DatasetError,
@@ -47,6 +55,7 @@ from bus.schemas import (
     SourceQuery,
     SourceResult,
 )
+from bus.schemas.lookup import AuditContext
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +111,8 @@ class LookupRouter:
         policy: Policy,
         outbox: Outbox,
         *,
+        requesters: RequesterCheck,
+        audit: AuditRecorder,
         max_deadline_s: float,
         local: Mapping[str, LocalSource] | None = None,
         max_queue_s: float = 1.0,
@@ -109,6 +120,9 @@ class LookupRouter:
     ) -> None:
         self._policy = policy
         self._outbox = outbox
+        self._requesters = requesters
+        self._audit = audit
+        self._sources = {name: policy.source_of(name) for name in policy.datasets()}
         self._max_deadline_s = max_deadline_s
         self._local = dict(local or {})
         self._max_queue_s = max_queue_s
@@ -154,9 +168,18 @@ class LookupRouter:
         )
 
     async def on_request(self, request: LookupRequest, record: Inbound) -> None:
-        await self.route(request, queued_s=record.age_s())
+        await self.route(
+            request, queued_s=record.age_s(), headers=record.headers, value=record.value
+        )
 
-    async def route(self, request: LookupRequest, *, queued_s: float = 0.0) -> None:
+    async def route(
+        self,
+        request: LookupRequest,
+        *,
+        queued_s: float = 0.0,
+        headers: tuple[tuple[str, bytes], ...] = (),
+        value: bytes | None = None,
+    ) -> None:
         now = time.time()
         deadline = Deadline.of(request.deadline).capped(self._max_deadline_s, now)
         if deadline.budget() <= 0:
@@ -165,13 +188,25 @@ class LookupRouter:
             return
         if not self._recent.first_time(request.message_id, deadline.at, now):
             return  # a repeated delivery: answered (or being answered) already
+        caller = self._requesters.check(request, headers, value)
+        if isinstance(caller, Refusal):
+            await self._refuse_requester(request, caller, deadline)
+            return
         if deadline.at != request.deadline.timestamp():
             request = request.model_copy(update={"deadline": deadline.as_datetime()})
         if queued_s > self._max_queue_s and deadline.remaining(now) < queued_s:
             await self._refuse_overloaded(request, queued_s)
             return
         decision = self._policy.decide(request)
+        context = self._audit.context(request, caller.channel, caller.key_id)
+        decided = self._audit.emit(
+            self._audit.decision(
+                context, request.message_id, decision.granted, decision.refused, self._sources
+            )
+        )
         if decision.denied:
+            # No data leaves either way: a denial that could not be recorded is still a denial.
+            await self._audit.settle([decided], deadline)
             await self._reply(request, [], decision.refused)
             return
         if len(decision.granted) == 1 and not decision.refused:
@@ -181,9 +216,51 @@ class LookupRouter:
                 result = await source.answer(self._query(request, dataset, fields))
                 results = [] if result.result is None else [result.result]
                 errors = [] if result.error is None else [result.error]
-                await self._reply(request, results, errors)
+                await self._release(request, context, deadline, decided, results, errors)
                 return
-        await self._fan_out(request, decision.granted, decision.refused)
+        failure = await self._audit.settle([decided], deadline)
+        if failure is not None:
+            await self._reply(request, [], [audit_failure("*", failure)])
+            return
+        await self._fan_out(request, decision.granted, decision.refused, context)
+
+    async def _release(
+        self,
+        request: LookupRequest,
+        context: AuditContext,
+        deadline: Deadline,
+        decided: Pending,
+        results: list[DatasetResult],
+        errors: list[DatasetError],
+    ) -> None:
+        """Record the release (after the decision), then reply; without the record, no data."""
+        released = self._audit.emit(
+            self._audit.release(context, request.message_id, results, errors)
+        )
+        failure = await self._audit.settle([decided, released], deadline)
+        if failure is not None:
+            datasets = [r.dataset for r in results] + [e.dataset for e in errors]
+            await self._reply(request, [], [audit_failure(d, failure) for d in datasets])
+            return
+        await self._reply(request, results, errors)
+
+    async def _refuse_requester(
+        self, request: LookupRequest, refusal: Refusal, deadline: Deadline
+    ) -> None:
+        event = self._audit.authentication(
+            channel="kafka",
+            outcome="unauthenticated" if refusal.code == "unauthenticated" else "forbidden",
+            reason=refusal.reason,
+            request_id=request.message_id,
+            agency=refusal.agency,
+            key_id=refusal.key_id,
+            request=request,
+        )
+        await self._audit.record(event, deadline)
+        error = DatasetError(
+            dataset="*", source="bus", code=refusal.code, message=refusal.reason, retryable=False
+        )
+        await self._reply(request, [], [error])
 
     def _query(self, request: LookupRequest, dataset: str, fields: list[str] | None) -> SourceQuery:
         # From a validated request: its parts are models already and are not validated again
@@ -196,6 +273,7 @@ class LookupRouter:
             subject=request.subject,
             deadline=request.deadline,
             requester_agency=request.requester.agency_code,
+            procedure_code=request.procedure_code,
             fields=fields,
             traceparent=request.traceparent,
             tracestate=request.tracestate,
@@ -206,6 +284,7 @@ class LookupRouter:
         request: LookupRequest,
         granted: Mapping[str, list[str] | None],
         refused: list[DatasetError],
+        context: AuditContext,
     ) -> None:
         request_id = request.message_id
         plan = LookupPlan(
@@ -216,6 +295,7 @@ class LookupRouter:
             deadline=request.deadline,
             reply_to=request.reply_to,
             errors=refused,
+            audit=context if self._audit.enabled else None,
             traceparent=request.traceparent,
             tracestate=request.tracestate,
         )

@@ -217,7 +217,7 @@ class ApiKeyRecord(Section):
 
     id: str = Field(pattern=r"^[0-9a-f]{16}$", description="The key's public id.")
     agency: str = Field(pattern=AGENCY_PATTERN)
-    roles: list[Role] = Field(default_factory=lambda: ["lookup"], min_length=1)
+    roles: list[Role] = Field(default_factory=lambda: list[Role](["lookup"]), min_length=1)
     hash: str = Field(description="scrypt verifier of the key's secret (bus/auth.py).")
     description: str | None = None
 

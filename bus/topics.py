@@ -20,6 +20,12 @@ REPLY_PARTITIONS = 8
 CLI_REPLY_PARTITION = REPLY_PARTITIONS - 1
 
 
+def agency_reply_topic(agency: str) -> str:
+    """The reply topic of an agency that talks Kafka directly (`auth.kafka_agencies`): only its
+    own replies go there, so that ACLs can keep one agency from reading another's."""
+    return f"{LOOKUP_REPLY}.{agency}"
+
+
 def source_request(source: str) -> str:
     """Requests for one national database, consumed by that source's lookup connector."""
     return f"tthc.source.{source}.request"
@@ -32,7 +38,12 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
-def bus_topics(sources: list[str], partitions: int) -> list[TopicSpec]:
+def bus_topics(
+    sources: list[str],
+    partitions: int,
+    agencies: list[str] | None = None,
+    agency_reply_partitions: int = 1,
+) -> list[TopicSpec]:
     """Every topic the bus needs, with its partition count and config."""
     short = {"retention.ms": str(24 * 3600 * 1000)}
     specs = [
@@ -44,6 +55,10 @@ def bus_topics(sources: list[str], partitions: int) -> list[TopicSpec]:
         TopicSpec(STATUS, 1, {"cleanup.policy": "compact"}),
     ]
     specs += [TopicSpec(source_request(name), partitions, short) for name in sources]
+    specs += [
+        TopicSpec(agency_reply_topic(agency), agency_reply_partitions, {"retention.ms": "3600000"})
+        for agency in agencies or ()
+    ]
     return specs
 
 

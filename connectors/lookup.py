@@ -26,6 +26,7 @@ from bus.errors import MappingError, SourceError, SourceNotFound, SourceTimeout
 from bus.outbox import Outbox
 from bus.runtime import Inbound, Publication, Route, Subscriber
 from bus.schemas import DatasetError, DatasetResult, Provenance, SourceQuery, SourceResult
+from bus.schemas.lookup import WithheldField
 from bus.settings import SourceSettings
 from connectors.resilience import Middleware, Proceed, SourceCall, chain
 from connectors.resilience.breaker import CircuitBreaker
@@ -155,8 +156,8 @@ class LookupConnector:
                     raise SourceTimeout(self.source, "no answer before the deadline") from None
             finally:
                 self.bulkhead.leave()
-            data = self._normalize(query, record)
-            return self._found(query, record, data, time.monotonic() - started)
+            data, withheld = self._normalize(query, record)
+            return self._found(query, record, data, withheld, time.monotonic() - started)
         except SourceNotFound as exc:
             return self._error(query, "not_found", exc.code, exc.detail, retryable=False)
         except SourceError as exc:
@@ -182,7 +183,12 @@ class LookupConnector:
             )
 
     def _found(
-        self, query: SourceQuery, record: NativeRecord, data: dict[str, Any], elapsed: float
+        self,
+        query: SourceQuery,
+        record: NativeRecord,
+        data: dict[str, Any],
+        withheld: list[WithheldField],
+        elapsed: float,
     ) -> SourceResult:
         provenance = Provenance(
             source=self.source,
@@ -196,17 +202,35 @@ class LookupConnector:
             producer=self._outbox.producer_name,
             dataset=query.dataset,
             outcome="found",
-            result=DatasetResult(dataset=query.dataset, data=data, provenance=provenance),
+            result=DatasetResult(
+                dataset=query.dataset, data=data, provenance=provenance, withheld=withheld
+            ),
             traceparent=query.traceparent,
             tracestate=query.tracestate,
         )
 
-    def _normalize(self, query: SourceQuery, record: NativeRecord) -> dict[str, Any]:
+    def _normalize(
+        self, query: SourceQuery, record: NativeRecord
+    ) -> tuple[dict[str, Any], list[WithheldField]]:
+        """The normalized record, less the fields policy did not grant (listed as withheld:
+        every field not granted, whether or not this record has it, so that the list itself
+        tells nothing about the person)."""
         model = self._mappings[query.dataset].apply(record.data)
         data: dict[str, Any] = model.model_dump(mode="json", exclude_none=True)
-        if query.fields is not None:
-            data = {key: value for key, value in data.items() if key in query.fields}
-        return data
+        if query.fields is None:
+            return data, []
+        granted = query.fields
+        data = {key: value for key, value in data.items() if key in granted}
+        reason = (
+            f"not granted to agency {query.requester_agency!r} for procedure "
+            f"{query.procedure_code!r}"
+        )
+        withheld = [
+            WithheldField(field=name, reason=reason)
+            for name in type(model).model_fields
+            if name not in granted
+        ]
+        return data, withheld
 
     def _error(
         self, query: SourceQuery, outcome: str, code: str, message: str, *, retryable: bool

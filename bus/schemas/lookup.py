@@ -109,11 +109,16 @@ class Subject(Model):
         return json_schema
 
 
-class ReplyTo(Model):
-    """Where the reply goes: a partition of the bus's reply topic, never an arbitrary topic
-    (a reply carries personal data; a requester must not be able to send it elsewhere)."""
+REPLY_TOPIC_PATTERN = r"^tthc\.lookup\.reply(\.[A-Za-z0-9][A-Za-z0-9.-]{0,63})?$"
 
-    topic: Literal["tthc.lookup.reply"] = "tthc.lookup.reply"
+
+class ReplyTo(Model):
+    """Where the reply goes: a partition of the bus's shared reply topic (gateways), or of the
+    requesting agency's own `tthc.lookup.reply.<agency>` (Kafka-native agencies), never an
+    arbitrary topic: a reply carries personal data. The worker checks that the topic is the one
+    the signed requester may read (bus/router.py)."""
+
+    topic: str = Field(default="tthc.lookup.reply", pattern=REPLY_TOPIC_PATTERN)
     partition: int = Field(ge=0, lt=REPLY_PARTITIONS)
 
 
@@ -153,10 +158,20 @@ class Provenance(Model):
     latency_ms: float
 
 
+class WithheldField(Model):
+    field: str
+    reason: str
+
+
 class DatasetResult(Model):
     dataset: str
     data: dict[str, Any]
     provenance: Provenance
+    withheld: list[WithheldField] = Field(
+        default_factory=list,
+        description="Fields of the dataset removed by policy before the reply left the bus, "
+        "each with why (whether or not the record had a value for it).",
+    )
 
 
 class DatasetError(Model):
@@ -187,6 +202,7 @@ class SourceQuery(Envelope):
     subject: Subject
     deadline: datetime
     requester_agency: str
+    procedure_code: str | None = None
     fields: list[str] | None = Field(
         default=None, description="Fields granted by policy; None means all of the dataset."
     )
@@ -211,6 +227,22 @@ class SourceResult(Envelope):
         return self
 
 
+class AuditContext(Model):
+    """What the release event of a fanned-out lookup needs to know of its request (no raw id)."""
+
+    channel: Literal["http", "kafka"]
+    agency: str
+    key_id: str | None
+    system: str
+    officer: str
+    procedure_code: str
+    dossier_id: str
+    purpose: str
+    legal_basis: str
+    subject: str
+    subject_kind: Literal["personal_id", "enterprise_code"]
+
+
 class LookupPlan(Envelope):
     """Router -> aggregator: a lookup has been fanned out; wait for these datasets."""
 
@@ -221,6 +253,9 @@ class LookupPlan(Envelope):
     reply_to: ReplyTo | None
     errors: list[DatasetError] = Field(
         default_factory=list, description="Datasets refused before fan-out (unknown, not granted)."
+    )
+    audit: AuditContext | None = Field(
+        default=None, description="Who asked, for what: for the release event the reply needs."
     )
 
 

@@ -20,10 +20,13 @@ from rich.console import Console
 
 from bus.errors import BusError
 from bus.settings import Settings, get_settings
+from bus.tooling.audit_cli import audit_app
+from bus.tooling.keys_cli import keys_app
 from bus.tooling.scaffold import SourceProtocol
 
 if TYPE_CHECKING:
     from bus.catalog import Catalog
+    from bus.policy import Policy
     from connectors.catalog import LoadedSource
 
 console = Console()
@@ -35,11 +38,15 @@ sandbox_app = typer.Typer(help="The simulated national databases.", no_args_is_h
 schemas_app = typer.Typer(help="Message schemas.", no_args_is_help=True)
 topics_app = typer.Typer(help="Kafka topics of the bus.", no_args_is_help=True)
 adapter_app = typer.Typer(help="Adapters of the national databases.", no_args_is_help=True)
+policy_app = typer.Typer(help="Who may see what: the policy grants.", no_args_is_help=True)
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(topics_app, name="topics")
 app.add_typer(adapter_app, name="adapter")
+app.add_typer(policy_app, name="policy")
+app.add_typer(keys_app, name="keys")
+app.add_typer(audit_app, name="audit")
 
 
 def settings_or_exit() -> Settings:
@@ -142,7 +149,12 @@ def kafka_status() -> None:
 def create_topics(settings: Settings) -> list[str]:
     from bus.topics import bus_topics, ensure_topics
 
-    specs = bus_topics(sorted(settings.sources), settings.kafka.partitions)
+    specs = bus_topics(
+        sorted(settings.sources),
+        settings.kafka.partitions,
+        settings.auth.kafka_agencies,
+        settings.auth.reply_topic_partitions,
+    )
     try:
         return ensure_topics(
             settings.kafka.resolved_bootstrap(), specs, settings.kafka.replication_factor
@@ -253,6 +265,20 @@ def adapter_new(
 # -- worker ----------------------------------------------------------------------------------
 
 
+def policy_or_exit(settings: Settings, catalog: Catalog) -> Policy:
+    """The policy, checked against the procedure and dataset catalogues; exit 2 naming every
+    problem."""
+    from bus.policy import Policy
+    from bus.procedures import load_procedures
+
+    try:
+        procedures = load_procedures(settings.lookup, catalog)
+        return Policy(catalog, procedures, settings.policy.grants).check()
+    except BusError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
 @dataclass
 class ComposedWorker:
     faust_app: Any
@@ -264,8 +290,11 @@ def compose_worker(settings: Settings) -> ComposedWorker:
     """The faust app (the aggregator and its table) and the service beside it: the outbox, and
     the runner of the router and of one lookup connector per source."""
     from bus.aggregator import LookupAggregator
+    from bus.audit.pseudonym import Pseudonymizer
+    from bus.audit.recorder import AuditRecorder
+    from bus.auth import Keyring
     from bus.outbox import Outbox
-    from bus.policy import Policy
+    from bus.requesters import RequesterCheck
     from bus.router import LookupRouter
     from bus.runtime import KafkaRunner, RunnerSettings, hosted
     from bus.streams import create_app
@@ -281,15 +310,33 @@ def compose_worker(settings: Settings) -> ComposedWorker:
         name: LookupConnector(name, source.settings, source.new_adapter(), outbox)
         for name, source in loaded.items()
     }
+    policy = policy_or_exit(settings, catalog)
+    try:
+        requesters = RequesterCheck(
+            Keyring.from_settings(settings.auth),
+            settings.auth.kafka_agencies,
+            settings.auth.reply_topic_partitions,
+        )
+        audit = AuditRecorder(
+            outbox,
+            Pseudonymizer.from_settings(settings.audit),
+            enabled=settings.audit.enabled,
+            timeout_s=settings.audit.write_timeout_ms / 1000,
+        )
+    except BusError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     router = LookupRouter(
-        Policy(catalog, settings.policy.allow_all_agencies),
+        policy,
         outbox,
+        requesters=requesters,
+        audit=audit,
         max_deadline_s=settings.lookup.max_deadline_ms / 1000,
         local=connectors,
         max_queue_s=settings.worker.max_queue_ms / 1000,
         concurrency=settings.worker.concurrency,
     )
-    aggregator = LookupAggregator(faust_app, outbox, settings.kafka.partitions)
+    aggregator = LookupAggregator(faust_app, outbox, settings.kafka.partitions, audit)
     aggregator.register()
     direct = [router.subscriber(), *(c.subscriber(outbox) for c in connectors.values())]
     runner = KafkaRunner(
@@ -362,45 +409,79 @@ def gateway(
 @app.command()
 def lookup(
     subject: Annotated[str, typer.Option(help="Personal id (12 digits) or enterprise code.")],
-    dataset: Annotated[list[str], typer.Option(help="Dataset, e.g. population.identity.")],
     procedure: Annotated[str, typer.Option(help="TTHC procedure code.")],
-    purpose: Annotated[str, typer.Option(help="Why the data is needed.")],
+    purpose: Annotated[str, typer.Option(help="Why: one of the purposes the procedure allows.")],
+    key: Annotated[
+        str,
+        typer.Option(
+            envvar="TTHC_API_KEY",
+            help="The agency's API key (tthc-bus keys new AGENCY); the agency must be listed in "
+            "auth.kafka_agencies, its replies come on its own topic.",
+            show_default=False,
+        ),
+    ],
+    agency: Annotated[
+        str, typer.Option(envvar="TTHC_AGENCY", help="The agency the key belongs to.")
+    ],
+    dataset: Annotated[
+        list[str] | None,
+        typer.Option(help="Dataset, e.g. population.identity; none: the procedure's datasets."),
+    ] = None,
     legal_basis: Annotated[str, typer.Option(help="Legal basis.")] = "Decree 194/2025/ND-CP",
-    agency: Annotated[str, typer.Option(help="Requesting agency code.")] = "CLI",
     officer: Annotated[str, typer.Option(help="Officer handling the dossier.")] = "cli-user",
     dossier: Annotated[str, typer.Option(help="Dossier id.")] = "CLI-DOSSIER",
     deadline_ms: Annotated[int, typer.Option(help="Time allowed, in ms.")] = 5000,
 ) -> None:
-    """Look up a subject over Kafka, as a Kafka-native client, and print the reply."""
+    """Look up a subject over Kafka, as a Kafka-native client of an agency, and print the reply."""
     from pydantic import ValidationError
 
+    from bus.auth import AuthError
     from bus.client import LookupClient, deadline_in
     from bus.codec import describe_errors
     from bus.schemas import LookupRequest
-    from bus.topics import CLI_REPLY_PARTITION
 
     settings = settings_or_exit()
-    key = "personal_id" if len(subject) == 12 else "enterprise_code"
+    try:
+        client = LookupClient.for_agency(
+            settings.kafka.resolved_bootstrap(), key, agency, "tthc-bus-cli"
+        )
+    except AuthError as exc:
+        err_console.print(f"[red]--key: {exc}[/red]")
+        raise typer.Exit(2) from None
+    datasets = dataset
+    if not datasets:
+        from bus.procedures import ProcedureCatalogue
+
+        found = ProcedureCatalogue.load(settings.lookup.procedures_path()).get(procedure)
+        if found is None:
+            err_console.print(f"[red]no --dataset, and procedure {procedure!r} is unknown[/red]")
+            raise typer.Exit(2)
+        datasets = found.datasets
+    kind = "personal_id" if len(subject) == 12 else "enterprise_code"
+    assert client.signer is not None
     try:
         request = LookupRequest(
             producer="tthc-bus-cli",
-            requester={"agency_code": agency, "system": "tthc-bus-cli", "officer": officer},
+            requester={
+                "agency_code": client.signer.agency,
+                "system": "tthc-bus-cli",
+                "officer": officer,
+            },
             procedure_code=procedure,
             dossier_id=dossier,
             purpose=purpose,
             legal_basis=legal_basis,
-            subject={key: subject},
-            datasets=dataset,
+            subject={kind: subject},
+            datasets=datasets,
             deadline=deadline_in(deadline_ms),
+            reply_to=client.reply_to,
         )
     except ValidationError as exc:
         err_console.print(f"[red]{describe_errors(exc, 'lookup request')}[/red]")
         raise typer.Exit(2) from None
 
     async def run() -> Any:
-        async with LookupClient(
-            settings.kafka.resolved_bootstrap(), CLI_REPLY_PARTITION, "tthc-bus-cli"
-        ) as client:
+        async with client:
             return await client.lookup(request)
 
     reply = asyncio.run(run())
@@ -409,6 +490,29 @@ def lookup(
         raise typer.Exit(1)
     print(reply.model_dump_json(indent=2))
     raise typer.Exit(0 if reply.status in ("complete", "partial") else 1)
+
+
+# -- policy ----------------------------------------------------------------------------------
+
+
+@policy_app.command("check")
+def policy_check(
+    agency: Annotated[str, typer.Option(help="The requesting agency's code.")],
+    procedure: Annotated[str, typer.Option(help="TTHC procedure code.")],
+    dataset: Annotated[str, typer.Option(help="Dataset, e.g. population.identity.")],
+    purpose: Annotated[
+        str | None, typer.Option(help="The purpose a request would state (checked if given).")
+    ] = None,
+) -> None:
+    """Explain what the policy decides for an agency, a procedure and a dataset, and why."""
+    settings = settings_or_exit()
+    policy = policy_or_exit(settings, catalog_or_exit(settings))
+    answer = policy.explain(agency, procedure, dataset, purpose)
+    verdict = "[green]granted[/green]" if answer.allowed else f"[red]denied[/red] ({answer.code})"
+    console.print(f"{agency} / {procedure} / {dataset}: {verdict}")
+    for reason in answer.reasons:
+        console.print(f"  - {reason}")
+    raise typer.Exit(0 if answer.allowed else 4)
 
 
 # -- schemas ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ SIGTERM and SIGHUP into a clean stop at any point of `tthc-bus dev` (starting, r
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -27,7 +28,8 @@ import requests
 
 from bus import topics
 from bus.errors import BusError
-from bus.settings import PROJECT_ROOT, Settings
+from bus.auth import generate_key
+from bus.settings import PROJECT_ROOT, ApiKeyRecord, Settings
 from bus.tooling.kafka_local import LocalKafka, free_port, local_kafka_from_settings, port_open
 
 
@@ -179,6 +181,7 @@ class DevStack:
         }
         for number in range(2, self.workers + 1):
             self.worker_places[number] = self._worker_place(number)
+        self.keys = DevKeys.issue(cfg)
         self.bootstrap_servers = cfg.kafka.bootstrap_servers or ""
         if not self.bootstrap_servers:
             broker = local_kafka_from_settings(cfg.kafka.local)
@@ -239,8 +242,13 @@ class DevStack:
                 "TTHC_BUS_WORKER__WEB_PORT": str(self.worker_web_port),
                 "TTHC_BUS_WORKER__DATA_DIR": str(self.worker_data_dir),
                 "PYTHONUNBUFFERED": "1",
+                # This stack's own keys, issued at its start (DevKeys), beside the keys file's.
+                "TTHC_BUS_AUTH__KEYS": self.keys.records_json(),
+                "TTHC_BUS_GATEWAY__KEY": self.keys.gateway,
             }
         )
+        if not self.fixed_ports:
+            env["TTHC_BUS_AUDIT__LEDGER_URL"] = f"sqlite:///{self.root / 'audit.db'}"
         if self.sandbox_count is not None:
             env["TTHC_BUS_SANDBOX__COUNT"] = str(self.sandbox_count)
         for name, source in self.settings.sources.items():
@@ -397,7 +405,12 @@ class DevStack:
             self._check_workers_alive()
             body["deadline_ms"] = 3000
             try:
-                answer = requests.post(f"{self.gateway_url}/v1/lookups", json=body, timeout=10)
+                answer = requests.post(
+                    f"{self.gateway_url}/v1/lookups",
+                    json=body,
+                    headers=self.keys.headers(DEMO_AGENCY),
+                    timeout=10,
+                )
                 if answer.status_code == 200 and answer.json().get("status") == "complete":
                     return
                 last = f"{answer.status_code} {answer.text[:300]}"
@@ -470,8 +483,6 @@ class DevStack:
     def print_banner(self, console: Any) -> None:
         subject = requests.get(f"{self.sandbox_url}/_sandbox/sample?n=1", timeout=5).json()[0]
         body = example_lookup(subject)
-        import json
-
         console.print(f"[bold green]tthc-bus is running[/bold green] (logs in {self.root})")
         reused = (
             "  (already running: reused, and left running on exit)" if self.broker_reused else ""
@@ -481,9 +492,15 @@ class DevStack:
         console.print(f"  sandbox   {self.sandbox_url}  ({sources}; tthc-bus sandbox sources)")
         console.print(f"  gateway   {self.gateway_url}  (OpenAPI: {self.gateway_url}/docs)")
         console.print(f"  metrics   {self.gateway_url}/metrics")
+        console.print(
+            f"  API keys  issued for this run (agency: key); `tthc-bus keys new` makes lasting ones"
+        )
+        for agency, key in sorted(self.keys.agencies.items()):
+            console.print(f"    {agency}: {key}", soft_wrap=True)
         console.print("Try:")
         console.print(
             f"  curl -s -X POST {self.gateway_url}/v1/lookups -H 'content-type: application/json' "
+            f"-H 'Authorization: Bearer {self.keys.agencies[DEMO_AGENCY]}' "
             f"-d '{json.dumps(body, ensure_ascii=False)}'",
             soft_wrap=True,
         )
@@ -536,9 +553,44 @@ def _say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
 
+DEMO_AGENCY = "H26.22"
+AUDITOR_AGENCY = "AUDIT"
+
+
+@dataclass
+class DevKeys:
+    """API keys a local stack issues itself at each start: one per agency of the policy grants
+    (role lookup), one for an auditor, and the gateway's own. Their hashes reach the children
+    through TTHC_BUS_AUTH__KEYS; the keys are printed by `tthc-bus dev` and used by the tests."""
+
+    agencies: dict[str, str]
+    gateway: str
+    records: list[ApiKeyRecord]
+
+    @classmethod
+    def issue(cls, settings: Settings) -> DevKeys:
+        agencies: dict[str, str] = {}
+        records: list[ApiKeyRecord] = []
+        wanted = {grant.agency for grant in settings.policy.grants} | {DEMO_AGENCY}
+        for agency in sorted(wanted):
+            issued = generate_key(agency, ["lookup"], "issued by the local stack")
+            agencies[agency] = issued.key
+            records.append(issued.record)
+        auditor = generate_key(AUDITOR_AGENCY, ["auditor"], "issued by the local stack")
+        agencies[AUDITOR_AGENCY] = auditor.key
+        gateway = generate_key("BUS", ["gateway"], "the local stack's gateway")
+        return cls(agencies, gateway.key, [*records, auditor.record, gateway.record])
+
+    def records_json(self) -> str:
+        return json.dumps([record.model_dump(mode="json") for record in self.records])
+
+    def headers(self, agency: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.agencies[agency]}"}
+
+
 def example_lookup(personal_id: str) -> dict[str, Any]:
     return {
-        "requester": {"agency_code": "H26.22", "system": "dvc-demo", "officer": "can-bo-01"},
+        "requester": {"system": "dvc-demo", "officer": "can-bo-01"},
         "procedure_code": "1.004222",
         "dossier_id": "HS-DEMO-0001",
         "purpose": "Xác minh nhân thân khi giải quyết hồ sơ",

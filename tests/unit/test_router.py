@@ -10,7 +10,12 @@ import pytest
 
 from bus import topics
 from bus.catalog import Catalog
+from bus.audit.pseudonym import Pseudonymizer
+from bus.audit.recorder import AuditRecorder
+from bus.auth import Keyring, RequestSigner, generate_key
 from bus.policy import Policy
+from bus.procedures import Procedure, ProcedureCatalogue
+from bus.requesters import RequesterCheck
 from bus.router import LookupRouter, salvage_reply_address
 from bus.runtime import Inbound
 from bus.schemas import (
@@ -25,6 +30,7 @@ from bus.schemas import (
     SourceResult,
 )
 from bus.schemas.citizen import Citizen
+from bus.settings import Grant
 from tests.unit.recording_outbox import RecordingOutbox
 
 CATALOG = Catalog.of(
@@ -36,6 +42,9 @@ CATALOG = Catalog.of(
 IDENTITY = "population.identity"
 CARD = "insurance.card"
 MAX_DEADLINE_S = 30.0
+AGENCY = "H26.22"
+PROCEDURE = "1.004222"
+PURPOSE = "Xác minh nhân thân"
 TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 TRACESTATE = "vendor=abc"
 
@@ -45,10 +54,58 @@ def outbox() -> RecordingOutbox:
     return RecordingOutbox()
 
 
-def make_router(outbox: RecordingOutbox, *, allow_all: bool = True) -> LookupRouter:
+GRANT = Grant(agency=AGENCY, procedures=[PROCEDURE], datasets={IDENTITY: "*", CARD: "*"})
+PROCEDURES = ProcedureCatalogue(
+    [
+        Procedure(
+            code=PROCEDURE,
+            name="Xác minh nhân thân",
+            legal_basis="Nghị định 194/2025/NĐ-CP",
+            datasets=[IDENTITY],
+            purposes=[PURPOSE],
+        )
+    ]
+)
+# Keys at a low scrypt cost: the suite derives them in microseconds.
+TEST_COST = 2**4
+GATEWAY = generate_key("BUS", ["gateway"], "test gateway", n=TEST_COST)
+SIGNER = RequestSigner(GATEWAY.key, n=TEST_COST)
+KEYRING = Keyring([GATEWAY.record])
+
+
+def audit_recorder(audit_outbox: RecordingOutbox | None = None) -> AuditRecorder:
+    return AuditRecorder(
+        audit_outbox or RecordingOutbox(), Pseudonymizer(b"test-key")  # type: ignore[arg-type]
+    )
+
+
+def router_parts(allow_all: bool, audit: AuditRecorder | None) -> dict[str, Any]:
+    grants = [GRANT] if allow_all else []
+    return {
+        "requesters": RequesterCheck(KEYRING, [AGENCY]),
+        "audit": audit or audit_recorder(),
+        "policy": Policy(CATALOG, PROCEDURES, grants),
+    }
+
+
+async def route(router: LookupRouter, req: LookupRequest, **kwargs: Any) -> None:
+    """As the router gets it from Kafka: signed by the gateway."""
+    body = req.model_dump_json().encode()
+    headers = tuple(SIGNER.headers(req.requester.agency_code, body))
+    await router.route(req, headers=headers, value=body, **kwargs)
+
+
+def make_router(
+    outbox: RecordingOutbox, *, allow_all: bool = True, audit: AuditRecorder | None = None
+) -> LookupRouter:
     """A router with no source in its process: every lookup is fanned out."""
-    policy = Policy(CATALOG, allow_all_agencies=allow_all)
-    return LookupRouter(policy, outbox, max_deadline_s=MAX_DEADLINE_S)  # type: ignore[arg-type]
+    parts = router_parts(allow_all, audit)
+    return LookupRouter(
+        parts.pop("policy"),
+        outbox,  # type: ignore[arg-type]
+        max_deadline_s=MAX_DEADLINE_S,
+        **parts,
+    )
 
 
 def request(
@@ -57,10 +114,10 @@ def request(
     reply_to: ReplyTo | None = None,
 ) -> LookupRequest:
     return LookupRequest(
-        requester={"agency_code": "UBND-HN", "system": "dvc-hanoi", "officer": "Phạm D"},
-        procedure_code="1.001234",
+        requester={"agency_code": AGENCY, "system": "dvc-hanoi", "officer": "Phạm D"},
+        procedure_code=PROCEDURE,
         dossier_id="HS-1",
-        purpose="Xác minh nhân thân",
+        purpose=PURPOSE,
         legal_basis="Nghị định 194/2025/NĐ-CP",
         subject={"personal_id": "001090000001"},
         datasets=list(datasets or (IDENTITY,)),
@@ -78,7 +135,7 @@ async def test_allowed_request_sends_plan_then_one_query_per_dataset(
     outbox: RecordingOutbox,
 ) -> None:
     req = request(IDENTITY, CARD, reply_to=ReplyTo(partition=2))
-    await make_router(outbox).route(req)
+    await route(make_router(outbox), req)
 
     assert outbox.replies == []
     assert [s.topic for s in outbox.sent] == [
@@ -106,7 +163,7 @@ async def test_allowed_request_sends_plan_then_one_query_per_dataset(
         assert (q.request_id, q.correlation_id) == (req.message_id, req.message_id)
         assert q.deadline == req.deadline
         assert q.subject == req.subject
-        assert q.requester_agency == "UBND-HN"
+        assert q.requester_agency == AGENCY
         assert q.fields is None  # allow_all grants whole datasets
         assert (q.traceparent, q.tracestate) == (TRACEPARENT, TRACESTATE)
 
@@ -115,7 +172,7 @@ async def test_unknown_dataset_is_planned_as_refused_and_not_queried(
     outbox: RecordingOutbox,
 ) -> None:
     req = request(IDENTITY, "land.parcel")
-    await make_router(outbox).route(req)
+    await route(make_router(outbox), req)
 
     plan, *queries = [s.message for s in outbox.sent]
     assert isinstance(plan, LookupPlan)
@@ -127,7 +184,7 @@ async def test_unknown_dataset_is_planned_as_refused_and_not_queried(
 async def test_deadline_beyond_max_is_cut_to_now_plus_max(outbox: RecordingOutbox) -> None:
     req = request(IDENTITY, deadline=datetime.now(UTC) + timedelta(hours=1))
     before = datetime.now(UTC)
-    await make_router(outbox).route(req)
+    await route(make_router(outbox), req)
     after = datetime.now(UTC)
 
     max_deadline = timedelta(seconds=MAX_DEADLINE_S)
@@ -140,7 +197,7 @@ async def test_deadline_beyond_max_is_cut_to_now_plus_max(outbox: RecordingOutbo
 
 async def test_deadline_within_max_is_kept(outbox: RecordingOutbox) -> None:
     deadline = datetime.now(UTC) + timedelta(seconds=MAX_DEADLINE_S / 2)
-    await make_router(outbox).route(request(IDENTITY, deadline=deadline))
+    await route(make_router(outbox), request(IDENTITY, deadline=deadline))
     assert {s.message.deadline for s in outbox.sent} == {deadline}
 
 
@@ -177,10 +234,15 @@ class FakeSource:
 
 
 def local_router(outbox: RecordingOutbox, source: FakeSource, **kwargs: Any) -> LookupRouter:
-    policy = Policy(CATALOG, allow_all_agencies=kwargs.pop("allow_all", True))
+    parts = router_parts(kwargs.pop("allow_all", True), kwargs.pop("audit", None))
     return LookupRouter(
-        policy, outbox, max_deadline_s=MAX_DEADLINE_S, local={"population": source}, **kwargs
-    )  # type: ignore[arg-type]
+        parts.pop("policy"),
+        outbox,  # type: ignore[arg-type]
+        max_deadline_s=MAX_DEADLINE_S,
+        local={"population": source},
+        **parts,
+        **kwargs,
+    )
 
 
 def only_reply(outbox: RecordingOutbox) -> tuple[ReplyTo | None, LookupResponse]:
@@ -195,7 +257,7 @@ async def test_single_local_dataset_is_answered_directly_without_the_aggregator(
 ) -> None:
     source = FakeSource()
     req = request(IDENTITY, reply_to=ReplyTo(partition=3))
-    await local_router(outbox, source).route(req)
+    await route(local_router(outbox, source), req)
 
     [query] = source.queries
     assert (query.request_id, query.dataset, query.subject) == (
@@ -213,7 +275,7 @@ async def test_single_local_dataset_is_answered_directly_without_the_aggregator(
 
 
 async def test_source_not_found_is_a_direct_not_found_reply(outbox: RecordingOutbox) -> None:
-    await local_router(outbox, FakeSource("not_found")).route(request(IDENTITY))
+    await route(local_router(outbox, FakeSource("not_found")), request(IDENTITY))
     _, reply = only_reply(outbox)
     assert reply.status == "not_found"
     assert [(e.dataset, e.code) for e in reply.errors] == [(IDENTITY, "not_found")]
@@ -224,14 +286,14 @@ async def test_a_repeated_delivery_is_answered_once(outbox: RecordingOutbox) -> 
     router = local_router(outbox, source)
     req = request(IDENTITY)
     for _ in range(3):
-        await router.route(req)
+        await route(router, req)
     assert len(source.queries) == 1
     assert len(outbox.replies) == 1
 
 
 async def test_several_datasets_fan_out_even_with_a_local_source(outbox: RecordingOutbox) -> None:
     source = FakeSource()
-    await local_router(outbox, source).route(request(IDENTITY, CARD))
+    await route(local_router(outbox, source), request(IDENTITY, CARD))
     assert source.queries == []
     assert [s.topic for s in outbox.sent] == [
         topics.SOURCE_RESULT,
@@ -245,7 +307,7 @@ async def test_passed_deadline_is_dropped_the_requester_has_answered_itself(
 ) -> None:
     source = FakeSource()
     req = request(IDENTITY, deadline=datetime.now(UTC) - timedelta(seconds=1))
-    await local_router(outbox, source).route(req)
+    await route(local_router(outbox, source), req)
     assert (source.queries, outbox.sent, outbox.replies) == ([], [], [])
 
 
@@ -255,7 +317,7 @@ async def test_a_request_that_waited_too_long_in_kafka_is_refused_as_overloaded(
     source = FakeSource()
     router = local_router(outbox, source, max_queue_s=0.5)
     soon = datetime.now(UTC) + timedelta(seconds=1.5)
-    await router.route(request(IDENTITY, deadline=soon), queued_s=1.7)
+    await route(router, request(IDENTITY, deadline=soon), queued_s=1.7)
 
     assert source.queries == []
     _, reply = only_reply(outbox)
@@ -271,7 +333,7 @@ async def test_a_backlog_whose_deadlines_are_far_is_served(outbox: RecordingOutb
     """After an outage the successor reads requests that waited long but can still be served."""
     source = FakeSource()
     far = datetime.now(UTC) + timedelta(seconds=20)
-    await local_router(outbox, source, max_queue_s=0.5).route(
+    await route(local_router(outbox, source, max_queue_s=0.5), 
         request(IDENTITY, deadline=far), queued_s=8
     )
     _, reply = only_reply(outbox)
@@ -281,7 +343,7 @@ async def test_a_backlog_whose_deadlines_are_far_is_served(outbox: RecordingOutb
 async def test_policy_denial_is_answered_directly(outbox: RecordingOutbox) -> None:
     source = FakeSource()
     req = request(IDENTITY, CARD, reply_to=ReplyTo(partition=4))
-    await local_router(outbox, source, allow_all=False).route(req)
+    await route(local_router(outbox, source, allow_all=False), req)
 
     assert source.queries == []
     reply_to, reply = only_reply(outbox)
@@ -384,3 +446,143 @@ def test_recent_ids_forget_expired_ids_and_stay_bounded() -> None:
     for n in range(3000):
         recent.first_time(f"many-{n}", until=later + 100, now=later)
     assert len(recent) <= 1000
+
+
+# -- who is asking: signatures and reply topics ----------------------------------------------
+
+
+async def test_an_unsigned_request_is_denied_unauthenticated_and_audited(
+    outbox: RecordingOutbox,
+) -> None:
+    audit_box = RecordingOutbox()
+    source = FakeSource()
+    router = local_router(outbox, source, audit=audit_recorder(audit_box))
+    req = request(IDENTITY, reply_to=ReplyTo(partition=1))
+    await router.route(req, headers=(), value=req.model_dump_json().encode())
+
+    _, reply = only_reply(outbox)
+    assert reply.status == "denied"
+    [error] = reply.errors
+    assert error.code == "unauthenticated" and "unsigned request" in error.message
+    assert source.queries == []
+    [event] = [s.message for s in audit_box.sent]
+    assert (event.kind, event.outcome, event.channel) == (
+        "authentication",
+        "unauthenticated",
+        "kafka",
+    )
+    assert event.subject != req.subject.personal_id  # a pseudonym, never the raw id
+
+
+async def test_a_signature_over_another_body_is_refused(outbox: RecordingOutbox) -> None:
+    req = request(IDENTITY, reply_to=ReplyTo(partition=1))
+    headers = tuple(SIGNER.headers(AGENCY, b"another body"))
+    await make_router(outbox).route(req, headers=headers, value=req.model_dump_json().encode())
+    [(_, reply)] = outbox.replies
+    assert [e.code for e in reply.errors] == ["unauthenticated"]
+
+
+async def test_a_request_for_another_agency_than_signed_is_forbidden(
+    outbox: RecordingOutbox,
+) -> None:
+    req = request(IDENTITY, reply_to=ReplyTo(partition=1))
+    body = req.model_dump_json().encode()
+    headers = tuple(SIGNER.headers("H26.30", body))  # the body says H26.22
+    await make_router(outbox).route(req, headers=headers, value=body)
+    [(_, reply)] = outbox.replies
+    [error] = reply.errors
+    assert error.code == "forbidden" and "'H26.22'" in error.message
+
+
+def agency_router(outbox: RecordingOutbox, source: FakeSource) -> tuple[LookupRouter, Any]:
+    agency_key = generate_key(AGENCY, ["lookup"], n=TEST_COST)
+    parts = router_parts(True, None)
+    parts["requesters"] = RequesterCheck(Keyring([GATEWAY.record, agency_key.record]), [AGENCY])
+    router = LookupRouter(
+        parts.pop("policy"),
+        outbox,  # type: ignore[arg-type]
+        max_deadline_s=MAX_DEADLINE_S,
+        local={"population": source},
+        **parts,
+    )
+    return router, RequestSigner(agency_key.key, AGENCY, n=TEST_COST)
+
+
+async def test_an_agency_key_gets_its_reply_on_its_own_topic_only(
+    outbox: RecordingOutbox,
+) -> None:
+    source = FakeSource()
+    router, signer = agency_router(outbox, source)
+    own = ReplyTo(topic=topics.agency_reply_topic(AGENCY), partition=0)
+    for reply_to in (own, ReplyTo(partition=3)):
+        req = request(IDENTITY, reply_to=reply_to)
+        body = req.model_dump_json().encode()
+        await router.route(req, headers=tuple(signer.headers(AGENCY, body)), value=body)
+    (first_to, first), (second_to, second) = outbox.replies
+    assert (first_to, first.status) == (own, "complete")
+    assert second.status == "denied"
+    [error] = second.errors
+    assert error.code == "forbidden"
+    assert f"its own topic 'tthc.lookup.reply.{AGENCY}'" in error.message
+    assert len(source.queries) == 1  # the refused one never reached the source
+
+
+# -- the audit trail --------------------------------------------------------------------------
+
+
+async def test_decision_and_release_are_audited_before_the_reply(
+    outbox: RecordingOutbox,
+) -> None:
+    audit_box = RecordingOutbox()
+    req = request(IDENTITY, reply_to=ReplyTo(partition=1))
+    await route(local_router(outbox, FakeSource(), audit=audit_recorder(audit_box)), req)
+
+    decision, release = (s.message for s in audit_box.sent)
+    assert {s.topic for s in audit_box.sent} == {topics.AUDIT}
+    assert (decision.kind, decision.outcome) == ("decision", "accepted")
+    assert (release.kind, release.outcome) == ("release", "released")
+    assert decision.message_id == f"{req.message_id}.decision"
+    [released] = release.datasets
+    assert (released.dataset, released.fields) == (IDENTITY, ["a"])
+    assert (release.agency, release.officer, release.procedure_code, release.dossier_id) == (
+        AGENCY,
+        "Phạm D",
+        PROCEDURE,
+        "HS-1",
+    )
+    assert release.purpose == PURPOSE
+    assert release.subject == Pseudonymizer(b"test-key")(req.subject.key)
+    [(_, reply)] = outbox.replies
+    assert reply.status == "complete"
+
+
+class RefusingOutbox(RecordingOutbox):
+    async def send(
+        self, topic: str, message: Any, *, key: str, partition: int | None = None
+    ) -> None:
+        raise RuntimeError("NOT_ENOUGH_REPLICAS")
+
+
+async def test_no_data_leaves_when_the_audit_event_cannot_be_written(
+    outbox: RecordingOutbox,
+) -> None:
+    audit = audit_recorder(RefusingOutbox())
+    await route(local_router(outbox, FakeSource(), audit=audit), request(IDENTITY))
+    [(_, reply)] = outbox.replies
+    assert (reply.status, reply.results) == ("failed", [])
+    [error] = reply.errors
+    assert error.code == "audit_unavailable"
+    assert "NOT_ENOUGH_REPLICAS" in error.message
+
+
+async def test_a_denial_is_audited_with_its_reason(outbox: RecordingOutbox) -> None:
+    audit_box = RecordingOutbox()
+    await route(
+        local_router(outbox, FakeSource(), allow_all=False, audit=audit_recorder(audit_box)),
+        request(IDENTITY),
+    )
+    [decision] = [s.message for s in audit_box.sent]
+    assert (decision.kind, decision.outcome) == ("decision", "denied")
+    assert "no policy grants agency 'H26.22'" in (decision.reason or "")
+    [(_, reply)] = outbox.replies
+    assert reply.status == "denied"

@@ -1,0 +1,236 @@
+"""The audit recorder: every decision, release and refused authentication as an event on
+`tthc.audit`, acknowledged by the broker (acks=all) before the reply goes out.
+
+A lookup's events are keyed by its request id, so its decision and its release land in the same
+partition (the same ledger chain), in order. The decision is sent while the source is asked and
+the release once the answer is known; the reply waits for both. If either cannot be written in
+time, no data leaves: the caller replies `failed` with `audit_unavailable` (`AUDIT_UNAVAILABLE`).
+An event whose send timed out may still reach the broker later: the ledger can then record a
+release that did not happen, never miss one that did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+
+from bus import topics
+from bus.audit.pseudonym import Pseudonymizer
+from bus.deadline import REPLY_MARGIN_S, Deadline
+from bus.outbox import Outbox
+from bus.schemas import DatasetError, DatasetResult, LookupRequest
+from bus.schemas.audit import AuditedDataset, AuditEvent, AuditOutcome, Channel, audit_event_id
+from bus.schemas.lookup import AuditContext
+
+log = logging.getLogger(__name__)
+
+AUDIT_UNAVAILABLE = "audit_unavailable"
+ALL_FIELDS = "*"
+
+Pending = asyncio.Future[None] | None
+
+
+class AuditRecorder:
+    def __init__(
+        self,
+        outbox: Outbox | None,
+        pseudonymize: Pseudonymizer,
+        *,
+        enabled: bool = True,
+        timeout_s: float = 2.0,
+    ) -> None:
+        self._outbox = outbox
+        self._pseudonymize = pseudonymize
+        self.enabled = enabled and outbox is not None
+        self._timeout_s = timeout_s
+        self.failures = 0
+
+    # -- building events ----------------------------------------------------------------------
+
+    def context(self, request: LookupRequest, channel: Channel, key_id: str | None) -> AuditContext:
+        subject = request.subject
+        kind = "personal_id" if subject.personal_id is not None else "enterprise_code"
+        return AuditContext(
+            channel=channel,
+            agency=request.requester.agency_code,
+            key_id=key_id,
+            system=request.requester.system,
+            officer=request.requester.officer,
+            procedure_code=request.procedure_code,
+            dossier_id=request.dossier_id,
+            purpose=request.purpose,
+            legal_basis=request.legal_basis,
+            subject=self._pseudonymize(subject.key),
+            subject_kind=kind,
+        )
+
+    def pseudonym(self, subject_id: str) -> str:
+        return self._pseudonymize(subject_id)
+
+    def decision(
+        self,
+        context: AuditContext,
+        request_id: str,
+        granted: dict[str, list[str] | None],
+        refused: Sequence[DatasetError],
+        sources: dict[str, str],
+    ) -> AuditEvent:
+        datasets = [
+            AuditedDataset(
+                dataset=dataset,
+                source=sources.get(dataset, dataset.split(".", 1)[0]),
+                outcome="granted",
+                fields=[ALL_FIELDS] if fields is None else list(fields),
+            )
+            for dataset, fields in granted.items()
+        ]
+        datasets += [refusal_of(error) for error in refused]
+        outcome: AuditOutcome = "accepted" if granted else "denied"
+        reason = None if granted else "; ".join(error.message for error in refused)[:2000]
+        return self._event(context, request_id, "decision", outcome, datasets, reason)
+
+    def release(
+        self,
+        context: AuditContext,
+        request_id: str,
+        results: Iterable[DatasetResult],
+        errors: Iterable[DatasetError],
+    ) -> AuditEvent:
+        datasets = [
+            AuditedDataset(
+                dataset=result.dataset,
+                source=result.provenance.source,
+                outcome="found",
+                fields=sorted(result.data),
+                withheld=[withheld.field for withheld in result.withheld],
+            )
+            for result in results
+        ]
+        released = bool(datasets)
+        datasets += [refusal_of(error) for error in errors]
+        outcome: AuditOutcome = "released" if released else "withheld"
+        return self._event(context, request_id, "release", outcome, datasets, None)
+
+    def authentication(
+        self,
+        *,
+        channel: Channel,
+        outcome: AuditOutcome,
+        reason: str,
+        request_id: str | None = None,
+        agency: str | None = None,
+        key_id: str | None = None,
+        request: LookupRequest | None = None,
+    ) -> AuditEvent:
+        """A refused authentication (401) or a key used beyond its role (403)."""
+        fields: dict[str, object] = {}
+        if request is not None:
+            subject = request.subject
+            fields = {
+                "system": request.requester.system,
+                "officer": request.requester.officer,
+                "procedure_code": request.procedure_code,
+                "dossier_id": request.dossier_id,
+                "purpose": request.purpose,
+                "legal_basis": request.legal_basis,
+                "subject": self._pseudonymize(subject.key),
+                "subject_kind": "personal_id" if subject.personal_id else "enterprise_code",
+            }
+        event_id = None if request_id is None else audit_event_id(request_id, "authentication")
+        return AuditEvent(
+            **({"message_id": event_id} if event_id else {}),
+            correlation_id=request_id,
+            kind="authentication",
+            outcome=outcome,
+            channel=channel,
+            request_id=request_id,
+            agency=agency,
+            key_id=key_id,
+            reason=reason[:2000],
+            **fields,  # type: ignore[arg-type]
+        )
+
+    def _event(
+        self,
+        context: AuditContext,
+        request_id: str,
+        kind: str,
+        outcome: AuditOutcome,
+        datasets: list[AuditedDataset],
+        reason: str | None,
+    ) -> AuditEvent:
+        return AuditEvent(
+            message_id=audit_event_id(request_id, "decision" if kind == "decision" else "release"),
+            correlation_id=request_id,
+            producer=self._outbox.producer_name if self._outbox else "",
+            kind="decision" if kind == "decision" else "release",
+            outcome=outcome,
+            channel=context.channel,
+            request_id=request_id,
+            agency=context.agency,
+            key_id=context.key_id,
+            system=context.system,
+            officer=context.officer,
+            procedure_code=context.procedure_code,
+            dossier_id=context.dossier_id,
+            purpose=context.purpose,
+            legal_basis=context.legal_basis,
+            subject=context.subject,
+            subject_kind=context.subject_kind,
+            datasets=datasets,
+            reason=reason,
+        )
+
+    # -- sending ------------------------------------------------------------------------------
+
+    def emit(self, event: AuditEvent) -> Pending:
+        """Start sending an event; `settle` waits for the broker's acknowledgement."""
+        if not self.enabled or self._outbox is None:
+            return None
+        key = event.request_id or event.message_id
+        return asyncio.ensure_future(self._outbox.send(topics.AUDIT, event, key=key))
+
+    async def settle(self, pending: Sequence[Pending], deadline: Deadline | None) -> str | None:
+        """Wait for the events to be acknowledged: None, or why they could not be written."""
+        waiting = [future for future in pending if future is not None]
+        if not waiting:
+            return None
+        timeout = self._timeout_s
+        if deadline is not None:
+            timeout = min(timeout, deadline.remaining() - REPLY_MARGIN_S)
+        try:
+            if timeout <= 0:
+                raise TimeoutError
+            await asyncio.wait_for(asyncio.gather(*waiting), timeout)
+        except TimeoutError:
+            for future in waiting:
+                future.cancel()
+            return self._failed("the broker did not acknowledge the audit event in time")
+        except Exception as exc:
+            return self._failed(f"the audit event was refused: {type(exc).__name__}: {exc}")
+        return None
+
+    async def record(self, event: AuditEvent, deadline: Deadline | None = None) -> str | None:
+        """Send one event and wait for it (see `settle`)."""
+        return await self.settle([self.emit(event)], deadline)
+
+    def _failed(self, reason: str) -> str:
+        self.failures += 1
+        log.error("audit: %s", reason[:300])
+        return reason
+
+
+def refusal_of(error: DatasetError) -> AuditedDataset:
+    return AuditedDataset(dataset=error.dataset, source=error.source, outcome=error.code)
+
+
+def audit_failure(dataset: str, reason: str) -> DatasetError:
+    """The error a reply carries when its audit event could not be written: no data leaves."""
+    return DatasetError(
+        dataset=dataset,
+        source="bus",
+        code=AUDIT_UNAVAILABLE,
+        message=f"no data released: the access could not be recorded in the audit trail ({reason})",
+        retryable=True,
+    )
