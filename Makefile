@@ -20,7 +20,7 @@ UV := UV_SYSTEM_CERTS=1 UV_PYTHON_DOWNLOADS=never $(BIN)/uv
 UV_COMPILE := $(UV) pip compile --quiet --python $(BIN)/python --python-version 3.11 --universal \
   --generate-hashes --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
 
-.PHONY: run test lint typecheck unit bench kafka lock prereqs clean
+.PHONY: run test lint typecheck unit bench kafka lock prereqs postgres clean
 
 # The venv, with uv in it.
 $(UV_STAMP): $(UV_LOCK)
@@ -59,6 +59,24 @@ prereqs:
 	  echo "error: 'mvn' not found: Maven fetches Apache Kafka from Maven Central."; \
 	  echo "       On Debian: apt-get install maven"; exit 1; }
 
+# The audit ledger's tests start a throwaway PostgreSQL server of their own (tests/postgres.py):
+# they need the server binaries, from Debian's postgresql package, installed here when missing.
+PG_BINARIES := initdb pg_ctl postgres
+PG_FOUND = for dir in $$(pg_config --bindir 2>/dev/null) /usr/lib/postgresql/*/bin; do \
+  ok=1; for b in $(PG_BINARIES); do test -x "$$dir/$$b" || ok=; done; test -n "$$ok" && exit 0; \
+  done; exit 1
+postgres:
+	@if ($(PG_FOUND)); then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+	  echo "error: the PostgreSQL server ($(PG_BINARIES)) is not installed: the audit ledger's tests start one."; \
+	  echo "       On Debian, as root: apt-get update && apt-get install --no-install-recommends postgresql"; exit 1; fi; \
+	echo "PostgreSQL server binaries missing: installing Debian's postgresql package"; \
+	{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends postgresql; } || { \
+	  echo "error: apt-get could not install postgresql (see above); the audit ledger's tests need its"; \
+	  echo "       server binaries ($(PG_BINARIES)) in /usr/lib/postgresql/<version>/bin"; exit 1; }; \
+	($(PG_FOUND)) || { \
+	  echo "error: postgresql is installed but $(PG_BINARIES) are not in /usr/lib/postgresql/*/bin"; exit 1; }
+
 kafka: $(STAMP)
 	$(BIN)/tthc-bus kafka install
 
@@ -73,7 +91,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) lint typecheck postgres
 	$(BIN)/tthc-bus kafka install
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 

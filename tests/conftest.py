@@ -60,3 +60,24 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         yield Broker(local.bootstrap_servers, local)
     finally:
         local.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A real PostgreSQL server of this session's own (tests/postgres.py), and the URL of an
+    empty database on it. It fails, with the exact reason, when no server can be had: a skipped
+    PostgreSQL test would pass off the ledger as tested on a database it never ran on."""
+    from tests.postgres import PostgresUnavailable, start_server
+
+    try:
+        server, url = start_server("tthc_audit_test")
+    except PostgresUnavailable as exc:
+        failure = f"PostgreSQL for the tests: {exc}"
+    else:
+        failure = None
+    if failure is not None:  # outside the except: the reason alone, not a chain of tracebacks
+        pytest.fail(failure, pytrace=False)
+    try:
+        yield url
+    finally:
+        server.stop()
