@@ -40,6 +40,7 @@ from bus.catalog import Catalog
 from bus.client import BusUnavailable, LookupClient, Reply
 from bus.deadline import deadline_in
 from bus.errors import SettingsError, exception_site
+from bus.outbox import Outbox
 from bus.outcome import deadline_exceeded
 from bus.procedures import Procedure, ProcedureCatalogue, load_procedures
 from bus.router import OVERLOADED
@@ -47,7 +48,6 @@ from bus.schemas import LookupRequest, LookupResponse, Requester, Subject
 from bus.schemas.common import Model, NFCStr
 from bus.schemas.lookup import check_dataset_names, dataset_names_schema
 from bus.schemas.problem import Problem
-from bus.outbox import Outbox
 from bus.settings import Role, Settings
 from bus.tracing import carried_tracestate, continue_trace
 
@@ -424,6 +424,53 @@ def lookup_openapi(
     return app.openapi_schema
 
 
+class KeyGuard:
+    """The gateway's API-key check: who is calling, and may the key do this. Every refusal is
+    audited before it is answered."""
+
+    def __init__(self, keyring: Keyring, audit: AuditRecorder) -> None:
+        self.keyring = keyring
+        self.audit = audit  # replaced by one over the client's producer once it has started
+
+    async def refuse(
+        self, status: int, reason: str, key_id: str | None = None, agency: str | None = None
+    ) -> JSONResponse:
+        """401 or 403 problem+json, after the refusal is in the audit trail."""
+        outcome: Literal["unauthenticated", "forbidden"] = (
+            "unauthenticated" if status == 401 else "forbidden"
+        )
+        event = self.audit.authentication(
+            channel="http", outcome=outcome, reason=reason, agency=agency, key_id=key_id
+        )
+        await self.audit.record(event)
+        REFUSED.labels(outcome).inc()
+        if status == 401:
+            return problem(401, "Not authenticated", reason, headers={"WWW-Authenticate": "Bearer"})
+        return problem(403, "Forbidden", reason)
+
+    async def authenticate(self, http: Request, role: Role) -> Authenticated | JSONResponse:
+        presented = bearer_key(http.headers.get("authorization"))
+        if presented is None:
+            return await self.refuse(
+                401, "no API key: send the header 'Authorization: Bearer <key>'"
+            )
+        found = self.keyring.authenticate_cached(presented)
+        if found is None:  # a key not seen lately: scrypt, ~50 ms, off the event loop
+            found = await asyncio.to_thread(self.keyring.authenticate, presented)
+        if isinstance(found, AuthFailure):
+            return await self.refuse(401, found.reason)
+        record = found.record
+        if role not in record.roles:
+            return await self.refuse(
+                403,
+                f"key {record.id} of agency {record.agency!r} has roles {record.roles}; this "
+                f"needs role {role!r}",
+                record.id,
+                record.agency,
+            )
+        return found
+
+
 def gateway_signer(settings: Settings) -> RequestSigner:
     """The gateway's own key (checked by `Keyring.from_settings`), which signs what it sends
     for the agencies it authenticated."""
@@ -436,6 +483,121 @@ def gateway_signer(settings: Settings) -> RequestSigner:
         return RequestSigner(settings.gateway.key.get_secret_value())
     except AuthError as exc:
         raise SettingsError(f"gateway.key: {exc}") from None
+
+
+def add_audit_route(
+    app: FastAPI, guard: KeyGuard, ledger_access: LedgerAccess, pseudonymize: Pseudonymizer
+) -> None:
+    """`GET /v1/audit`: who accessed a subject's data, for auditor keys (PDP Law 91/2025)."""
+
+    @app.get(
+        "/v1/audit",
+        response_model=AuditAnswer,
+        summary="Who accessed a subject's data: the data subject's right to know (auditor keys)",
+        responses={
+            401: LOOKUP_RESPONSES[401],
+            403: problem_response("The key is not an auditor's (role 'auditor')."),
+        },
+        openapi_extra={"security": [{"apiKey": []}]},
+    )
+    async def get_audit(
+        http: Request,
+        subject: Annotated[
+            str, Query(description="The personal id or enterprise code, as issued.")
+        ],
+        since: Annotated[datetime | None, Query(description="From this time (ISO 8601).")] = None,
+        until: Annotated[datetime | None, Query(description="Until this time.")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> Response:
+        caller = await guard.authenticate(http, "auditor")
+        if isinstance(caller, JSONResponse):
+            return caller
+        try:
+            Subject.model_validate(
+                {"personal_id": subject} if len(subject) == 12 else {"enterprise_code": subject}
+            )
+        except ValidationError as exc:
+            return invalid(
+                [{"field": "subject", "message": e["msg"], "type": e["type"]} for e in exc.errors()]
+            )
+        records = await ledger_access.query(pseudonymize(subject), since, until, limit)
+        answer = AuditAnswer(subject=pseudonymize(subject), accesses=records)
+        return Response(answer.model_dump_json(), media_type=JSON)
+
+
+def add_info_routes(app: FastAPI, client: LookupClient, listed: list[Procedure]) -> None:
+    """The procedure catalogue, health and metrics."""
+
+    @app.get(
+        "/v1/procedures",
+        response_model=list[Procedure],
+        summary="The TTHC procedures the bus knows, with the datasets each needs",
+    )
+    async def list_procedures() -> list[Procedure]:
+        return listed
+
+    @app.get(
+        "/healthz",
+        response_model=Healthy,
+        responses={503: {"model": Unhealthy, "description": "Not taking lookups."}},
+    )
+    async def healthz() -> JSONResponse:
+        if not client.healthy:
+            return JSONResponse({"status": "unhealthy", "reason": "reply reader stopped"}, 503)
+        return JSONResponse({"status": "ok", "in_flight": client.in_flight})
+
+    @app.get(
+        "/metrics",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "Prometheus text exposition.",
+                "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
+            }
+        },
+    )
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+def to_request(
+    settings: Settings, client: LookupClient, body: LookupHttpRequest, http: Request, agency: str
+) -> LookupRequest:
+    """The Kafka request of a validated body, for the key's agency."""
+    deadline_ms = min(
+        body.deadline_ms or settings.lookup.default_deadline_ms, settings.lookup.max_deadline_ms
+    )
+    # The parts are models validated with the body: pydantic does not validate them again.
+    return LookupRequest(
+        producer=settings.gateway.instance_id,
+        deadline=deadline_in(deadline_ms),
+        traceparent=continue_trace(http.headers.get("traceparent")),
+        tracestate=carried_tracestate(http.headers),
+        requester=Requester(
+            agency_code=agency, system=body.requester.system, officer=body.requester.officer
+        ),
+        procedure_code=body.procedure_code,
+        dossier_id=body.dossier_id,
+        purpose=body.purpose,
+        legal_basis=body.legal_basis,
+        subject=body.subject,
+        datasets=body.datasets or [],
+        reply_to=client.reply_to,
+    )
+
+
+def relay(request: LookupRequest, reply: Reply | None, instance: str) -> Response:
+    """The worker's reply as it came, with the HTTP status of its lookup status."""
+    trace = {"traceparent": request.traceparent or ""}
+    if reply is None:
+        return no_reply(request, instance, trace)
+    status, codes = reply.status, reply.error_codes()
+    if OVERLOADED in codes:
+        return refused_by_worker(reply)
+    LOOKUPS.labels(status).inc()
+    return Response(
+        reply.body, status_code=http_status(status, codes), headers=trace, media_type=JSON
+    )
 
 
 def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
@@ -451,15 +613,15 @@ def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
         signer=gateway_signer(settings),
     )
     pseudonymize = Pseudonymizer.from_settings(settings.audit)
-    audit = AuditRecorder(None, pseudonymize)
+    guard = KeyGuard(keyring, AuditRecorder(None, pseudonymize))
     ledger_access = LedgerAccess(settings.audit.ledger_url)
+    refuse, authenticate = guard.refuse, guard.authenticate
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        nonlocal audit
         await client.start()
         assert client.producer is not None
-        audit = AuditRecorder(
+        guard.audit = AuditRecorder(
             Outbox.over(client.producer, instance),
             pseudonymize,
             enabled=settings.audit.enabled,
@@ -471,44 +633,6 @@ def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
             await client.stop()
             ledger_access.close()
 
-    async def refuse(
-        status: int, reason: str, key_id: str | None = None, agency: str | None = None
-    ) -> JSONResponse:
-        """401 or 403 problem+json, after the refusal is in the audit trail."""
-        outcome: Literal["unauthenticated", "forbidden"] = (
-            "unauthenticated" if status == 401 else "forbidden"
-        )
-        event = audit.authentication(
-            channel="http", outcome=outcome, reason=reason, agency=agency, key_id=key_id
-        )
-        await audit.record(event)
-        REFUSED.labels(outcome).inc()
-        if status == 401:
-            return problem(
-                401, "Not authenticated", reason, headers={"WWW-Authenticate": "Bearer"}
-            )
-        return problem(403, "Forbidden", reason)
-
-    async def authenticate(http: Request, role: Role) -> Authenticated | JSONResponse:
-        presented = bearer_key(http.headers.get("authorization"))
-        if presented is None:
-            return await refuse(401, "no API key: send the header 'Authorization: Bearer <key>'")
-        found = keyring.authenticate_cached(presented)
-        if found is None:  # a key not seen lately: scrypt, ~50 ms, off the event loop
-            found = await asyncio.to_thread(keyring.authenticate, presented)
-        if isinstance(found, AuthFailure):
-            return await refuse(401, found.reason)
-        record = found.record
-        if role not in record.roles:
-            return await refuse(
-                403,
-                f"key {record.id} of agency {record.agency!r} has roles {record.roles}; this "
-                f"needs role {role!r}",
-                record.id,
-                record.agency,
-            )
-        return found
-
     app = FastAPI(
         title="tthc-bus gateway",
         version="1",
@@ -519,29 +643,6 @@ def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         return invalid(field_errors(list(exc.errors())))
-
-    def to_request(body: LookupHttpRequest, http: Request, agency: str) -> LookupRequest:
-        deadline_ms = min(
-            body.deadline_ms or settings.lookup.default_deadline_ms,
-            settings.lookup.max_deadline_ms,
-        )
-        # The parts are models validated with the body: pydantic does not validate them again.
-        return LookupRequest(
-            producer=instance,
-            deadline=deadline_in(deadline_ms),
-            traceparent=continue_trace(http.headers.get("traceparent")),
-            tracestate=carried_tracestate(http.headers),
-            requester=Requester(
-                agency_code=agency, system=body.requester.system, officer=body.requester.officer
-            ),
-            procedure_code=body.procedure_code,
-            dossier_id=body.dossier_id,
-            purpose=body.purpose,
-            legal_basis=body.legal_basis,
-            subject=body.subject,
-            datasets=body.datasets or [],
-            reply_to=client.reply_to,
-        )
 
     @app.post(
         LOOKUPS_PATH,
@@ -582,7 +683,7 @@ def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
         problems = dataset_problems(body, catalog)
         if problems:
             return invalid(problems)
-        request = to_request(body, http, agency)
+        request = to_request(settings, client, body, http, agency)
         with LATENCY.time():
             try:
                 reply = await client.exchange(request)
@@ -591,91 +692,10 @@ def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
             except BusUnavailable as exc:
                 REFUSED.labels("bus_unavailable").inc()
                 return problem(503, "Bus unavailable", str(exc), headers={"Retry-After": "1"})
-        trace = {"traceparent": request.traceparent or ""}
-        if reply is None:
-            return no_reply(request, instance, trace)
-        status, codes = reply.status, reply.error_codes()
-        if OVERLOADED in codes:
-            retry_ms = reply.data.get("retry_after_ms") or 1000
-            message = next(
-                (
-                    str(e.get("message"))
-                    for e in reply.data["errors"]
-                    if e.get("code") == OVERLOADED
-                ),
-                "over capacity",
-            )
-            return overloaded(message, float(retry_ms) / 1000)
-        LOOKUPS.labels(status).inc()
-        return Response(
-            reply.body, status_code=http_status(status, codes), headers=trace, media_type=JSON
-        )
+        return relay(request, reply, instance)
 
-    @app.get(
-        "/v1/procedures",
-        response_model=list[Procedure],
-        summary="The TTHC procedures the bus knows, with the datasets each needs",
-    )
-    async def list_procedures() -> list[Procedure]:
-        return listed
-
-    @app.get(
-        "/v1/audit",
-        response_model=AuditAnswer,
-        summary="Who accessed a subject's data: the data subject's right to know (auditor keys)",
-        responses={
-            401: LOOKUP_RESPONSES[401],
-            403: problem_response("The key is not an auditor's (role 'auditor')."),
-        },
-        openapi_extra={"security": [{"apiKey": []}]},
-    )
-    async def get_audit(
-        http: Request,
-        subject: Annotated[
-            str, Query(description="The personal id or enterprise code, as issued.")
-        ],
-        since: Annotated[datetime | None, Query(description="From this time (ISO 8601).")] = None,
-        until: Annotated[datetime | None, Query(description="Until this time.")] = None,
-        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    ) -> Response:
-        caller = await authenticate(http, "auditor")
-        if isinstance(caller, JSONResponse):
-            return caller
-        try:
-            Subject.model_validate(
-                {"personal_id": subject} if len(subject) == 12 else {"enterprise_code": subject}
-            )
-        except ValidationError as exc:
-            return invalid(
-                [{"field": "subject", "message": e["msg"], "type": e["type"]} for e in exc.errors()]
-            )
-        records = await ledger_access.query(pseudonymize(subject), since, until, limit)
-        answer = AuditAnswer(subject=pseudonymize(subject), accesses=records)
-        return Response(answer.model_dump_json(), media_type=JSON)
-
-    @app.get(
-        "/healthz",
-        response_model=Healthy,
-        responses={503: {"model": Unhealthy, "description": "Not taking lookups."}},
-    )
-    async def healthz() -> JSONResponse:
-        if not client.healthy:
-            return JSONResponse({"status": "unhealthy", "reason": "reply reader stopped"}, 503)
-        return JSONResponse({"status": "ok", "in_flight": client.in_flight})
-
-    @app.get(
-        "/metrics",
-        response_class=Response,
-        responses={
-            200: {
-                "description": "Prometheus text exposition.",
-                "content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}},
-            }
-        },
-    )
-    async def metrics() -> Response:
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
-
+    add_audit_route(app, guard, ledger_access, pseudonymize)
+    add_info_routes(app, client, listed)
     app.openapi = lambda: lookup_openapi(app, catalog, procedures)  # type: ignore[method-assign]
     app.state.post_lookup = post_lookup
     return app

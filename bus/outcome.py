@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from bus.schemas import DatasetError, DatasetResult, LookupStatus
 
-
 # Refusals that make a lookup `denied` (HTTP 403) when they are all it got.
 DENIAL_CODES = frozenset(
     {"not_granted", "unknown_procedure", "purpose_not_allowed", "unauthenticated", "forbidden"}

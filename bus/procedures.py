@@ -16,8 +16,8 @@ from pydantic import Field, ValidationError, field_validator
 from bus.catalog import Catalog
 from bus.errors import SettingsError
 from bus.schemas.common import Model, NFCStr
-from bus.settings import LookupSettings
 from bus.schemas.lookup import check_dataset_names, dataset_names_schema
+from bus.settings import LookupSettings
 
 
 class Procedure(Model):

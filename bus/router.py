@@ -43,7 +43,7 @@ from bus.deadline import Deadline
 from bus.outbox import Outbox
 from bus.outcome import lookup_status
 from bus.policy import Policy
-from bus.requesters import Caller, Refusal, RequesterCheck
+from bus.requesters import Refusal, RequesterCheck
 from bus.runtime import Inbound, Publication, Route, Subscriber
 from bus.schemas import (
     DatasetError,

@@ -269,6 +269,12 @@ class AuditSettings(Section):
         default="sqlite:///.run/audit.db",
         description="sqlite:///PATH (relative: to the project root) or postgresql://...",
     )
+    ledger_writer: bool = Field(
+        default=True,
+        description="Workers also store tthc.audit into the ledger (one consumer group: the "
+        "partitions, each a hash chain, are shared among the workers). Off: run "
+        "`tthc-bus ledger` on its own.",
+    )
     write_timeout_ms: int = Field(
         default=2000,
         ge=10,

@@ -81,3 +81,14 @@ def postgres_url() -> Iterator[str]:
         yield url
     finally:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings() -> Iterator[None]:
+    """Each test reads the settings anew: a CLI command a test invoked (with its own env or
+    project root) must not leave its settings cached for the next."""
+    from bus.settings import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

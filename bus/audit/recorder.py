@@ -148,7 +148,7 @@ class AuditRecorder:
             agency=agency,
             key_id=key_id,
             reason=reason[:2000],
-            **fields,  # type: ignore[arg-type]
+            **fields,
         )
 
     def _event(

@@ -7,6 +7,7 @@ the commands that need them, so that the rest of bus/ never imports them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -279,6 +280,51 @@ def policy_or_exit(settings: Settings, catalog: Catalog) -> Policy:
         raise typer.Exit(2) from None
 
 
+def ledger_writer_or_exit(settings: Settings) -> Any:
+    """The consumer that stores tthc.audit into the ledger of `audit.ledger_url`."""
+    from bus.audit.consumer import LedgerWriter
+    from bus.audit.ledger import Ledger
+
+    try:
+        return LedgerWriter(Ledger.open(settings.audit.ledger_url))
+    except BusError as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def ledger() -> None:
+    """Store tthc.audit into the ledger, on its own (when `audit.ledger_writer` is off)."""
+    from bus.outbox import Outbox
+    from bus.runtime import KafkaRunner
+
+    settings = settings_or_exit()
+    setup_logging()
+    bootstrap = settings.kafka.resolved_bootstrap()
+    writer = ledger_writer_or_exit(settings)
+    outbox = Outbox(bootstrap, producer_name=f"ledger-{os.getpid()}")
+    runner = KafkaRunner(
+        bootstrap,
+        group_prefix=settings.worker.app_id,
+        dead_letters=outbox,
+        subscribers=[writer.subscriber()],
+        client_id=f"ledger-{os.getpid()}",
+    )
+
+    async def run() -> None:
+        parts = [outbox, writer, runner]
+        for part in parts:
+            await part.start()
+        try:
+            await asyncio.Event().wait()  # until Ctrl-C or SIGTERM
+        finally:
+            for part in reversed(parts):
+                await part.stop()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run())
+
+
 @dataclass
 class ComposedWorker:
     faust_app: Any
@@ -339,6 +385,10 @@ def compose_worker(settings: Settings) -> ComposedWorker:
     aggregator = LookupAggregator(faust_app, outbox, settings.kafka.partitions, audit)
     aggregator.register()
     direct = [router.subscriber(), *(c.subscriber(outbox) for c in connectors.values())]
+    writers = []
+    if settings.audit.enabled and settings.audit.ledger_writer:
+        writers.append(ledger_writer_or_exit(settings))
+        direct += [writer.subscriber() for writer in writers]
     runner = KafkaRunner(
         bootstrap,
         group_prefix=settings.worker.app_id,
@@ -350,7 +400,8 @@ def compose_worker(settings: Settings) -> ComposedWorker:
         ),
         client_id=name,
     )
-    runtime = hosted(outbox, runner, *connectors.values())
+    # The runner stops before the writers, so that what it consumed is stored before they stop.
+    runtime = hosted(outbox, *writers, runner, *connectors.values())
     return ComposedWorker(faust_app, runtime, [*direct, aggregator.subscriber()])
 
 

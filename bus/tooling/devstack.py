@@ -27,8 +27,8 @@ from typing import IO, Any
 import requests
 
 from bus import topics
-from bus.errors import BusError
 from bus.auth import generate_key
+from bus.errors import BusError
 from bus.settings import PROJECT_ROOT, ApiKeyRecord, Settings
 from bus.tooling.kafka_local import LocalKafka, free_port, local_kafka_from_settings, port_open
 
@@ -493,7 +493,7 @@ class DevStack:
         console.print(f"  gateway   {self.gateway_url}  (OpenAPI: {self.gateway_url}/docs)")
         console.print(f"  metrics   {self.gateway_url}/metrics")
         console.print(
-            f"  API keys  issued for this run (agency: key); `tthc-bus keys new` makes lasting ones"
+            "  API keys  issued for this run (agency: key); `tthc-bus keys new` makes lasting ones"
         )
         for agency, key in sorted(self.keys.agencies.items()):
             console.print(f"    {agency}: {key}", soft_wrap=True)

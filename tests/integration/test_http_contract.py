@@ -28,9 +28,9 @@ from schemathesis.specs.openapi.checks import (
 
 from bus.gateway import create_gateway
 from bus.identifiers import enterprise_check_digit
-from bus.settings import load_settings
 from bus.tooling.devstack import DevStack, example_lookup
 from connectors.catalog import load_catalog
+from tests.keys import keyed_settings
 
 pytestmark = pytest.mark.integration
 
@@ -99,7 +99,7 @@ schemathesis.openapi.format("mst", mst_codes())
 # The document the gateway serves, built by the same code from the same settings as the stack's
 # gateway (`test_the_gateway_serves_the_document_tested` holds them equal). Loaded at collection,
 # as schemathesis wants, rather than from a fixture: its `from_fixture` predates pytest 9.
-SETTINGS = load_settings()
+SETTINGS, _ = keyed_settings()
 DOCUMENT = create_gateway(SETTINGS, load_catalog(SETTINGS)).openapi()
 contract = schemathesis.openapi.from_dict(DOCUMENT, config=CONFIG)
 

@@ -19,6 +19,7 @@ from bus.schemas.problem import Problem
 from bus.settings import load_settings
 from bus.tooling.devstack import example_lookup
 from connectors.catalog import load_catalog
+from tests.keys import keyed_settings
 
 PROBLEM = "application/problem+json"
 JSON = "application/json"
@@ -27,7 +28,7 @@ REF = "#/components/schemas/{}"
 LOOKUP_STATUSES = {
     "200": (JSON, "LookupResponse"),
     "400": (PROBLEM, "Problem"),
-    "403": (JSON, "LookupResponse"),
+    "401": (PROBLEM, "Problem"),
     "500": (PROBLEM, "Problem"),
     "502": (JSON, "LookupResponse"),
     "503": (PROBLEM, "Problem"),
@@ -37,7 +38,7 @@ LOOKUP_STATUSES = {
 
 @pytest.fixture(scope="module")
 def document() -> dict[str, Any]:
-    settings = load_settings()
+    settings, _ = keyed_settings()
     return create_gateway(settings, load_catalog(settings)).openapi()
 
 
@@ -52,9 +53,27 @@ def test_lookup_declares_each_status_with_its_content_type_and_body(
 ) -> None:
     media_type, model = declared
     responses = operation(document, "post", "/v1/lookups")["responses"]
-    assert set(responses) == set(LOOKUP_STATUSES)
+    assert set(responses) == {*LOOKUP_STATUSES, "403"}
     assert responses[status]["content"] == {media_type: {"schema": {"$ref": REF.format(model)}}}
     assert model in document["components"]["schemas"]
+
+
+def test_forbidden_is_a_denial_or_a_problem(document: dict[str, Any]) -> None:
+    responses = operation(document, "post", "/v1/lookups")["responses"]
+    assert set(responses) == {*LOOKUP_STATUSES, "403"}
+    assert responses["403"]["content"] == {
+        JSON: {"schema": {"$ref": REF.format("LookupResponse")}},
+        PROBLEM: {"schema": {"$ref": REF.format("Problem")}},
+    }
+
+
+def test_lookups_and_audit_need_a_bearer_key(document: dict[str, Any]) -> None:
+    scheme = document["components"]["securitySchemes"]["apiKey"]
+    assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
+    for method, path in (("post", "/v1/lookups"), ("get", "/v1/audit")):
+        assert operation(document, method, path)["security"] == [{"apiKey": []}]
+    unauthorized = operation(document, "post", "/v1/lookups")["responses"]["401"]
+    assert unauthorized["headers"]["WWW-Authenticate"]["required"] is True
 
 
 def test_over_capacity_declares_its_retry_after_header(document: dict[str, Any]) -> None:

@@ -12,9 +12,9 @@ from bus.errors import SettingsError
 from bus.outcome import lookup_status
 from bus.policy import Policy
 from bus.procedures import Procedure, ProcedureCatalogue
-from bus.settings import Grant
 from bus.schemas import DatasetError, DatasetResult, LookupRequest, Provenance
 from bus.schemas.citizen import Citizen
+from bus.settings import Grant
 
 CATALOG = Catalog.of(
     {

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from bus import topics
-from bus.catalog import Catalog
 from bus.audit.pseudonym import Pseudonymizer
 from bus.audit.recorder import AuditRecorder
 from bus.auth import Keyring, RequestSigner, generate_key
+from bus.catalog import Catalog
 from bus.policy import Policy
 from bus.procedures import Procedure, ProcedureCatalogue
 from bus.requesters import RequesterCheck
@@ -75,7 +75,8 @@ KEYRING = Keyring([GATEWAY.record])
 
 def audit_recorder(audit_outbox: RecordingOutbox | None = None) -> AuditRecorder:
     return AuditRecorder(
-        audit_outbox or RecordingOutbox(), Pseudonymizer(b"test-key")  # type: ignore[arg-type]
+        audit_outbox or RecordingOutbox(),
+        Pseudonymizer(b"test-key"),  # type: ignore[arg-type]
     )
 
 
@@ -333,8 +334,8 @@ async def test_a_backlog_whose_deadlines_are_far_is_served(outbox: RecordingOutb
     """After an outage the successor reads requests that waited long but can still be served."""
     source = FakeSource()
     far = datetime.now(UTC) + timedelta(seconds=20)
-    await route(local_router(outbox, source, max_queue_s=0.5), 
-        request(IDENTITY, deadline=far), queued_s=8
+    await route(
+        local_router(outbox, source, max_queue_s=0.5), request(IDENTITY, deadline=far), queued_s=8
     )
     _, reply = only_reply(outbox)
     assert reply.status == "complete"
@@ -518,7 +519,7 @@ async def test_an_agency_key_gets_its_reply_on_its_own_topic_only(
         req = request(IDENTITY, reply_to=reply_to)
         body = req.model_dump_json().encode()
         await router.route(req, headers=tuple(signer.headers(AGENCY, body)), value=body)
-    (first_to, first), (second_to, second) = outbox.replies
+    (first_to, first), (_, second) = outbox.replies
     assert (first_to, first.status) == (own, "complete")
     assert second.status == "denied"
     [error] = second.errors
