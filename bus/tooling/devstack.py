@@ -27,7 +27,7 @@ from typing import IO, Any
 import requests
 
 from bus import topics
-from bus.auth import generate_key
+from bus.auth import RequestSigner, generate_key
 from bus.errors import BusError
 from bus.settings import PROJECT_ROOT, ApiKeyRecord, Settings
 from bus.tooling.kafka_local import LocalKafka, free_port, local_kafka_from_settings, port_open
@@ -584,13 +584,18 @@ class DevKeys:
     def records_json(self) -> str:
         return json.dumps([record.model_dump(mode="json") for record in self.records])
 
-    def headers(self, agency: str) -> dict[str, str]:
+    def headers(self, agency: str = DEMO_AGENCY) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.agencies[agency]}"}
+
+    def gateway_signer(self) -> RequestSigner:
+        """Signs as a gateway does (any agency, replies on the shared topic): for tests and
+        benchmarks that play a gateway's part on Kafka."""
+        return RequestSigner(self.gateway)
 
 
 def example_lookup(personal_id: str) -> dict[str, Any]:
     return {
-        "requester": {"system": "dvc-demo", "officer": "can-bo-01"},
+        "requester": {"agency_code": DEMO_AGENCY, "system": "dvc-demo", "officer": "can-bo-01"},
         "procedure_code": "1.004222",
         "dossier_id": "HS-DEMO-0001",
         "purpose": "Xác minh nhân thân khi giải quyết hồ sơ",

@@ -19,7 +19,9 @@ SETTINGS = load_settings()
 
 def lookup(stack: DevStack, dataset: str, subject: str) -> dict[str, Any]:
     body = example_lookup(subject) | {"datasets": [dataset], "deadline_ms": 3000}
-    answer = requests.post(f"{stack.gateway_url}/v1/lookups", json=body, timeout=30)
+    answer = requests.post(
+        f"{stack.gateway_url}/v1/lookups", json=body, headers=stack.keys.headers(), timeout=30
+    )
     return dict(answer.json())
 
 

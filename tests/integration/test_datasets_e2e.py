@@ -82,7 +82,9 @@ def test_each_dataset_answers_its_sandbox_record_over_http_and_kafka(
     for subject in subjects(stack, loaded, kind):
         want = expected(stack, loaded, dataset, kind, subject)
         body = body_for(name, kind, subject)
-        http = requests.post(f"{stack.gateway_url}/v1/lookups", json=body, timeout=30)
+        http = requests.post(
+            f"{stack.gateway_url}/v1/lookups", json=body, headers=stack.keys.headers(), timeout=30
+        )
         kafka = asyncio.run(ask_over_kafka(stack, body))
         for reply in (http.json(), kafka):
             if want is None:
@@ -105,7 +107,9 @@ async def ask_over_kafka(stack: DevStack, body: dict[str, Any]) -> dict[str, Any
         deadline=deadline_in(10_000),
         reply_to={"partition": REPLY_PARTITION},
     )
-    async with LookupClient(stack.bootstrap_servers, REPLY_PARTITION, "e2e-datasets") as client:
+    async with LookupClient(
+        stack.bootstrap_servers, REPLY_PARTITION, "e2e-datasets", signer=stack.keys.gateway_signer()
+    ) as client:
         reply = await client.lookup(request)
     assert reply is not None, "no reply over Kafka before the deadline"
     return reply.model_dump(mode="json")
@@ -113,7 +117,9 @@ async def ask_over_kafka(stack: DevStack, body: dict[str, Any]) -> dict[str, Any
 
 def test_a_subject_of_the_wrong_kind_is_a_400_naming_the_dataset(stack: DevStack) -> None:
     body = body_for("enterprise.profile", "personal_id", "001090000001")
-    answer = requests.post(f"{stack.gateway_url}/v1/lookups", json=body, timeout=30)
+    answer = requests.post(
+        f"{stack.gateway_url}/v1/lookups", json=body, headers=stack.keys.headers(), timeout=30
+    )
     assert answer.status_code == 400
     problem = answer.json()
     assert problem["errors"][0]["type"] == "wrong_subject"
@@ -136,14 +142,18 @@ def test_one_request_for_several_sources_combines_their_answers_and_is_partial_o
     assert both, "no citizen both insured and licensed in the sample"
     names = ["population.identity", "insurance.participation", "licence.driver"]
     body = body_for(names[0], "personal_id", both[0]) | {"datasets": names}
-    reply = requests.post(f"{stack.gateway_url}/v1/lookups", json=body, timeout=30).json()
+    reply = requests.post(
+        f"{stack.gateway_url}/v1/lookups", json=body, headers=stack.keys.headers(), timeout=30
+    ).json()
     assert reply["status"] == "complete", reply
     assert sorted(r["dataset"] for r in reply["results"]) == sorted(names)
 
     faults = f"{stack.sandbox_url}/_sandbox/faults/licence"
     requests.put(faults, json={"error_rate": 1.0, "error_status": 503}, timeout=10)
     try:
-        reply = requests.post(f"{stack.gateway_url}/v1/lookups", json=body, timeout=30).json()
+        reply = requests.post(
+            f"{stack.gateway_url}/v1/lookups", json=body, headers=stack.keys.headers(), timeout=30
+        ).json()
     finally:
         requests.put(faults, json={}, timeout=10)
     assert reply["status"] == "partial", reply
@@ -172,7 +182,10 @@ def test_a_procedure_without_datasets_asks_for_the_datasets_it_needs(stack: DevS
     body = body_for("population.identity", "personal_id", insured)
     body.pop("datasets")
     body["procedure_code"] = "SB.TRO-CAP-THAT-NGHIEP"
-    reply = requests.post(f"{stack.gateway_url}/v1/lookups", json=body, timeout=30).json()
+    body["purpose"] = "Giải quyết hưởng trợ cấp thất nghiệp"
+    reply = requests.post(
+        f"{stack.gateway_url}/v1/lookups", json=body, headers=stack.keys.headers(), timeout=30
+    ).json()
     assert reply["status"] == "complete", reply
     got = sorted(r["dataset"] for r in reply["results"])
     assert got == ["insurance.participation", "population.identity"]
@@ -182,7 +195,9 @@ def test_no_datasets_and_a_procedure_outside_the_catalogue_is_a_400(stack: DevSt
     body = body_for("population.identity", "personal_id", "001090000001")
     body.pop("datasets")
     body["procedure_code"] = "9.999999"
-    answer = requests.post(f"{stack.gateway_url}/v1/lookups", json=body, timeout=30)
+    answer = requests.post(
+        f"{stack.gateway_url}/v1/lookups", json=body, headers=stack.keys.headers(), timeout=30
+    )
     assert answer.status_code == 400
     [error] = answer.json()["errors"]
     assert error["field"] == "datasets"

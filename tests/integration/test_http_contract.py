@@ -123,7 +123,9 @@ def shorter_deadlines(
 def test_gateway_answers_as_its_openapi_document_says(
     case: schemathesis.Case[Any], stack: DevStack
 ) -> None:
-    case.call_and_validate(base_url=stack.gateway_url, checks=CHECKS, timeout=90)
+    case.call_and_validate(
+        base_url=stack.gateway_url, checks=CHECKS, timeout=90, headers=stack.keys.headers()
+    )
 
 
 def test_the_gateway_serves_the_document_tested(stack: DevStack) -> None:
@@ -142,7 +144,7 @@ def test_a_body_that_is_not_a_json_object_is_a_400_naming_the_body(
     answer = requests.post(
         f"{stack.gateway_url}/v1/lookups",
         data=body,
-        headers={"content-type": "application/json"},
+        headers={"content-type": "application/json", **stack.keys.headers()},
         timeout=10,
     )
     assert answer.status_code == 400, answer.text
@@ -156,6 +158,8 @@ def test_an_enterprise_code_failing_its_check_digit_is_a_400_naming_it(stack: De
     nine = "010010910"
     wrong = (int(str(enterprise_check_digit(nine))) + 1) % 10
     body = example_lookup("001090000001") | {"subject": {"enterprise_code": f"{nine}{wrong}"}}
-    answer = requests.post(f"{stack.gateway_url}/v1/lookups", json=body, timeout=10)
+    answer = requests.post(
+        f"{stack.gateway_url}/v1/lookups", json=body, headers=stack.keys.headers(), timeout=10
+    )
     assert answer.status_code == 400, answer.text
     assert [e["field"] for e in answer.json()["errors"]] == ["subject.enterprise_code"]

@@ -18,7 +18,7 @@ from bus import topics
 from bus.client import deadline_in
 from bus.codec import encode
 from bus.schemas import LookupRequest
-from bus.tooling.devstack import DevStack, example_lookup
+from bus.tooling.devstack import DEMO_AGENCY, DevStack, example_lookup
 from sandbox.population.generator import PopulationGenerator
 
 pytestmark = pytest.mark.integration
@@ -38,9 +38,12 @@ def replies(stack: DevStack) -> Iterator[KafkaConsumer]:
 
 
 def produce(stack: DevStack, *bodies: tuple[bytes, list[tuple[str, bytes]]]) -> None:
+    """Each body signed as the stack's gateway signs (for agency DEMO_AGENCY)."""
+    signer = stack.keys.gateway_signer()
     producer = KafkaProducer(bootstrap_servers=stack.bootstrap_servers)
     for body, headers in bodies:
-        producer.send(topics.LOOKUP_REQUEST, value=body, headers=headers).get(timeout=10)
+        signed = [*headers, *signer.headers(DEMO_AGENCY, body)]
+        producer.send(topics.LOOKUP_REQUEST, value=body, headers=signed).get(timeout=10)
     producer.close()
 
 
@@ -135,6 +138,7 @@ def test_a_request_that_queued_too_long_is_refused_as_overloaded_at_once(
     waited, gets an explicit, retryable refusal instead of being served late."""
     request = request_for(population.sample(1, rng_seed=47)[0], deadline=deadline_in(2000))
     body, headers = encode(request)
+    headers = [*headers, *stack.keys.gateway_signer().headers(DEMO_AGENCY, body)]
     producer = KafkaProducer(bootstrap_servers=stack.bootstrap_servers)
     written_ms = int(time.time() * 1000) - 3000  # as if it had waited 3 s in the topic
     producer.send(topics.LOOKUP_REQUEST, value=body, headers=headers, timestamp_ms=written_ms).get(

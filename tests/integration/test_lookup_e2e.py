@@ -18,7 +18,7 @@ import requests
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 from bus import topics
-from bus.tooling.devstack import DevStack, example_lookup
+from bus.tooling.devstack import DEMO_AGENCY, DevStack, example_lookup
 from sandbox.population.generator import PopulationGenerator
 from sandbox.reference import OLD_TO_NEW_PROVINCE
 
@@ -28,7 +28,9 @@ SEX = {1: "male", 2: "female", 0: "unknown"}
 
 
 def post_lookup(stack: DevStack, body: dict[str, Any]) -> requests.Response:
-    return requests.post(f"{stack.gateway_url}/v1/lookups", json=body, timeout=30)
+    return requests.post(
+        f"{stack.gateway_url}/v1/lookups", json=body, headers=stack.keys.headers(), timeout=30
+    )
 
 
 def as_written(name: str | None) -> str | None:
@@ -261,7 +263,12 @@ def test_sandbox_stopped_gives_failed_with_source_error_within_deadline(
 
 def test_cli_lookup_over_kafka(stack: DevStack, population: PopulationGenerator) -> None:
     subject = population.sample(1, rng_seed=21)[0]
-    env = dict(os.environ, TTHC_BUS_KAFKA__BOOTSTRAP_SERVERS=stack.bootstrap_servers)
+    env = dict(
+        os.environ,
+        TTHC_BUS_KAFKA__BOOTSTRAP_SERVERS=stack.bootstrap_servers,
+        TTHC_API_KEY=stack.keys.agencies[DEMO_AGENCY],
+        TTHC_AGENCY=DEMO_AGENCY,
+    )
     done = subprocess.run(
         [
             sys.executable,
@@ -275,7 +282,7 @@ def test_cli_lookup_over_kafka(stack: DevStack, population: PopulationGenerator)
             "--procedure",
             "1.004222",
             "--purpose",
-            "kiểm tra nhân thân",
+            "xác minh nhân thân khi giải quyết hồ sơ",
         ],
         capture_output=True,
         text=True,
@@ -324,7 +331,7 @@ def test_the_callers_trace_runs_through_the_lookup(
     answer = requests.post(
         f"{stack.gateway_url}/v1/lookups",
         json=example_lookup(population.sample(1, rng_seed=51)[0]),
-        headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
+        headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01", **stack.keys.headers()},
         timeout=30,
     )
     assert answer.status_code == 200

@@ -55,9 +55,11 @@ def slow_source(stack: DevStack) -> Iterator[None]:
         requests.put(faults, json={}, timeout=5).raise_for_status()
 
 
-def timed_post(url: str, body: dict[str, object]) -> tuple[requests.Response, float]:
+def timed_post(
+    url: str, body: dict[str, object], headers: dict[str, str]
+) -> tuple[requests.Response, float]:
     started = time.monotonic()
-    answer = requests.post(f"{url}/v1/lookups", json=body, timeout=30)
+    answer = requests.post(f"{url}/v1/lookups", json=body, headers=headers, timeout=30)
     return answer, time.monotonic() - started
 
 
@@ -67,7 +69,9 @@ def test_past_the_in_flight_cap_lookups_are_refused_at_once_and_the_rest_complet
     subjects = population.sample(4 * CAP, rng_seed=71)
     bodies = [example_lookup(s) | {"deadline_ms": 10_000} for s in subjects]
     with ThreadPoolExecutor(len(bodies)) as pool:
-        answers = list(pool.map(lambda b: timed_post(small_gateway, b), bodies))
+        answers = list(
+            pool.map(lambda b: timed_post(small_gateway, b, stack.keys.headers()), bodies)
+        )
 
     refused = [(a, t) for a, t in answers if a.status_code == 503]
     served = [(a, t) for a, t in answers if a.status_code == 200]
@@ -85,5 +89,5 @@ def test_past_the_in_flight_cap_lookups_are_refused_at_once_and_the_rest_complet
         assert elapsed < SOURCE_LATENCY_MS / 1000
 
     # Once the admitted lookups are done, the gateway takes new ones again.
-    answer, _ = timed_post(small_gateway, bodies[0])
+    answer, _ = timed_post(small_gateway, bodies[0], stack.keys.headers())
     assert answer.status_code == 200

@@ -43,7 +43,9 @@ async def test_every_lookup_around_a_worker_kill_gets_exactly_one_answer(
         reply = await client.lookup(request)
         answers.setdefault(request.message_id, []).append(reply)
 
-    async with LookupClient(stack.bootstrap_servers, REPLY_PARTITION, "crash-test") as client:
+    async with LookupClient(
+        stack.bootstrap_servers, REPLY_PARTITION, "crash-test", signer=stack.keys.gateway_signer()
+    ) as client:
         tasks: list[asyncio.Task[None]] = []
         started = time.monotonic()
         killed = False
