@@ -458,7 +458,7 @@ class KeyGuard:
         if found is None:  # a key not seen lately: scrypt, ~50 ms, off the event loop
             found = await asyncio.to_thread(self.keyring.authenticate, presented)
         if isinstance(found, AuthFailure):
-            return await self.refuse(401, found.reason)
+            return await self.refuse(401, found.reason, found.key_id)
         record = found.record
         if role not in record.roles:
             return await self.refuse(
