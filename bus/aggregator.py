@@ -216,7 +216,7 @@ class LookupAggregator:
         event = self._audit.release(context, reply.request_id, reply.results, reply.errors)
         # Not bounded by the deadline: a reply at an expiry still records what it releases.
         failure = await self._audit.record(event)
-        if failure is None:
+        if failure is None or not reply.results:  # without data, the answer may go out
             return reply
         datasets = [r.dataset for r in reply.results] + [e.dataset for e in reply.errors]
         return reply.model_copy(

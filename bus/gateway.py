@@ -335,7 +335,8 @@ LOOKUP_RESPONSES: dict[int | str, dict[str, Any]] = {
         "of the datasets asked for, for this procedure and purpose; each error says why. Or "
         "(problem+json) the key may not do this: its role, or a requester.agency_code that is "
         "not the key's. Audited.",
-        "headers": TRACE_HEADER,
+        # Only the worker's denial carries the lookup's trace; the gateway's refusal has none.
+        "headers": {"traceparent": TRACE_HEADER["traceparent"] | {"required": False}},
         "content": {
             JSON: {"schema": schema_ref(LookupResponse)},
             PROBLEM_JSON: {"schema": schema_ref(Problem)},
@@ -495,6 +496,7 @@ def add_audit_route(
         response_model=AuditAnswer,
         summary="Who accessed a subject's data: the data subject's right to know (auditor keys)",
         responses={
+            400: problem_response("Invalid query: `errors` names each parameter."),
             401: LOOKUP_RESPONSES[401],
             403: problem_response("The key is not an auditor's (role 'auditor')."),
         },

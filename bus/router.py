@@ -238,7 +238,7 @@ class LookupRouter:
             self._audit.release(context, request.message_id, results, errors)
         )
         failure = await self._audit.settle([decided, released], deadline)
-        if failure is not None:
+        if failure is not None and results:  # without data, the answer itself may go out
             datasets = [r.dataset for r in results] + [e.dataset for e in errors]
             await self._reply(request, [], [audit_failure(d, failure) for d in datasets])
             return

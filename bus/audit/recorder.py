@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 
 from bus import topics
 from bus.audit.pseudonym import Pseudonymizer
-from bus.deadline import REPLY_MARGIN_S, Deadline
+from bus.deadline import Deadline
 from bus.outbox import Outbox
 from bus.schemas import DatasetError, DatasetResult, LookupRequest
 from bus.schemas.audit import AuditedDataset, AuditEvent, AuditOutcome, Channel, audit_event_id
@@ -198,7 +198,9 @@ class AuditRecorder:
             return None
         timeout = self._timeout_s
         if deadline is not None:
-            timeout = min(timeout, deadline.remaining() - REPLY_MARGIN_S)
+            # Up to the deadline itself: the requester waits until then, and the answer was
+            # made to go out a margin before it (a write takes a few ms of that margin).
+            timeout = min(timeout, deadline.remaining())
         try:
             if timeout <= 0:
                 raise TimeoutError
