@@ -97,7 +97,7 @@ test: $(STAMP) lint typecheck postgres
 
 # `make bench` runs every scenario (the memory soak takes 10 minutes);
 # `make bench SCENARIO=lookup-throughput ARGS="--duration 60"` runs one.
-SCENARIOS := lookup-throughput lookup-overhead datasets-throughput overload scaling sync-throughput memory
+SCENARIOS := lookup-throughput lookup-overhead datasets-throughput prefill-throughput audit-cost overload scaling sync-throughput memory
 bench: $(STAMP)
 	$(BIN)/tthc-bus kafka install
 	@for s in $(or $(SCENARIO),$(SCENARIOS)); do $(BIN)/python -m bench $$s $(ARGS) || exit 1; done

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import urllib.request
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,17 @@ class StackEndpoints:
     # Runs this many worker processes (starting or stopping some) and returns their pids, once
     # every one is assigned; None when the stack cannot be scaled from here.
     scale_workers: Callable[[int], tuple[int, ...]] | None = None
+    # The API key the gateway runs are sent with (Authorization: Bearer), an agency's of role
+    # lookup (loadgen.AGENCY's); and the key Kafka-native runs sign their requests with (the
+    # gateway's: any agency, replies on the shared reply topic). None: sent without.
+    api_key: str | None = field(default=None, repr=False)
+    gateway_key: str | None = field(default=None, repr=False)
+    # Restarts the gateway and every worker with the audit trail on (True), off (False), or as
+    # the stack's own settings say (None); returns (gateway pid, worker pids) once lookups
+    # complete again. None when the stack cannot be restarted from here.
+    restart_bus: Callable[[bool | None], tuple[int, tuple[int, ...]]] | None = None
+    # The stack's endpoints as they are now (after a restart, say); None: these are final.
+    current: Callable[[], StackEndpoints] | None = None
 
     def need(self, name: str) -> Any:
         value = getattr(self, name)
@@ -53,6 +64,10 @@ class StackEndpoints:
 
     def with_workers(self, pids: tuple[int, ...]) -> StackEndpoints:
         return replace(self, worker_pids=pids, worker_pid=pids[0] if pids else None)
+
+    def with_bus(self, gateway_pid: int, worker_pids: tuple[int, ...]) -> StackEndpoints:
+        """The same stack after its gateway and workers were restarted (new pids)."""
+        return replace(self.with_workers(worker_pids), gateway_pid=gateway_pid)
 
     def processes(self) -> tuple[dict[str, int], tuple[str, ...]]:
         """name -> pid of the stack's processes, and the names of those whose pid is unknown."""
@@ -162,6 +177,8 @@ def load_spec(
         "duration_s": options.duration_s,
         "cpu_pids": pids,
         "cpu_unknown": unknown,
+        "api_key": stack.api_key,
+        "signing_key": stack.gateway_key,
     }
     if options.rate is not None:
         fields["rate"] = options.rate

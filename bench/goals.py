@@ -104,3 +104,21 @@ MEMORY_FLAT = Goal(
     "worker memory flat (second-half slope, 10-min soak)", "slope_mb_per_min", "<=", 1.0, " MB/min"
 )
 FLAT_SOAK_MINUTES = 10.0
+# prefill-throughput
+PREFILL_RATIO = Goal(
+    "prefill (4 sources, one request) lookups/s / single-source lookups/s",
+    "prefill_vs_single",
+    ">=",
+    0.5,
+)
+SINGLE_ZERO_ERRORS = Goal("single-source lookup errors", "single_errors", "<=", 0)
+PREFILL_ZERO_ERRORS = Goal(
+    "prefill errors (partial / not_found for want of a record are not errors)",
+    "prefill_errors",
+    "<=",
+    0,
+)
+# audit-cost
+AUDIT_RATIO = Goal("lookups/s with the audit trail on / off", "audit_on_vs_off", ">=", 0.8)
+AUDIT_ZERO_ERRORS = Goal("errors with the audit trail on", "audit_on_errors", "<=", 0)
+AUDIT_OFF_ZERO_ERRORS = Goal("errors with the audit trail off", "audit_off_errors", "<=", 0)

@@ -22,7 +22,15 @@ Four targets:
 
 An answer is a success, a *refusal* (the bus said it is overloaded: HTTP 503, the client's
 ``Overloaded``, or a ``failed`` reply with error code ``overloaded``) or an error of some kind;
-refusals are also counted among the errors, and reported on their own.
+refusals are also counted among the errors, and reported on their own. A success is a
+``complete`` lookup; with ``missing_ok`` (a dossier prefill) also a ``partial`` or ``not_found``
+one whose every error is ``not_found`` (a source that has no record of the subject). The lookup
+statuses of the successes are counted (``status_mix``).
+
+The bus asks who is calling: the gateway target sends ``Authorization: Bearer <api_key>``, the
+Kafka-native client signs every request with ``signing_key`` (a gateway's key: any agency,
+replies on the shared reply topic). Every request is made for agency ``AGENCY``, for
+``procedure`` and a ``purpose`` that procedure allows (procedures.toml), as the policy wants.
 
 With ``cpu_pids``, the generator reads the CPU time of those processes (and its own) from
 ``/proc`` when its measured window opens and closes (see ``bench.cpu``).
@@ -58,10 +66,15 @@ from bench.stats import latency_summary
 Target = Literal["bus", "kafka", "direct", "zeep"]
 Mode = Literal["closed", "open"]
 ZEEP_THREADS = 8
-# The lookup every target makes: agency H26 asks population.identity for procedure 1.004222.
-AGENCY = "H26"
+# The lookup every target makes: agency H26.22 (granted every dataset of its procedures in
+# settings.toml) asks population.identity for procedure 1.004222, for a purpose it allows.
+AGENCY = "H26.22"
 PROCEDURE = "1.004222"
+PURPOSE = "Xác minh nhân thân khi giải quyết hồ sơ"
+LEGAL_BASIS = "Nghị định 194/2025/NĐ-CP"
 DATASET = "population.identity"
+# The lookup statuses a missing_ok run counts as successes (when every error is not_found).
+MISSING_OK_STATUSES = frozenset({"partial", "not_found"})
 REFUSED_HTTP = "refused (http 503)"
 REFUSED_CLIENT = "refused (client Overloaded)"
 REFUSED_REPLY = "refused (failed reply: overloaded)"
@@ -80,9 +93,11 @@ class Outcome:
     # Refusals over HTTP: did the 503 carry an integer Retry-After, was it problem+json?
     retry_after: bool | None = None
     problem_json: bool | None = None
+    # The lookup status of the answer (complete, partial, ...), when it had one.
+    status: str | None = None
 
 
-SUCCESS = Outcome(answered=True)
+SUCCESS = Outcome(answered=True, status="complete")
 
 
 class HttpLookup(Protocol):
@@ -100,36 +115,80 @@ def gateway_body(
     number: int,
     subject: str,
     deadline_ms: int,
-    dataset: str = DATASET,
+    dataset: str | None = DATASET,
     subject_kind: str = "personal_id",
+    procedure: str = PROCEDURE,
+    purpose: str = PURPOSE,
 ) -> dict[str, Any]:
-    return {
+    """The JSON body of one lookup; ``dataset`` None leaves ``datasets`` out (a dossier prefill:
+    the gateway asks every dataset the procedure needs)."""
+    body: dict[str, Any] = {
         "requester": {"agency_code": AGENCY, "system": "bench", "officer": "bench"},
-        "procedure_code": PROCEDURE,
+        "procedure_code": procedure,
         "dossier_id": f"BENCH-{number}",
-        "purpose": "benchmark",
-        "legal_basis": "Decree 194/2025",
+        "purpose": purpose,
+        "legal_basis": LEGAL_BASIS,
         "subject": {subject_kind: subject},
-        "datasets": [dataset],
         "deadline_ms": deadline_ms,
     }
+    if dataset is not None:
+        body["datasets"] = [dataset]
+    return body
+
+
+def answer_outcome(status: Any, error_codes: list[str], missing_ok: bool) -> Outcome:
+    """A lookup's answer (not a refusal) by its status and its errors' codes."""
+    if status == "complete":
+        return SUCCESS
+    if missing_ok and status in MISSING_OK_STATUSES and all(c == "not_found" for c in error_codes):
+        return Outcome(answered=True, status=status)
+    other = sorted({code for code in error_codes if code != "not_found"})
+    detail = f" ({', '.join(other)})" if missing_ok and other else ""
+    return Outcome(f"status {status}{detail}", answered=True)
+
+
+def _error_codes(answer: dict[str, Any]) -> list[str]:
+    errors = answer.get("errors")
+    if not isinstance(errors, list):
+        return []
+    return [str(error.get("code")) for error in errors if isinstance(error, dict)]
 
 
 class GatewayLookup:
-    """``POST /v1/lookups``: one single-source lookup (population.identity unless told)."""
+    """``POST /v1/lookups``: one single-source lookup (population.identity unless told), or with
+    ``prefill`` a dossier prefill (no ``datasets``: the procedure's)."""
 
     path: ClassVar[str] = "/v1/lookups"
     headers: ClassVar[dict[str, str]] = {"Content-Type": "application/json"}
 
     def __init__(
-        self, deadline_ms: int, dataset: str = DATASET, subject_kind: str = "personal_id"
+        self,
+        deadline_ms: int,
+        dataset: str = DATASET,
+        subject_kind: str = "personal_id",
+        *,
+        procedure: str = PROCEDURE,
+        purpose: str = PURPOSE,
+        prefill: bool = False,
+        missing_ok: bool = False,
     ) -> None:
         self.deadline_ms = deadline_ms
-        self.dataset = dataset
+        self.dataset: str | None = None if prefill else dataset
         self.subject_kind = subject_kind
+        self.procedure = procedure
+        self.purpose = purpose
+        self.missing_ok = missing_ok
 
     def body(self, number: int, subject: str) -> bytes:
-        body = gateway_body(number, subject, self.deadline_ms, self.dataset, self.subject_kind)
+        body = gateway_body(
+            number,
+            subject,
+            self.deadline_ms,
+            self.dataset,
+            self.subject_kind,
+            self.procedure,
+            self.purpose,
+        )
         return orjson.dumps(body)
 
     def outcome_of(self, status: int, headers: Mapping[str, str], body: bytes) -> Outcome:
@@ -147,10 +206,9 @@ class GatewayLookup:
             answer = orjson.loads(body)
         except orjson.JSONDecodeError:
             return Outcome("invalid json", answered=True)
-        lookup_status = answer.get("status") if isinstance(answer, dict) else None
-        if lookup_status == "complete":
-            return SUCCESS
-        return Outcome(f"status {lookup_status}", answered=True)
+        if not isinstance(answer, dict):
+            return Outcome("status None", answered=True)
+        return answer_outcome(answer.get("status"), _error_codes(answer), self.missing_ok)
 
 
 SOAP_NAMESPACE = "urn:tthc-sandbox:csdl-dan-cu:v1"
@@ -200,6 +258,17 @@ class LoadSpec:
     # The dataset asked (bus and kafka targets) and the kind of id the subjects are.
     dataset: str = DATASET
     subject_kind: str = "personal_id"
+    # The procedure asked for, and a purpose it allows (bus and kafka targets).
+    procedure: str = PROCEDURE
+    purpose: str = PURPOSE
+    # Bus target only: no datasets, the procedure's (a dossier prefill); ``dataset`` unused.
+    prefill: bool = False
+    # partial / not_found answers whose errors are all not_found count as successes.
+    missing_ok: bool = False
+    # The bus target's API key (Authorization: Bearer), and the key the Kafka-native client
+    # signs its requests with (a gateway's). Not in the repr: a spec may be printed.
+    api_key: str | None = field(default=None, repr=False)
+    signing_key: str | None = field(default=None, repr=False)
     # Open loop only: go on at this rate for recovery_s after the window (recorded apart).
     recovery_rate: float | None = None
     recovery_s: float = 0.0
@@ -218,6 +287,8 @@ class LoadSpec:
             )
         if self.target == "zeep" and self.mode != "closed":
             raise ValueError("LoadSpec: the zeep baseline is a closed loop of threads only")
+        if self.prefill and self.target != "bus":
+            raise ValueError("LoadSpec: a dossier prefill (no datasets) is for the bus target only")
         if self.recovery_rate is not None and (
             self.mode != "open" or self.recovery_rate <= 0 or self.recovery_s <= 0
         ):
@@ -227,8 +298,23 @@ class LoadSpec:
 
     def request(self) -> HttpLookup:
         if self.target == "bus":
-            return GatewayLookup(self.deadline_ms, self.dataset, self.subject_kind)
+            return GatewayLookup(
+                self.deadline_ms,
+                self.dataset,
+                self.subject_kind,
+                procedure=self.procedure,
+                purpose=self.purpose,
+                prefill=self.prefill,
+                missing_ok=self.missing_ok,
+            )
         return SoapLookup()
+
+    def request_headers(self) -> dict[str, str]:
+        """The HTTP target's headers: its own, and the API key's for the gateway."""
+        headers = dict(self.request().headers)
+        if self.target == "bus" and self.api_key is not None:
+            headers["Authorization"] = f"Bearer {self.api_key}"
+        return headers
 
 
 @dataclass
@@ -246,6 +332,8 @@ class Tally:
     late_ok: int = 0  # successes after the deadline: not counted in the goodput
     # Open loop: (scheduled start - phase start in s, success) of every request.
     events: list[tuple[float, bool]] = field(default_factory=list)
+    # Lookup status of every success (complete; with missing_ok also partial, not_found).
+    status_mix: Counter[str] = field(default_factory=Counter)
 
     def record(
         self,
@@ -261,6 +349,8 @@ class Tally:
             self.late_ok += outcome.error is None
         if outcome.error is None:
             self.latencies_ms.append(latency_ms)
+            if outcome.status is not None:
+                self.status_mix[outcome.status] += 1
         else:
             self.errors[outcome.error] += 1
         if outcome.refused:
@@ -280,6 +370,7 @@ class Tally:
             "ok": ok,
             "errors": error_count,
             "error_kinds": dict(self.errors.most_common()),
+            "status_mix": dict(self.status_mix.most_common()),
             "refused": len(self.refusal_ms),
             "refusal_latency_ms": latency_summary(self.refusal_ms),
             "refusal_latency_from_send_ms": latency_summary(self.refusal_from_send_ms),
@@ -409,7 +500,7 @@ class HttpDriver:
         self.session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=limit, force_close=False),
             timeout=aiohttp.ClientTimeout(total=spec.deadline_ms / 1000.0 + 1.0),
-            headers=self.request.headers,
+            headers=spec.request_headers(),
         )
 
     async def send(self, number: int, subject: str) -> Outcome:
@@ -426,14 +517,27 @@ class HttpDriver:
 
 
 class KafkaDriver:
-    """A ``LookupClient`` on the command-line reply partition, as a Kafka-native agency has."""
+    """A ``LookupClient`` on the command-line reply partition of the shared reply topic, its
+    requests signed with ``signing_key`` as a gateway signs them (the worker refuses unsigned
+    ones)."""
 
     def __init__(self, spec: LoadSpec) -> None:
         from bus import client
+        from bus.auth import RequestSigner
         from bus.topics import CLI_REPLY_PARTITION
 
+        if spec.signing_key is None:
+            raise ValueError(
+                "LoadSpec.signing_key is not set: the Kafka-native client signs every request "
+                "(a gateway's key, e.g. DevStack.keys.gateway)"
+            )
         self.spec = spec
-        self.client = client.LookupClient(spec.base_url, CLI_REPLY_PARTITION, "bench-loadgen")
+        self.client = client.LookupClient(
+            spec.base_url,
+            CLI_REPLY_PARTITION,
+            "bench-loadgen",
+            signer=RequestSigner(spec.signing_key),
+        )
         # Before the client has admission control, BusUnavailable is its nearest refusal.
         self.overloaded: type[Exception] = getattr(client, "Overloaded", client.BusUnavailable)
         self.unavailable: type[Exception] = client.BusUnavailable
@@ -449,10 +553,10 @@ class KafkaDriver:
         request = LookupRequest(
             producer="bench-loadgen",
             requester={"agency_code": AGENCY, "system": "bench", "officer": "bench"},
-            procedure_code=PROCEDURE,
+            procedure_code=self.spec.procedure,
             dossier_id=f"BENCH-{number}",
-            purpose="benchmark",
-            legal_basis="Decree 194/2025",
+            purpose=self.spec.purpose,
+            legal_basis=LEGAL_BASIS,
             subject={self.spec.subject_kind: subject},
             datasets=[self.spec.dataset],
             deadline=datetime.now(UTC) + timedelta(milliseconds=self.spec.deadline_ms),
@@ -467,10 +571,10 @@ class KafkaDriver:
             return Outcome("no reply by the deadline")
         if reply.status == "failed" and any(e.code == "overloaded" for e in reply.errors):
             return Outcome(REFUSED_REPLY, refused=True)
-        if reply.status == "complete":
-            return SUCCESS
-        answered = reply.status in ("partial", "not_found")
-        return Outcome(f"status {reply.status}", answered=answered)
+        outcome = answer_outcome(reply.status, [e.code for e in reply.errors], self.spec.missing_ok)
+        if reply.status in ("complete", "partial", "not_found"):
+            return outcome
+        return Outcome(outcome.error)
 
     async def close(self) -> None:
         await self.context.aclose()

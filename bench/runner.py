@@ -11,13 +11,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 
+from bench.loadgen import AGENCY
 from bench.report import RESULTS_DIR, render, stamp_of, write_json
 from bench.scenarios import KAFKA_ONLY, PROFILABLE, SCENARIOS, StackEndpoints, resolve_options
 from bus.settings import PROJECT_ROOT, Settings, get_settings
+
+if TYPE_CHECKING:
+    from bus.tooling.devstack import DevStack
+
+AUDIT_ENV = "TTHC_BUS_AUDIT__ENABLED"
 
 
 def git_commit(cwd: Path = PROJECT_ROOT) -> str:
@@ -54,6 +60,48 @@ def machine(settings: Settings) -> dict[str, Any]:
     }
 
 
+def restart_bus(stack: DevStack, audit: bool | None) -> tuple[int, tuple[int, ...]]:
+    """Stop the gateway and every worker, start them again with the audit trail on (True), off
+    (False) or as the stack's environment and settings say (None), and wait until every worker
+    holds partitions and a lookup through the new gateway completes.
+
+    Returns the new (gateway pid, worker pids). The ports, data dirs and keys stay the same.
+    """
+    workers = len(stack.worker_names) or 1
+    audit_env = {} if audit is None else {AUDIT_ENV: "true" if audit else "false"}
+    stack.stop_child("gateway")
+    for name in reversed(stack.worker_names):
+        stack.stop_child(name)
+    stack.worker_env.pop(AUDIT_ENV, None)
+    stack.worker_env.update(audit_env)
+    for number in range(1, workers + 1):
+        stack.spawn_worker(number)
+    stack.spawn("gateway", ["gateway"], extra_env=audit_env)
+    stack.wait_http("gateway", f"{stack.gateway_url}/healthz")
+    stack.wait_workers_assigned(workers)  # and then a complete lookup through the gateway
+    return stack.children["gateway"].process.pid, tuple(stack.worker_pids)
+
+
+def endpoints_of(stack: DevStack, settings: Settings) -> StackEndpoints:
+    """Where ``stack`` answers now (its gateway's and workers' pids change when restarted)."""
+    return StackEndpoints(
+        gateway_url=stack.gateway_url,
+        sandbox_url=stack.sandbox_url,
+        bootstrap_servers=stack.bootstrap_servers,
+        worker_pid=stack.worker_pid,
+        gateway_pid=stack.children["gateway"].process.pid,
+        partitions=settings.kafka.partitions,
+        worker_pids=tuple(stack.worker_pids),
+        sandbox_pid=stack.sandbox_pid,
+        broker_pid=stack.broker_pid,
+        scale_workers=lambda count: tuple(stack.scale_workers(count)),
+        api_key=stack.keys.agencies[AGENCY],
+        gateway_key=stack.keys.gateway,
+        restart_bus=lambda audit: restart_bus(stack, audit),
+        current=lambda: endpoints_of(stack, settings),
+    )
+
+
 @contextmanager
 def started_stack(settings: Settings, workers: int = 1) -> Iterator[StackEndpoints]:
     """The whole local stack (Kafka, sandbox, ``workers`` workers, gateway) for the run."""
@@ -63,18 +111,7 @@ def started_stack(settings: Settings, workers: int = 1) -> Iterator[StackEndpoin
         tempfile.TemporaryDirectory(prefix="tthc-bench-") as workdir,
         DevStack(settings, workdir=Path(workdir), workers=workers) as stack,
     ):
-        yield StackEndpoints(
-            gateway_url=stack.gateway_url,
-            sandbox_url=stack.sandbox_url,
-            bootstrap_servers=stack.bootstrap_servers,
-            worker_pid=stack.worker_pid,
-            gateway_pid=stack.children["gateway"].process.pid,
-            partitions=settings.kafka.partitions,
-            worker_pids=tuple(stack.worker_pids),
-            sandbox_pid=stack.sandbox_pid,
-            broker_pid=stack.broker_pid,
-            scale_workers=lambda count: tuple(stack.scale_workers(count)),
-        )
+        yield endpoints_of(stack, settings)
 
 
 # A stack just started runs cold: the broker's JIT compiles for a minute or more (it
@@ -95,6 +132,7 @@ def warm_up(stack: StackEndpoints, seconds: float = STACK_WARMUP_S) -> None:
         concurrency=32,
         warmup_s=0.0,
         duration_s=seconds,
+        api_key=stack.api_key,
     )
     run_in_process(spec)
 

@@ -13,6 +13,7 @@ from dataclasses import replace
 from typing import Any
 
 from bench import goals
+from bench.audit_cost import audit_cost
 from bench.common import (
     NO_KAFKA,
     ScenarioOptions,
@@ -36,6 +37,7 @@ from bench.kafka_pipe import measure_raw_pipe
 from bench.loadgen import ZEEP_THREADS, LoadProcess
 from bench.memory import memory_summary, sample_rss
 from bench.overload import overload
+from bench.prefill import prefill_throughput
 from bench.scaling import scaling
 from bench.stats import difference, ratio
 
@@ -302,6 +304,8 @@ SCENARIOS: dict[str, Scenario] = {
     "lookup-throughput": lookup_throughput,
     "lookup-overhead": lookup_overhead,
     "datasets-throughput": datasets_throughput,
+    "prefill-throughput": prefill_throughput,
+    "audit-cost": audit_cost,
     "overload": overload,
     "scaling": scaling,
     "sync-throughput": sync_throughput,

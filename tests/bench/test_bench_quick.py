@@ -27,15 +27,29 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from bench.audit_cost import audit_events
 from bench.cpu import LOADGEN, cpu_per_lookup, proc_cpu_ticks
-from bench.loadgen import GatewayLookup, LoadSpec, Outcome, Tally, run_in_process
+from bench.loadgen import (
+    AGENCY,
+    PURPOSE,
+    GatewayLookup,
+    KafkaDriver,
+    LoadSpec,
+    Outcome,
+    Tally,
+    gateway_body,
+    run_in_process,
+)
 from bench.memory import rss_over_window
+from bench.prefill import PREFILL_PROCEDURE, PREFILL_PURPOSE
 from bench.runner import git_commit, run_scenario, started_stack
 from bench.scenarios import SCENARIOS, StackEndpoints
 from bench.stats import latency_summary, linear_slope, percentile
 from bus.settings import get_settings
 
-LOAD_SCENARIOS = ("lookup-throughput", "lookup-overhead", "memory")
+LOAD_SCENARIOS = ("lookup-throughput", "lookup-overhead", "memory", "prefill-throughput")
+# The stand-in gateway's API key: a run without it is answered 401.
+STAND_IN_KEY = "tthc_standin_key"
 
 
 def _free_port() -> int:
@@ -96,25 +110,50 @@ def _refusal() -> web.Response:
     )
 
 
+def _prefill_answer(number: int) -> dict[str, Any]:
+    """A dossier prefill's answer: every 3rd partial for want of a record, every 7th partial
+    because a source timed out (an error), every 11th not_found, the others complete."""
+    if number % 7 == 0:
+        return {"status": "partial", "errors": [{"code": "timeout"}, {"code": "not_found"}]}
+    if number % 11 == 0:
+        return {"status": "not_found", "errors": [{"code": "not_found"}] * 4}
+    if number % 3 == 0:
+        return {"status": "partial", "errors": [{"code": "not_found"}]}
+    return {"status": "complete", "errors": []}
+
+
 def _stand_in_gateway(
     partial_for: frozenset[str] = frozenset(),
     refuse_every: int = 0,
     bare_every: int = 0,
     bounded: bool = False,
+    api_key: str | None = None,
 ) -> web.Application:
     """Answers every well-formed lookup "complete", except subjects in ``partial_for``; with
     ``refuse_every`` N, every Nth request gets a 503 problem+json with Retry-After, and with
     ``bare_every`` M every Mth a bare 503 without either. ``bounded``: a capacity far below
     what the test process can serve (8 lookups at a time, 20 ms each), and a 503 at once past
-    a queue of 128, so that twice its capacity is an overload of it, not of the test process."""
+    a queue of 128, so that twice its capacity is an overload of it, not of the test process.
+    With ``api_key``, a request without ``Authorization: Bearer <api_key>`` is a 401. A body
+    without datasets (a dossier prefill) must be for the prefill procedure, and is answered
+    by ``_prefill_answer``; the others must ask loadgen's procedure, for its purpose."""
     count = itertools.count(1)
+    prefills = itertools.count(1)
     slots = asyncio.Semaphore(8) if bounded else None
     waiting = 0
 
     async def lookup(request: web.Request) -> web.Response:
         nonlocal waiting
+        if api_key is not None and request.headers.get("Authorization") != f"Bearer {api_key}":
+            return web.json_response({"title": "Not authenticated", "status": 401}, status=401)
         body: dict[str, Any] = await request.json()
-        assert {"requester", "purpose", "legal_basis", "subject", "datasets"} <= body.keys()
+        assert {"requester", "purpose", "legal_basis", "subject"} <= body.keys()
+        assert body["requester"]["agency_code"] == AGENCY
+        if "datasets" not in body:
+            assert (body["procedure_code"], body["purpose"]) == (PREFILL_PROCEDURE, PREFILL_PURPOSE)
+            answer = _prefill_answer(next(prefills))
+            return web.json_response({**answer, "dossier_id": body["dossier_id"]})
+        assert (body["procedure_code"], body["purpose"]) == ("1.004222", PURPOSE)
         number = next(count)
         if bare_every and number % bare_every == 0:
             return web.Response(status=503, text="busy")
@@ -141,9 +180,12 @@ def _stand_in_gateway(
 @pytest.fixture(scope="module")
 def stand_in_stack(sandbox: tuple[str, int]) -> Iterator[StackEndpoints]:
     sandbox_url, sandbox_pid = sandbox
-    for gateway_url in _serve_in_thread(_stand_in_gateway()):
+    for gateway_url in _serve_in_thread(_stand_in_gateway(api_key=STAND_IN_KEY)):
         yield StackEndpoints(
-            gateway_url=gateway_url, sandbox_url=sandbox_url, worker_pid=sandbox_pid
+            gateway_url=gateway_url,
+            sandbox_url=sandbox_url,
+            worker_pid=sandbox_pid,
+            api_key=STAND_IN_KEY,
         )
 
 
@@ -267,10 +309,44 @@ def _check_memory(result: dict[str, Any]) -> None:
     assert result["figures"]["peak_mb"] >= result["figures"]["start_mb"] > 0
 
 
+def _check_prefill(result: dict[str, Any]) -> dict[str, Any]:
+    """Both runs at the same concurrency, the ratio and the status mix adding up."""
+    runs = result["runs"]
+    figures: dict[str, Any] = result["figures"]
+    assert set(runs) == {"single", "prefill"}
+    assert runs["single"]["concurrency"] == runs["prefill"]["concurrency"]
+    assert result["params"]["procedure"] == PREFILL_PROCEDURE
+    assert len(result["params"]["datasets"]) == 4
+    single, prefill = runs["single"], runs["prefill"]
+    assert figures["prefill_vs_single"] == round(
+        prefill["throughput_per_s"] / single["throughput_per_s"], 3
+    )
+    mix = [figures[f"prefill_{status}"] for status in ("complete", "partial", "not_found")]
+    assert sum(mix) == prefill["ok"] == sum(prefill["status_mix"].values())
+    assert single["status_mix"] == {"complete": single["ok"]}
+    assert figures["prefill_errors"] == prefill["errors"]
+    goals = {goal["figure"]: goal for goal in result["goals"]}
+    assert goals["prefill_vs_single"]["status"] in {"met", "not met"}
+    assert goals["prefill_vs_single"]["target"] == ">= 0.5"
+    return figures
+
+
+def _check_prefill_stand_in(result: dict[str, Any]) -> None:
+    figures = _check_prefill(result)
+    # The stand-in's partial and not_found answers for want of a record are successes; its
+    # partial answers with a timeout among their errors are errors, named by that code.
+    assert figures["prefill_partial"] > 0 and figures["prefill_not_found"] > 0
+    assert figures["prefill_complete"] > 0
+    kinds = result["runs"]["prefill"]["error_kinds"]
+    assert set(kinds) == {"status partial (timeout)"}
+    assert figures["single_errors"] == 0
+
+
 STAND_IN_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "lookup-throughput": _check_throughput_stand_in,
     "lookup-overhead": _check_overhead_stand_in,
     "memory": _check_memory,
+    "prefill-throughput": _check_prefill_stand_in,
 }
 
 
@@ -288,10 +364,15 @@ def _bounded_stack(
 ) -> Iterator[StackEndpoints]:
     sandbox_url, sandbox_pid = sandbox
     for gateway_url in _serve_in_thread(
-        _stand_in_gateway(refuse_every=refuse_every, bare_every=bare_every, bounded=True)
+        _stand_in_gateway(
+            refuse_every=refuse_every, bare_every=bare_every, bounded=True, api_key=STAND_IN_KEY
+        )
     ):
         yield StackEndpoints(
-            gateway_url=gateway_url, sandbox_url=sandbox_url, worker_pid=sandbox_pid
+            gateway_url=gateway_url,
+            sandbox_url=sandbox_url,
+            worker_pid=sandbox_pid,
+            api_key=STAND_IN_KEY,
         )
 
 
@@ -331,10 +412,42 @@ def test_gateway_answers_are_read_as_success_refusal_or_error() -> None:
     assert refused.refused and refused.retry_after and refused.problem_json and refused.error
     bare = read(503, {"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}, b"busy")
     assert bare.refused and bare.retry_after is False and bare.problem_json is False
-    assert read(200, {}, b'{"status": "complete"}') == Outcome(answered=True)
+    assert read(200, {}, b'{"status": "complete"}') == Outcome(answered=True, status="complete")
     partial = read(200, {}, b'{"status": "partial"}')
     assert partial.error == "status partial" and partial.answered and not partial.refused
     assert read(504, {}, b"{}").error == "http 504"
+    assert read(200, {}, b"[]").error == "status None"
+    # A single-source lookup wants "complete"; a prefill also takes what is missing.
+    missing = b'{"status": "partial", "errors": [{"code": "not_found"}]}'
+    assert read(200, {}, missing).error == "status partial"
+    prefill = GatewayLookup(5000, prefill=True, missing_ok=True)
+    assert prefill.outcome_of(200, {}, missing) == Outcome(answered=True, status="partial")
+    nobody = b'{"status": "not_found", "errors": [{"code": "not_found"}]}'
+    assert prefill.outcome_of(200, {}, nobody) == Outcome(answered=True, status="not_found")
+    late = b'{"status": "partial", "errors": [{"code": "timeout"}, {"code": "not_found"}]}'
+    assert prefill.outcome_of(200, {}, late).error == "status partial (timeout)"
+    assert prefill.outcome_of(200, {}, b'{"status": "denied"}').error == "status denied"
+
+
+def test_lookup_bodies_carry_the_policy_fields_and_the_key() -> None:
+    single = json.loads(GatewayLookup(5000).body(1, "001000000001"))
+    assert single["requester"]["agency_code"] == AGENCY == "H26.22"
+    assert (single["procedure_code"], single["purpose"]) == ("1.004222", PURPOSE)
+    assert single["datasets"] == ["population.identity"]
+    prefill = GatewayLookup(
+        5000, procedure=PREFILL_PROCEDURE, purpose=PREFILL_PURPOSE, prefill=True
+    ).body(2, "001000000002")
+    body = json.loads(prefill)
+    assert "datasets" not in body and body["procedure_code"] == PREFILL_PROCEDURE
+    spec = LoadSpec("bus", "http://127.0.0.1:1", ("x",), api_key="secret-key")
+    assert spec.request_headers()["Authorization"] == "Bearer secret-key"
+    assert "secret-key" not in repr(spec)  # a spec may be printed; its keys are not
+    direct = LoadSpec("direct", "http://127.0.0.1:1", ("x",), api_key="secret-key")
+    assert "Authorization" not in direct.request_headers()
+    with pytest.raises(ValueError, match="prefill"):
+        LoadSpec("kafka", "127.0.0.1:1", ("x",), prefill=True)
+    with pytest.raises(ValueError, match="signing_key"):
+        KafkaDriver(LoadSpec("kafka", "127.0.0.1:1", ("x",)))
 
 
 def test_tally_counts_late_replies_and_finds_the_first_clean_second() -> None:
@@ -353,6 +466,18 @@ def test_tally_counts_late_replies_and_finds_the_first_clean_second() -> None:
     never = Tally()
     never.record(0.01, failed, 5000, 0.5)
     assert never.first_clean_second(5.0) is None
+
+
+def test_tally_counts_the_statuses_of_successes() -> None:
+    tally = Tally()
+    tally.record(0.01, Outcome(answered=True, status="complete"), 5000)
+    tally.record(0.01, Outcome(answered=True, status="partial"), 5000)
+    tally.record(0.01, Outcome(answered=True, status="partial"), 5000)
+    tally.record(0.01, Outcome("status partial (timeout)", answered=True), 5000)
+    tally.record(0.01, Outcome(answered=True), 5000)  # the sandbox's answers carry none
+    summary = tally.summary(1.0)
+    assert summary["ok"] == 4 and summary["errors"] == 1
+    assert summary["status_mix"] == {"partial": 2, "complete": 1}
 
 
 def test_cpu_per_lookup_names_what_it_cannot_sum() -> None:
@@ -409,7 +534,7 @@ def test_quick_sync_throughput_measures_the_raw_pipe(kafka_broker: Any, tmp_path
 
 
 @pytest.fixture(scope="module")
-def dev_stack(kafka_broker: Any) -> Iterator[StackEndpoints]:
+def started_dev_stack(kafka_broker: Any) -> Iterator[StackEndpoints]:
     """The whole stack (sandbox, worker, gateway) on the session's broker, whose pid the stack
     cannot know (to the stack it is an external cluster): given here for the CPU figures."""
     settings = get_settings()
@@ -417,6 +542,13 @@ def dev_stack(kafka_broker: Any) -> Iterator[StackEndpoints]:
     broker_pid = kafka_broker.local.running_pid() if kafka_broker.local is not None else None
     with started_stack(settings.model_copy(update={"kafka": kafka})) as stack:
         yield replace(stack, broker_pid=broker_pid)
+
+
+@pytest.fixture
+def dev_stack(started_dev_stack: StackEndpoints) -> StackEndpoints:
+    """The started stack as it is now: audit-cost restarts its gateway and worker (new pids)."""
+    assert started_dev_stack.current is not None
+    return replace(started_dev_stack.current(), broker_pid=started_dev_stack.broker_pid)
 
 
 def _bus_cpu_rows(run: dict[str, Any], workers: int = 1) -> None:
@@ -466,10 +598,59 @@ def _check_scaling_dev(result: dict[str, Any]) -> None:
     assert all(goal["status"] == "n/a" and goal["reason"] for goal in result["goals"])
 
 
+def _check_prefill_dev(result: dict[str, Any]) -> None:
+    figures = _check_prefill(result)
+    for name in ("single", "prefill"):
+        _bus_cpu_rows(result["runs"][name])
+    assert figures["prefill_complete"] > 0
+    assert figures["prefill_cpu_ms_per_lookup"] is not None
+
+
+def _check_audit_cost_dev(result: dict[str, Any]) -> None:
+    runs, figures = result["runs"], result["figures"]
+    assert list(runs) == ["audit on", "audit off"]
+    for run in runs.values():
+        _bus_cpu_rows(run)
+    # The trail wrote events with it on, and none with it off.
+    assert figures["audit_on_events"] > 0 and figures["audit_off_events"] == 0
+    assert figures["audit_on_vs_off"] is not None
+    goals = {goal["figure"]: goal for goal in result["goals"]}
+    assert goals["audit_on_vs_off"]["status"] in {"met", "not met"}
+
+
+def _one_lookup(stack: StackEndpoints) -> int:
+    """The HTTP status of one single-source lookup through the stack's gateway."""
+    assert stack.gateway_url is not None and stack.sandbox_url is not None
+    from bench.scenarios import fetch_subjects
+
+    body = gateway_body(1, fetch_subjects(stack.sandbox_url, 1)[0], 3000)
+    request = urllib.request.Request(
+        f"{stack.gateway_url}/v1/lookups",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {stack.api_key}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        status: int = response.status
+        return status
+
+
+def _check_audit_restored(before: StackEndpoints, after: StackEndpoints) -> None:
+    """audit-cost restarted the gateway and the worker, and left the audit trail on."""
+    assert after.gateway_pid != before.gateway_pid and after.worker_pid != before.worker_pid
+    written = audit_events(after.bootstrap_servers)
+    assert _one_lookup(after) == 200
+    deadline = time.monotonic() + 10
+    while (audit_events(after.bootstrap_servers) or 0) <= (written or 0):
+        assert time.monotonic() < deadline, "no audit event after the stack was restored"
+        time.sleep(0.2)
+
+
 DEV_CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "lookup-throughput": _check_throughput_dev,
     "overload": _check_overload_dev,
     "scaling": _check_scaling_dev,
+    "prefill-throughput": _check_prefill_dev,
+    "audit-cost": _check_audit_cost_dev,
 }
 
 
@@ -485,6 +666,60 @@ def test_quick_scenario_against_dev_stack(
     if scenario == "scaling":  # the stack is back to its one worker for the tests after it
         assert dev_stack.scale_workers is not None
         assert len(dev_stack.scale_workers(1)) == 1
+    if scenario == "audit-cost":
+        assert dev_stack.current is not None
+        _check_audit_restored(dev_stack, dev_stack.current())
+
+
+def _restarting(
+    stack: StackEndpoints, calls: list[bool | None], fail_on: bool | None = None
+) -> StackEndpoints:
+    """``stack`` with a stand-in restart_bus: records each call, fails the ``fail_on`` one."""
+    pid = stack.need("worker_pid")
+
+    def restart(audit: bool | None) -> tuple[int, tuple[int, ...]]:
+        calls.append(audit)
+        if fail_on is not None and audit is fail_on:
+            raise RuntimeError("the worker did not start")
+        return pid, (pid,)
+
+    return replace(stack, restart_bus=restart)
+
+
+def test_quick_audit_cost_against_stand_in_stack(
+    stand_in_stack: StackEndpoints, tmp_path: Path
+) -> None:
+    calls: list[bool | None] = []
+    stack = _restarting(stand_in_stack, calls)
+    result = run_scenario("audit-cost", quick=True, stack=stack, results_dir=tmp_path)
+    assert_well_formed(result, tmp_path)
+    # On, then off, then back to the stack's own settings.
+    assert calls == [True, False, None]
+    assert list(result["runs"]) == ["audit on", "audit off"]
+    figures = result["figures"]
+    on, off = result["runs"]["audit on"], result["runs"]["audit off"]
+    assert on["concurrency"] == off["concurrency"]
+    assert figures["audit_on_vs_off"] == round(on["throughput_per_s"] / off["throughput_per_s"], 3)
+    assert figures["audit_on_errors"] == figures["audit_off_errors"] == 0
+    assert figures["audit_on_events"] is None  # no Kafka in the stand-in: not counted
+    # The restarted "gateway" (the sandbox here) has a pid: its CPU is read.
+    assert on["cpu"]["processes"]["gateway"]["cpu_s"] is not None
+    goals = {goal["figure"]: goal for goal in result["goals"]}
+    assert goals["audit_on_vs_off"]["status"] in {"met", "not met"}
+    assert goals["audit_on_vs_off"]["target"] == ">= 0.8"
+
+
+def test_audit_cost_restores_the_stack_when_a_run_fails(stand_in_stack: StackEndpoints) -> None:
+    calls: list[bool | None] = []
+    stack = _restarting(stand_in_stack, calls, fail_on=False)
+    with pytest.raises(RuntimeError, match="did not start"):
+        run_scenario("audit-cost", quick=True, stack=stack)
+    assert calls == [True, False, None]
+
+
+def test_audit_cost_needs_a_stack_it_can_restart(stand_in_stack: StackEndpoints) -> None:
+    with pytest.raises(ValueError, match="restart_bus"):
+        run_scenario("audit-cost", quick=True, stack=stand_in_stack)
 
 
 def test_scaling_needs_a_stack_it_can_scale(stand_in_stack: StackEndpoints) -> None:
