@@ -131,7 +131,7 @@ def audit_cost(stack: StackEndpoints, options: ScenarioOptions) -> dict[str, Any
         ],
         "notes": [
             f"closed loop x{options.concurrency} through the gateway, population.identity: "
-            "audit on first, then off; the gateway and workers restarted before each run "
+            f"{' first, then '.join(runs)}; the gateway and workers restarted before each run "
             f"(TTHC_BUS_AUDIT__ENABLED), and once more at the end as the stack's settings say",
             f"audit events: records written to {topics.AUDIT} during each run, warm-up included",
             *([wrong] if wrong else []),

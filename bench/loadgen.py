@@ -441,6 +441,7 @@ class LoadResult:
             "warmup_s": spec.warmup_s,
             "duration_s": spec.duration_s,
             "deadline_ms": spec.deadline_ms,
+            "prefill": spec.prefill,
             **self.tally.summary(spec.duration_s),
             "loadgen_cpu_pct": round(100.0 * self.cpu_s / spec.duration_s, 1),
         }

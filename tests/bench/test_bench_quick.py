@@ -318,6 +318,7 @@ def _check_prefill(result: dict[str, Any]) -> dict[str, Any]:
     assert result["params"]["procedure"] == PREFILL_PROCEDURE
     assert len(result["params"]["datasets"]) == 4
     single, prefill = runs["single"], runs["prefill"]
+    assert prefill["prefill"] is True and single["prefill"] is False
     assert figures["prefill_vs_single"] == round(
         prefill["throughput_per_s"] / single["throughput_per_s"], 3
     )
