@@ -21,7 +21,7 @@ from typing import Any
 import faust
 
 from bus import topics
-from bus.audit.recorder import AuditRecorder, audit_failure
+from bus.audit.recorder import AuditRecorder, without_data
 from bus.errors import exception_site
 from bus.outbox import Outbox
 from bus.outcome import deadline_exceeded, lookup_status
@@ -218,14 +218,8 @@ class LookupAggregator:
         failure = await self._audit.record(event)
         if failure is None or not reply.results:  # without data, the answer may go out
             return reply
-        datasets = [r.dataset for r in reply.results] + [e.dataset for e in reply.errors]
-        return reply.model_copy(
-            update={
-                "status": "failed",
-                "results": [],
-                "errors": [audit_failure(dataset, failure) for dataset in datasets],
-            }
-        )
+        errors = without_data(reply.results, reply.errors, failure)
+        return reply.model_copy(update={"status": "failed", "results": [], "errors": errors})
 
     def _reply(self, key: str, entry: Entry) -> LookupResponse:
         plan = entry["plan"]

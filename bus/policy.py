@@ -23,9 +23,7 @@ from bus.catalog import Catalog
 from bus.errors import SettingsError
 from bus.procedures import Procedure, ProcedureCatalogue
 from bus.schemas import DatasetError, LookupRequest
-from bus.settings import Grant
-
-ALL_FIELDS = "*"
+from bus.settings import ALL_FIELDS, Grant
 
 
 def same_purpose(a: str, b: str) -> bool:

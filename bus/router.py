@@ -38,7 +38,7 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from bus import topics
-from bus.audit.recorder import AuditRecorder, Pending, audit_failure
+from bus.audit.recorder import AuditRecorder, Pending, audit_failure, without_data
 from bus.deadline import Deadline
 from bus.outbox import Outbox
 from bus.outcome import lookup_status
@@ -239,8 +239,7 @@ class LookupRouter:
         )
         failure = await self._audit.settle([decided, released], deadline)
         if failure is not None and results:  # without data, the answer itself may go out
-            datasets = [r.dataset for r in results] + [e.dataset for e in errors]
-            await self._reply(request, [], [audit_failure(d, failure) for d in datasets])
+            await self._reply(request, [], without_data(results, errors, failure))
             return
         await self._reply(request, results, errors)
 

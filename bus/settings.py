@@ -187,6 +187,7 @@ class SandboxSettings(Section):
 
 
 AGENCY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$"
+ALL_FIELDS = "*"  # a grant of every field of a dataset (and so recorded in the audit trail)
 FieldGrant = Literal["*"] | list[str]
 
 

@@ -22,11 +22,11 @@ from bus.outbox import Outbox
 from bus.schemas import DatasetError, DatasetResult, LookupRequest
 from bus.schemas.audit import AuditedDataset, AuditEvent, AuditOutcome, Channel, audit_event_id
 from bus.schemas.lookup import AuditContext
+from bus.settings import ALL_FIELDS
 
 log = logging.getLogger(__name__)
 
 AUDIT_UNAVAILABLE = "audit_unavailable"
-ALL_FIELDS = "*"
 
 Pending = asyncio.Future[None] | None
 
@@ -225,6 +225,14 @@ class AuditRecorder:
 
 def refusal_of(error: DatasetError) -> AuditedDataset:
     return AuditedDataset(dataset=error.dataset, source=error.source, outcome=error.code)
+
+
+def without_data(
+    results: Sequence[DatasetResult], errors: Sequence[DatasetError], reason: str
+) -> list[DatasetError]:
+    """The errors of a reply whose release could not be recorded: one per dataset, no data."""
+    datasets = [r.dataset for r in results] + [e.dataset for e in errors]
+    return [audit_failure(dataset, reason) for dataset in datasets]
 
 
 def audit_failure(dataset: str, reason: str) -> DatasetError:

@@ -23,13 +23,12 @@ from rich.text import Text
 from bus.audit.ledger import AccessRecord, Ledger, VerifyReport
 from bus.audit.pseudonym import Pseudonymizer
 from bus.errors import BusError
-from bus.settings import get_settings
+from bus.settings import ALL_FIELDS, get_settings
 
 # What a time without an offset means on this command line, and how times are shown: the
 # people asking are in Vietnam.
 VIETNAM_TIME = timezone(timedelta(hours=7), "ICT")
 # A decision that grants a dataset without a field list grants all of its fields.
-ALL_FIELDS = "*"
 EXIT_BROKEN = 1
 EXIT_ERROR = 2
 
