@@ -3,8 +3,7 @@
 Only what a grant gives an agency for a procedure leaves the bus (the rest is listed as
 withheld); a wrong key is a 401 and an ungranted dataset a 403, both in the ledger; an auditor
 reads who accessed a subject's data; an agency's own Kafka client gets its replies on its own
-topic (that no data leaves when the
-audit event cannot be written is tested on the router, tests/unit/test_router.py).
+topic; and when the broker cannot take the audit event, no data leaves.
 """
 
 from __future__ import annotations
@@ -21,6 +20,7 @@ from bus import topics
 from bus.client import LookupClient, deadline_in
 from bus.schemas import LookupRequest
 from bus.tooling.devstack import AUDITOR_AGENCY, DEMO_AGENCY, DevStack, example_lookup
+from bus.topics import bus_topics, ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -191,6 +191,42 @@ def test_an_agency_on_kafka_gets_its_replies_on_its_own_topic(stack: DevStack) -
     reply_to, reply = asyncio.run(ask())
     assert reply_to.topic == topics.agency_reply_topic(DEMO_AGENCY)
     assert reply is not None and reply.status == "complete"
+
+
+def test_no_data_leaves_when_the_audit_topic_is_gone(stack: DevStack) -> None:
+    """A real broker refusing the audit trail: `tthc.audit` deleted (the local broker creates no
+    topic on its own), so no audit event can be acknowledged. Then the topic comes back, and so
+    does the data."""
+    from kafka import KafkaAdminClient
+
+    [person] = sample(stack, "population", seed=17)
+    admin = KafkaAdminClient(bootstrap_servers=stack.bootstrap_servers)
+    try:
+        admin.delete_topics([topics.AUDIT])
+        time.sleep(2.0)  # the brokers' metadata catches up
+        answer = post(stack, example_lookup(person) | {"deadline_ms": 4000})
+    finally:
+        admin.close()
+        spec = [
+            t for t in bus_topics([], stack.settings.kafka.partitions) if t.name == topics.AUDIT
+        ]
+        for _ in range(30):  # the deletion completes before the name can be used again
+            try:
+                ensure_topics(stack.bootstrap_servers, spec)
+                break
+            except Exception:
+                time.sleep(0.5)
+    assert answer.status_code == 502, answer.text
+    reply = answer.json()
+    assert (reply["status"], reply["results"]) == ("failed", [])
+    [error] = reply["errors"]
+    assert error["code"] == "audit_unavailable"
+    assert "could not be recorded in the audit trail" in error["message"]
+    for _ in range(60):
+        if post(stack, example_lookup(person)).status_code == 200:
+            return
+        time.sleep(0.5)
+    pytest.fail("lookups did not recover once tthc.audit was back")
 
 
 def test_the_ledger_of_the_stack_verifies(stack: DevStack) -> None:
