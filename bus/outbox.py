@@ -84,6 +84,17 @@ class Outbox:
         body, headers = encode(message)
         await self.send_raw(topic, body, headers, key=key.encode(), partition=partition)
 
+    def send_soon(self, topic: str, message: Envelope, *, key: str) -> asyncio.Future[None]:
+        """`send`, without a coroutine or a task: the broker's acknowledgement as a future. For
+        messages the caller waits for later, beside other work (the audit events of a lookup)."""
+        if self._producer is None or not self._ready().is_set():
+            return asyncio.ensure_future(self.send(topic, message, key=key))
+        body, headers = encode(message)
+        future: asyncio.Future[None] = self._producer.send(
+            topic, body, key=key.encode(), headers=headers
+        )
+        return future
+
     async def reply(self, reply_to: ReplyTo | None, reply: LookupResponse) -> None:
         """Send a reply where the requester asked; without reply_to, keyed by request id."""
         body, headers = encode_response(reply)

@@ -19,19 +19,19 @@ A `Ledger` may be used from any thread; its operations run one at a time.
 from __future__ import annotations
 
 import hashlib
-import json
 import sqlite3
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, suppress
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
 from pydantic import ValidationError
 
 from bus.errors import BusError, SettingsError
@@ -73,8 +73,9 @@ def format_time(value: datetime) -> str:
 
 
 def canonical_json(value: Any) -> str:
-    """Sorted keys, no spaces, ASCII only: the same text for the same value, in any process."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    """Sorted keys, no spaces, UTF-8 (text is NFC already): the same text for the same value, in
+    any process. orjson: a fifth of the stdlib's cost, and the ledger hashes every row twice."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode()
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,7 +110,7 @@ class LedgerRow:
     def of(cls, chain: str, seq: int, prev_hash: str, event: AuditEvent) -> LedgerRow:
         """The row of an event at a place in its chain, its hash computed."""
         datasets = canonical_json([item.model_dump(mode="json") for item in event.datasets])
-        unsigned = cls(
+        columns: dict[str, Any] = dict(
             chain=chain,
             seq=seq,
             event_id=event.message_id,
@@ -131,9 +132,8 @@ class LedgerRow:
             datasets=datasets,
             reason=event.reason,
             prev_hash=prev_hash,
-            hash="",
         )
-        return replace(unsigned, hash=content_hash(unsigned))
+        return cls(**columns, hash=hash_of(columns))
 
 
 COLUMNS: tuple[str, ...] = tuple(item.name for item in fields(LedgerRow))
@@ -142,8 +142,13 @@ HASHED_COLUMNS = tuple(name for name in COLUMNS if name != "hash")
 
 def content_hash(row: LedgerRow) -> str:
     """SHA-256 of the row's `prev_hash` and the canonical JSON of every column but `hash`."""
-    body = canonical_json({name: getattr(row, name) for name in HASHED_COLUMNS})
-    return hashlib.sha256(f"{row.prev_hash}\n{body}".encode()).hexdigest()
+    return hash_of({name: getattr(row, name) for name in HASHED_COLUMNS})
+
+
+def hash_of(columns: dict[str, Any]) -> str:
+    """`content_hash` of the columns of a row not built yet (every column but `hash`)."""
+    body = canonical_json(columns)
+    return hashlib.sha256(f"{columns['prev_hash']}\n{body}".encode()).hexdigest()
 
 
 # -- results ------------------------------------------------------------------------------------
@@ -396,7 +401,7 @@ def _access_record(row: LedgerRow) -> AccessRecord:
             kind=row.kind,
             outcome=row.outcome,
             channel=row.channel,
-            datasets=json.loads(row.datasets),
+            datasets=orjson.loads(row.datasets),
             event_id=row.event_id,
         )
     except (ValueError, ValidationError) as exc:  # changed in the database: say where, not what

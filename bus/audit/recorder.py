@@ -17,6 +17,7 @@ from collections.abc import Iterable, Sequence
 
 from bus import topics
 from bus.audit.pseudonym import Pseudonymizer
+from bus.catalog import SubjectKind
 from bus.deadline import Deadline
 from bus.outbox import Outbox
 from bus.schemas import DatasetError, DatasetResult, LookupRequest
@@ -50,8 +51,9 @@ class AuditRecorder:
 
     def context(self, request: LookupRequest, channel: Channel, key_id: str | None) -> AuditContext:
         subject = request.subject
-        kind = "personal_id" if subject.personal_id is not None else "enterprise_code"
-        return AuditContext(
+        kind: SubjectKind = "personal_id" if subject.personal_id is not None else "enterprise_code"
+        # From a validated request: its parts are not validated again.
+        return AuditContext.model_construct(
             channel=channel,
             agency=request.requester.agency_code,
             key_id=key_id,
@@ -77,7 +79,7 @@ class AuditRecorder:
         sources: dict[str, str],
     ) -> AuditEvent:
         datasets = [
-            AuditedDataset(
+            AuditedDataset.model_construct(
                 dataset=dataset,
                 source=sources.get(dataset, dataset.split(".", 1)[0]),
                 outcome="granted",
@@ -98,7 +100,7 @@ class AuditRecorder:
         errors: Iterable[DatasetError],
     ) -> AuditEvent:
         datasets = [
-            AuditedDataset(
+            AuditedDataset.model_construct(
                 dataset=result.dataset,
                 source=result.provenance.source,
                 outcome="found",
@@ -160,7 +162,8 @@ class AuditRecorder:
         datasets: list[AuditedDataset],
         reason: str | None,
     ) -> AuditEvent:
-        return AuditEvent(
+        # Built from validated parts (the request, the policy's decision, the results).
+        return AuditEvent.model_construct(
             message_id=audit_event_id(request_id, "decision" if kind == "decision" else "release"),
             correlation_id=request_id,
             producer=self._outbox.producer_name if self._outbox else "",
@@ -189,7 +192,7 @@ class AuditRecorder:
         if not self.enabled or self._outbox is None:
             return None
         key = event.request_id or event.message_id
-        return asyncio.ensure_future(self._outbox.send(topics.AUDIT, event, key=key))
+        return self._outbox.send_soon(topics.AUDIT, event, key=key)
 
     async def settle(self, pending: Sequence[Pending], deadline: Deadline | None) -> str | None:
         """Wait for the events to be acknowledged: None, or why they could not be written."""
@@ -224,7 +227,9 @@ class AuditRecorder:
 
 
 def refusal_of(error: DatasetError) -> AuditedDataset:
-    return AuditedDataset(dataset=error.dataset, source=error.source, outcome=error.code)
+    return AuditedDataset.model_construct(
+        dataset=error.dataset, source=error.source, outcome=error.code, fields=[], withheld=[]
+    )
 
 
 def without_data(

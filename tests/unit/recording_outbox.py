@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +29,9 @@ class RecordingOutbox:
         self, topic: str, message: Any, *, key: str, partition: int | None = None
     ) -> None:
         self.sent.append(Sent(topic, message, key, partition))
+
+    def send_soon(self, topic: str, message: Any, *, key: str) -> asyncio.Future[None]:
+        return asyncio.ensure_future(self.send(topic, message, key=key))
 
     async def reply(self, reply_to: ReplyTo | None, reply: LookupResponse) -> None:
         if self.fail_reply:
