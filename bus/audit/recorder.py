@@ -52,8 +52,7 @@ class AuditRecorder:
     def context(self, request: LookupRequest, channel: Channel, key_id: str | None) -> AuditContext:
         subject = request.subject
         kind: SubjectKind = "personal_id" if subject.personal_id is not None else "enterprise_code"
-        # From a validated request: its parts are not validated again.
-        return AuditContext.model_construct(
+        return AuditContext(
             channel=channel,
             agency=request.requester.agency_code,
             key_id=key_id,
@@ -79,7 +78,7 @@ class AuditRecorder:
         sources: dict[str, str],
     ) -> AuditEvent:
         datasets = [
-            AuditedDataset.model_construct(
+            AuditedDataset(
                 dataset=dataset,
                 source=sources.get(dataset, dataset.split(".", 1)[0]),
                 outcome="granted",
@@ -100,7 +99,7 @@ class AuditRecorder:
         errors: Iterable[DatasetError],
     ) -> AuditEvent:
         datasets = [
-            AuditedDataset.model_construct(
+            AuditedDataset(
                 dataset=result.dataset,
                 source=result.provenance.source,
                 outcome="found",
@@ -162,8 +161,7 @@ class AuditRecorder:
         datasets: list[AuditedDataset],
         reason: str | None,
     ) -> AuditEvent:
-        # Built from validated parts (the request, the policy's decision, the results).
-        return AuditEvent.model_construct(
+        return AuditEvent(
             message_id=audit_event_id(request_id, "decision" if kind == "decision" else "release"),
             correlation_id=request_id,
             producer=self._outbox.producer_name if self._outbox else "",
@@ -227,7 +225,7 @@ class AuditRecorder:
 
 
 def refusal_of(error: DatasetError) -> AuditedDataset:
-    return AuditedDataset.model_construct(
+    return AuditedDataset(
         dataset=error.dataset, source=error.source, outcome=error.code, fields=[], withheld=[]
     )
 
