@@ -32,7 +32,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="py-spy the worker and gateway during the bus run (lookup-*, overload, memory)",
+        help="py-spy the worker and gateway during the bus run (lookup-*, overload, memory; "
+        "prefill-throughput: its prefill run)",
     )
     parser.add_argument(
         "--bootstrap-servers", help="existing Kafka for sync-throughput (no stack started)"

@@ -26,7 +26,9 @@ from bench.common import (
     fetch_subjects,
     load_spec,
     params,
+    profiled_run,
     run_load,
+    with_profile,
 )
 from bench.stats import ratio
 from bus.procedures import Procedure, ProcedureCatalogue
@@ -64,7 +66,8 @@ def prefill_throughput(stack: StackEndpoints, options: ScenarioOptions) -> dict[
     subjects = fetch_subjects(stack.need("sandbox_url"), source=SUBJECT_SOURCE)
     runs: dict[str, dict[str, Any]] = {}
     runs["single"] = run_load(load_spec(stack, "bus", "closed", options, subjects=subjects))
-    runs["prefill"] = run_load(
+    runs["prefill"], profile = profiled_run(
+        stack,
         load_spec(
             stack,
             "bus",
@@ -75,7 +78,8 @@ def prefill_throughput(stack: StackEndpoints, options: ScenarioOptions) -> dict[
             purpose=PREFILL_PURPOSE,
             prefill=True,
             missing_ok=True,
-        )
+        ),
+        options,
     )
     single, prefill = runs["single"], runs["prefill"]
     prefill_cpu = _cpu(prefill)
@@ -96,7 +100,7 @@ def prefill_throughput(stack: StackEndpoints, options: ScenarioOptions) -> dict[
         "prefill_p50_ms": prefill["latency_ms"]["p50"],
         "single_p50_ms": single["latency_ms"]["p50"],
     }
-    return {
+    outcome = {
         "params": {
             **params(options, "warmup_s", "duration_s", "concurrency"),
             "procedure": procedure.code,
@@ -128,6 +132,7 @@ def prefill_throughput(stack: StackEndpoints, options: ScenarioOptions) -> dict[
             *error_notes(runs),
         ],
     }
+    return with_profile(outcome, profile)
 
 
 def _rounded(value: float | None) -> float | None:

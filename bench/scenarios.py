@@ -314,4 +314,6 @@ SCENARIOS: dict[str, Scenario] = {
 # Scenarios that need only a Kafka broker, not the whole stack.
 KAFKA_ONLY = frozenset({"sync-throughput"})
 # Scenarios with a bus load run that --profile can sample.
-PROFILABLE = frozenset({"lookup-throughput", "lookup-overhead", "overload", "memory"})
+PROFILABLE = frozenset(
+    {"lookup-throughput", "lookup-overhead", "overload", "memory", "prefill-throughput"}
+)

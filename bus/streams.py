@@ -37,4 +37,8 @@ def create_app(settings: Settings, *, datadir: Path | None = None) -> faust.App:
         consumer_auto_offset_reset="earliest",
         stream_wait_empty=False,
         table_standby_replicas=0,
+        # As the worker's other consumers (bus.runtime): a dead worker's aggregator partitions
+        # move on after this, not after faust's default of a minute.
+        broker_session_timeout=settings.worker.session_timeout_ms / 1000,
+        broker_heartbeat_interval=min(3.0, settings.worker.session_timeout_ms / 3000),
     )

@@ -327,6 +327,23 @@ class DevStack:
         } | self.worker_env
         return self.spawn(worker_name(number), ["worker"], extra_env=env)
 
+    def respawn_workers(self, envs: list[dict[str, str]], timeout: float = 120.0) -> list[int]:
+        """Stop every worker and start one per entry of ``envs`` (worker n gets the n-th on top
+        of `worker_env`: say, each its own `TTHC_BUS_WORKER__SOURCES`); wait until each holds
+        its partitions and lookups complete again; return their pids."""
+        if not envs:
+            raise ValueError("respawn_workers: at least one worker")
+        self._stop_children(self.worker_names, timeout=15.0)
+        common = dict(self.worker_env)
+        try:
+            for number, env in enumerate(envs, start=1):
+                self.worker_env = common | env
+                self.spawn_worker(number)
+        finally:
+            self.worker_env = common
+        self.wait_workers_assigned(len(envs), timeout)
+        return self.worker_pids
+
     def scale_workers(self, count: int, timeout: float = 120.0) -> list[int]:
         """Start or stop workers until ``count`` run (the highest numbers stop first), wait until
         each has its share of partitions and lookups complete again; return their pids."""

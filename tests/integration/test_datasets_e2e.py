@@ -130,8 +130,9 @@ def test_a_subject_of_the_wrong_kind_is_a_400_naming_the_dataset(stack: DevStack
 def test_one_request_for_several_sources_combines_their_answers_and_is_partial_on_a_failure(
     stack: DevStack,
 ) -> None:
-    """The fan-out path with real sources: three databases in one request; with one of them
-    down, the reply is partial, with that source's error and the others' data."""
+    """Three databases in one request (asked at once by the worker that runs them all; the
+    aggregator's path is in test_split_workers.py); with one of them down, the reply is
+    partial, with that source's error and the others' data."""
 
     def held(source: str) -> set[str]:
         params: dict[str, Any] = {"source": source, "n": 400, "seed": 5}

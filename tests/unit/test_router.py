@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -234,13 +235,18 @@ class FakeSource:
         )
 
 
-def local_router(outbox: RecordingOutbox, source: FakeSource, **kwargs: Any) -> LookupRouter:
+def local_router(
+    outbox: RecordingOutbox,
+    source: FakeSource,
+    others: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> LookupRouter:
     parts = router_parts(kwargs.pop("allow_all", True), kwargs.pop("audit", None))
     return LookupRouter(
         parts.pop("policy"),
         outbox,  # type: ignore[arg-type]
         max_deadline_s=MAX_DEADLINE_S,
-        local={"population": source},
+        local={"population": source, **(others or {})},
         **parts,
         **kwargs,
     )
@@ -292,7 +298,53 @@ async def test_a_repeated_delivery_is_answered_once(outbox: RecordingOutbox) -> 
     assert len(outbox.replies) == 1
 
 
-async def test_several_datasets_fan_out_even_with_a_local_source(outbox: RecordingOutbox) -> None:
+class GatedSource(FakeSource):
+    """Answers only once every gated source has been asked: proves the calls overlap."""
+
+    def __init__(self, started: list[str], everyone: int, outcome: str = "found") -> None:
+        super().__init__(outcome)
+        self.started = started
+        self.everyone = everyone
+
+    async def answer(self, query: SourceQuery) -> SourceResult:
+        self.started.append(query.dataset)
+        while len(self.started) < self.everyone:
+            await asyncio.sleep(0.001)
+        return await super().answer(query)
+
+
+async def test_several_datasets_all_served_here_are_asked_at_once_and_answered_in_one_reply(
+    outbox: RecordingOutbox,
+) -> None:
+    started: list[str] = []
+    population, insurance = GatedSource(started, 2), GatedSource(started, 2, "not_found")
+    router = local_router(outbox, population, {"insurance": insurance})
+    req = request(IDENTITY, CARD, reply_to=ReplyTo(partition=2))
+    await asyncio.wait_for(route(router, req), 5)
+
+    assert sorted(started) == sorted([IDENTITY, CARD])  # neither waited for the other
+    reply_to, reply = only_reply(outbox)  # no plan, no source query: no aggregator
+    assert reply_to == ReplyTo(partition=2)
+    assert reply.status == "partial"
+    assert [r.dataset for r in reply.results] == [IDENTITY]
+    assert [(e.dataset, e.code) for e in reply.errors] == [(CARD, "not_found")]
+
+
+async def test_a_refused_dataset_beside_a_local_one_is_an_error_of_the_direct_reply(
+    outbox: RecordingOutbox,
+) -> None:
+    source = FakeSource()
+    await route(local_router(outbox, source), request(IDENTITY, "land.parcel"))
+    assert [q.dataset for q in source.queries] == [IDENTITY]
+    _, reply = only_reply(outbox)
+    assert reply.status == "partial"
+    assert [r.dataset for r in reply.results] == [IDENTITY]
+    assert [(e.dataset, e.code) for e in reply.errors] == [("land.parcel", "unknown_dataset")]
+
+
+async def test_several_datasets_fan_out_when_a_source_is_served_elsewhere(
+    outbox: RecordingOutbox,
+) -> None:
     source = FakeSource()
     await route(local_router(outbox, source), request(IDENTITY, CARD))
     assert source.queries == []
