@@ -35,6 +35,7 @@ class StackEndpoints:
     worker_pids: tuple[int, ...] = ()  # every worker; empty: just worker_pid
     sandbox_pid: int | None = None
     broker_pid: int | None = None  # None: an external cluster, or not known
+    ledger_pid: int | None = None  # None: the workers write the audit ledger themselves
     # Runs this many worker processes (starting or stopping some) and returns their pids, once
     # every one is assigned; None when the stack cannot be scaled from here.
     scale_workers: Callable[[int], tuple[int, ...]] | None = None
@@ -79,6 +80,8 @@ class StackEndpoints:
             named["worker" if number == 1 else f"worker-{number}"] = pid
         named["broker"] = self.broker_pid
         named["sandbox"] = self.sandbox_pid
+        if self.ledger_pid is not None:  # else the workers write the ledger: nothing unknown
+            named["ledger"] = self.ledger_pid
         known = {name: pid for name, pid in named.items() if pid is not None}
         return known, tuple(name for name, pid in named.items() if pid is None)
 

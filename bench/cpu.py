@@ -19,7 +19,7 @@ LOADGEN = "load generator"
 MACHINE = "machine"
 # The processes of the bus itself (not the sandbox standing in for a national database, not the
 # client): their sum is what the CPU goal is about.
-BUS_PROCESSES = ("gateway", "worker", "broker")
+BUS_PROCESSES = ("gateway", "worker", "broker", "ledger")
 
 
 def proc_cpu_ticks(pid: int | str) -> int | None:
@@ -55,7 +55,7 @@ def read_ticks(pids: Mapping[str, int]) -> dict[str, int | None]:
 
 
 def is_bus_process(name: str) -> bool:
-    """gateway, worker, worker-2 ..., broker."""
+    """gateway, worker, worker-2 ..., broker, ledger (the audit ledger writer)."""
     return name in BUS_PROCESSES or name.startswith("worker-")
 
 
@@ -106,7 +106,7 @@ def cpu_per_lookup(
 
 
 def _bus_sum(processes: Mapping[str, Mapping[str, float | None]]) -> tuple[float | None, list[str]]:
-    """gateway + workers + broker in ms per lookup, and the bus processes without a figure."""
+    """gateway + workers + broker + ledger in ms per lookup, and the bus processes lacking one."""
     wanted = [name for name in processes if is_bus_process(name)]
     unknown = [name for name in wanted if processes[name]["ms_per_lookup"] is None]
     unknown += [name for name in ("gateway", "broker") if name not in processes]

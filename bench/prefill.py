@@ -115,7 +115,7 @@ def prefill_throughput(stack: StackEndpoints, options: ScenarioOptions) -> dict[
             goals.SINGLE_ZERO_ERRORS.evaluate(figures),
             goals.PREFILL_ZERO_ERRORS.evaluate(figures),
             goals.recorded_only(
-                "bus CPU per prefill, gateway + workers + broker",
+                "bus CPU per prefill, gateway + workers + broker + ledger",
                 "prefill_cpu_ms_per_lookup",
                 figures,
                 cpu_goal_reason(prefill) or f"no target: a prefill is {datasets} source lookups",

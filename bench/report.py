@@ -120,7 +120,7 @@ def cpu_table(runs: dict[str, dict[str, Any]]) -> Table | None:
                 cells.append(f"{entry['ms_per_lookup']:.3f} ({entry['core_pct']:.0f} %)")
         table.add_row(process, *cells)
     table.add_row(
-        "[bold]gateway + workers + broker[/bold]",
+        "[bold]gateway + workers + broker + ledger[/bold]",
         *(_number(cpu["bus_ms_per_lookup"]) for cpu in measured.values()),
     )
     table.add_row("goal", *goal_cells)

@@ -94,6 +94,7 @@ def endpoints_of(stack: DevStack, settings: Settings) -> StackEndpoints:
         worker_pids=tuple(stack.worker_pids),
         sandbox_pid=stack.sandbox_pid,
         broker_pid=stack.broker_pid,
+        ledger_pid=stack.ledger_pid,
         scale_workers=lambda count: tuple(stack.scale_workers(count)),
         api_key=stack.keys.agencies[AGENCY],
         gateway_key=stack.keys.gateway,

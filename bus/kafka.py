@@ -174,6 +174,7 @@ class AsyncConsumer:
         *,
         group_id: str | None = None,
         fetch_max_wait_ms: int = 500,
+        fetch_min_bytes: int = 1,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 2_000,
         max_batch: int = 500,
@@ -185,6 +186,7 @@ class AsyncConsumer:
             "enable.auto.offset.store": False,
             "auto.offset.reset": "earliest",
             "fetch.wait.max.ms": fetch_max_wait_ms,
+            "fetch.min.bytes": fetch_min_bytes,
             "session.timeout.ms": session_timeout_ms,
             "heartbeat.interval.ms": heartbeat_interval_ms,
             # Prefetch a bounded amount: records wait in Kafka, not in this process.

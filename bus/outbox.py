@@ -84,14 +84,16 @@ class Outbox:
         body, headers = encode(message)
         await self.send_raw(topic, body, headers, key=key.encode(), partition=partition)
 
-    def send_soon(self, topic: str, message: Envelope, *, key: str) -> asyncio.Future[None]:
+    def send_soon(
+        self, topic: str, message: Envelope, *, key: str, partition: int | None = None
+    ) -> asyncio.Future[None]:
         """`send`, without a coroutine or a task: the broker's acknowledgement as a future. For
         messages the caller waits for later, beside other work (the audit events of a lookup)."""
         if self._producer is None or not self._ready().is_set():
-            return asyncio.ensure_future(self.send(topic, message, key=key))
+            return asyncio.ensure_future(self.send(topic, message, key=key, partition=partition))
         body, headers = encode(message)
         future: asyncio.Future[None] = self._producer.send(
-            topic, body, key=key.encode(), headers=headers
+            topic, body, key=key.encode(), headers=headers, partition=partition
         )
         return future
 

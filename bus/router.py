@@ -24,8 +24,9 @@ Every request ends in exactly one reply as the requester sees it:
   `unauthenticated` or `forbidden`, before anything else is looked at.
 
 Every decision and every release is an audit event (bus/audit/recorder.py), acknowledged by the
-broker before the reply goes out; when it cannot be written the reply is `failed` with
-`audit_unavailable`, and no data leaves.
+broker before the reply goes out (a lookup answered here sends both together, after the source
+calls; a fanned-out one records its decision before any query goes out); when it cannot be
+written the reply is `failed` with `audit_unavailable`, and no data leaves.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from typing import Protocol
 from pydantic import ValidationError
 
 from bus import topics
-from bus.audit.recorder import AuditRecorder, Pending, audit_failure, without_data
+from bus.audit.recorder import AuditRecorder, audit_failure, without_data
 from bus.deadline import Deadline
 from bus.outbox import Outbox
 from bus.outcome import lookup_status
@@ -59,6 +60,7 @@ from bus.schemas import (
     SourceQuery,
     SourceResult,
 )
+from bus.schemas.audit import AuditEvent
 from bus.schemas.lookup import AuditContext
 
 log = logging.getLogger(__name__)
@@ -205,14 +207,12 @@ class LookupRouter:
             return
         decision = self._policy.decide(request)
         context = self._audit.context(request, caller.channel, caller.key_id)
-        decided = self._audit.emit(
-            self._audit.decision(
-                context, request.message_id, decision.granted, decision.refused, self._sources
-            )
+        decided = self._audit.decision(
+            context, request.message_id, decision.granted, decision.refused, self._sources
         )
         if decision.denied:
             # No data leaves either way: a denial that could not be recorded is still a denial.
-            await self._audit.settle([decided], deadline)
+            await self._audit.record(decided, deadline)
             await self._reply(request, [], decision.refused)
             return
         local = self._served_here(decision.granted)
@@ -232,7 +232,9 @@ class LookupRouter:
             ]
             await self._release(request, context, deadline, decided, results, errors)
             return
-        failure = await self._audit.settle([decided], deadline)
+        # The queries go out only once the decision is on record (the aggregator records the
+        # release).
+        failure = await self._audit.record(decided, deadline)
         if failure is not None:
             await self._reply(request, [], [audit_failure("*", failure)])
             return
@@ -250,15 +252,19 @@ class LookupRouter:
         request: LookupRequest,
         context: AuditContext,
         deadline: Deadline,
-        decided: Pending,
+        decided: AuditEvent,
         results: list[DatasetResult],
         errors: list[DatasetError],
     ) -> None:
-        """Record the release (after the decision), then reply; without the record, no data."""
-        released = self._audit.emit(
-            self._audit.release(context, request.message_id, results, errors)
-        )
-        failure = await self._audit.settle([decided, released], deadline)
+        """Record the decision and the release, then reply; without the record, no data.
+
+        Both are sent together, decision first (one batch to the broker, in this order in the
+        partition): both are on record before the reply, and nothing left before that. A
+        worker that dies during the source calls has recorded nothing and released nothing;
+        its successor answers the request again and records both."""
+        released = self._audit.release(context, request.message_id, results, errors)
+        pending = self._audit.emit_together([decided, released])
+        failure = await self._audit.settle(pending, deadline)
         if failure is not None and results:  # without data, the answer itself may go out
             await self._reply(request, [], without_data(results, errors, failure))
             return

@@ -126,6 +126,10 @@ class Subscriber:
     # backlog of requests whose requesters are long gone must not cost a decode each.
     max_age_s: float | None = None
     on_undecodable: Refusal | None = None
+    # A consumer that may lag (nobody waits on it) asks the broker for fuller fetches: up to
+    # `fetch_wait_ms` for `fetch_min_bytes`, instead of a fetch per record or two under load.
+    fetch_min_bytes: int = 1
+    fetch_wait_ms: int | None = None
     _by_type: dict[str, Route] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -323,7 +327,8 @@ class KafkaRunner:
                 self.bootstrap_servers,
                 f"{self.client_id}-{subscriber.name}",
                 group_id=self.group_of(subscriber),
-                fetch_max_wait_ms=self.settings.fetch_max_wait_ms,
+                fetch_max_wait_ms=subscriber.fetch_wait_ms or self.settings.fetch_max_wait_ms,
+                fetch_min_bytes=subscriber.fetch_min_bytes,
                 session_timeout_ms=self.settings.session_timeout_ms,
                 heartbeat_interval_ms=self.settings.heartbeat_interval_ms,
                 max_batch=self.settings.max_batch,

@@ -69,8 +69,8 @@ class TopicMismatch(BusError):
 def check_partition_counts(admin: Any, specs: list[TopicSpec]) -> None:
     """Refuse to start on topics the bus cannot work with, naming each: the aggregator's table
     must be co-partitioned with `tthc.source.result` (faust would only fail later, deep in a
-    rebalance), and the reply topic needs every reply partition. Other topics may have been
-    scaled on purpose."""
+    rebalance), the reply topic needs every reply partition, and the audit recorder sends to
+    every partition up to kafka.partitions. Other topics may have been scaled on purpose."""
     wanted = {spec.name: spec.partitions for spec in specs if spec.name in _STRICT}
     if not wanted:
         return
@@ -83,6 +83,8 @@ def check_partition_counts(admin: Any, specs: list[TopicSpec]) -> None:
             wrong.append(f"{name} has {count} partitions, expected {wanted[name]}")
         elif name == LOOKUP_REPLY and count < REPLY_PARTITIONS:
             wrong.append(f"{name} has {count} partitions, expected at least {REPLY_PARTITIONS}")
+        elif name == AUDIT and count < wanted[name]:
+            wrong.append(f"{name} has {count} partitions, expected at least {wanted[name]}")
     if wrong:
         raise TopicMismatch(
             "existing topics do not match the settings (kafka.partitions): "
@@ -91,7 +93,7 @@ def check_partition_counts(admin: Any, specs: list[TopicSpec]) -> None:
         )
 
 
-_STRICT = (SOURCE_RESULT, LOOKUP_REPLY)
+_STRICT = (SOURCE_RESULT, LOOKUP_REPLY, AUDIT)
 
 
 def ensure_topics(

@@ -38,6 +38,9 @@ from bus.schemas.audit import AuditEvent
 
 log = logging.getLogger(__name__)
 
+FETCH_MIN_BYTES = 256 * 1024
+FETCH_WAIT_MS = 250
+
 
 class EventStore(Protocol):
     """What the writer needs of a `bus.audit.ledger.Ledger`."""
@@ -101,6 +104,10 @@ class LedgerWriter:
             key="request id",
             # Up to a batch in flight; order is kept by queueing before the first await.
             concurrency=self._max_batch,
+            # Nobody waits on the ledger (the reply waits for the broker's ack): fetch events
+            # by the hundred, not one lookup's at a time.
+            fetch_min_bytes=FETCH_MIN_BYTES,
+            fetch_wait_ms=FETCH_WAIT_MS,
         )
 
     async def start(self) -> None:

@@ -1,10 +1,12 @@
 """The audit recorder: every decision, release and refused authentication as an event on
 `tthc.audit`, acknowledged by the broker (acks=all) before the reply goes out.
 
-A lookup's events are keyed by its request id, so its decision and its release land in the same
-partition (the same ledger chain), in order. The decision is sent while the source is asked and
-the release once the answer is known; the reply waits for both. If either cannot be written in
-time, no data leaves: the caller replies `failed` with `audit_unavailable` (`AUDIT_UNAVAILABLE`).
+A lookup's events are keyed by its request id. A lookup answered by the router sends its
+decision and its release together once the answer is known (`emit_together`: one partition, one
+ledger chain, in order); a fanned-out one sends its decision before any query goes out and the
+aggregator its release. The reply waits for the broker's acknowledgement. If an event cannot be
+written in time, no data leaves: the caller replies `failed` with `audit_unavailable`
+(`AUDIT_UNAVAILABLE`).
 An event whose send timed out may still reach the broker later: the ledger can then record a
 release that did not happen, never miss one that did.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterable, Sequence
 
 from bus import topics
@@ -30,6 +33,8 @@ log = logging.getLogger(__name__)
 AUDIT_UNAVAILABLE = "audit_unavailable"
 
 Pending = asyncio.Future[None] | None
+# How long `emit_together` keeps sending to one partition before it moves to the next.
+STICKY_S = 0.05
 
 
 class AuditRecorder:
@@ -40,11 +45,14 @@ class AuditRecorder:
         *,
         enabled: bool = True,
         timeout_s: float = 2.0,
+        partitions: int | None = None,
     ) -> None:
         self._outbox = outbox
         self._pseudonymize = pseudonymize
         self.enabled = enabled and outbox is not None
         self._timeout_s = timeout_s
+        # tthc.audit's partition count: `emit_together` then picks the partition itself.
+        self._partitions = partitions
         self.failures = 0
 
     # -- building events ----------------------------------------------------------------------
@@ -192,6 +200,27 @@ class AuditRecorder:
         key = event.request_id or event.message_id
         return self._outbox.send_soon(topics.AUDIT, event, key=key)
 
+    def emit_together(self, events: Sequence[AuditEvent]) -> list[Pending]:
+        """Start sending a lookup's events, in this order, to one partition.
+
+        The partition is the same for every lookup of a `STICKY_S` slice of time, as Kafka's
+        sticky partitioner does for unkeyed records: concurrent lookups' events travel in one
+        batch to one partition instead of one small batch per partition their request ids
+        would hash to, which cost the broker a visible share of a lookup's CPU. The events
+        stay keyed by request id; each partition is a ledger chain all the same.
+        """
+        if not self.enabled or self._outbox is None:
+            return [None for _ in events]
+        partition = None
+        if self._partitions:
+            partition = int(time.monotonic() / STICKY_S) % self._partitions
+        return [
+            self._outbox.send_soon(
+                topics.AUDIT, event, key=event.request_id or event.message_id, partition=partition
+            )
+            for event in events
+        ]
+
     async def settle(self, pending: Sequence[Pending], deadline: Deadline | None) -> str | None:
         """Wait for the events to be acknowledged: None, or why they could not be written."""
         waiting = [future for future in pending if future is not None]
@@ -202,16 +231,15 @@ class AuditRecorder:
             # Up to the deadline itself: the requester waits until then, and the answer was
             # made to go out a margin before it (a write takes a few ms of that margin).
             timeout = min(timeout, deadline.remaining())
-        try:
-            if timeout <= 0:
-                raise TimeoutError
-            await asyncio.wait_for(asyncio.gather(*waiting), timeout)
-        except TimeoutError:
-            for future in waiting:
-                future.cancel()
+        # asyncio.wait, not wait_for(gather()): no task and no gathering future per lookup.
+        done, late = await asyncio.wait(waiting, timeout=timeout) if timeout > 0 else ((), waiting)
+        for future in late:
+            future.cancel()
+        for future in done:
+            if not future.cancelled() and (exc := future.exception()) is not None:
+                return self._failed(f"the audit event was refused: {type(exc).__name__}: {exc}")
+        if late:
             return self._failed("the broker did not acknowledge the audit event in time")
-        except Exception as exc:
-            return self._failed(f"the audit event was refused: {type(exc).__name__}: {exc}")
         return None
 
     async def record(self, event: AuditEvent, deadline: Deadline | None = None) -> str | None:

@@ -368,6 +368,7 @@ def compose_worker(settings: Settings) -> ComposedWorker:
             Pseudonymizer.from_settings(settings.audit),
             enabled=settings.audit.enabled,
             timeout_s=settings.audit.write_timeout_ms / 1000,
+            partitions=settings.kafka.partitions,
         )
     except BusError as exc:
         err_console.print(f"[red]{exc}[/red]")

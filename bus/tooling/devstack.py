@@ -1,4 +1,5 @@
-"""The whole bus on one machine: local broker, sandbox, worker and gateway as child processes.
+"""The whole bus on one machine: local broker, sandbox, ledger writer, workers and gateway as
+child processes.
 
 Used by `tthc-bus dev` (`make run`), by the end-to-end tests and by the benchmark harness. Each
 part runs as its own process, started with the same `tthc-bus` commands an operator would use,
@@ -46,6 +47,7 @@ class Interrupted(KeyboardInterrupt):
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+LEDGER_WRITER_ENV = "TTHC_BUS_AUDIT__LEDGER_WRITER"
 
 
 class StopSignals:
@@ -151,6 +153,10 @@ class DevStack:
     # Worker processes, all in the same consumer group, each with its own web port and data dir.
     workers: int = 1
     worker_env: dict[str, str] = field(default_factory=dict)
+    # The audit ledger writer as a process of its own (`tthc-bus ledger`), not in each worker:
+    # it is not on the lookup path, and in a worker it took a tenth of the event loop that
+    # answers lookups. False: the workers host it (audit.ledger_writer).
+    ledger_process: bool = True
     signals: StopSignals | None = None
     children: dict[str, Child] = field(default_factory=dict)
     broker: LocalKafka | None = None
@@ -228,6 +234,12 @@ class DevStack:
         return None if child is None else child.process.pid
 
     @property
+    def ledger_pid(self) -> int | None:
+        """The audit ledger writer's own process; None when the workers host it."""
+        child = self.children.get("ledger")
+        return None if child is None else child.process.pid
+
+    @property
     def broker_pid(self) -> int | None:
         """The local broker's JVM; None for an external cluster."""
         return None if self.broker is None else self.broker.running_pid()
@@ -285,6 +297,8 @@ class DevStack:
                 self.broker.start()
             self.spawn("sandbox", ["sandbox", "serve"])
             self.wait_http("sandbox", f"{self.sandbox_url}/_sandbox/health")
+            if self.ledger_process:
+                self.spawn("ledger", ["ledger"])
             for number in range(1, self.workers + 1):
                 self.spawn_worker(number)
             self.spawn("gateway", ["gateway"])
@@ -324,7 +338,10 @@ class DevStack:
         env = {
             "TTHC_BUS_WORKER__WEB_PORT": str(web_port),
             "TTHC_BUS_WORKER__DATA_DIR": str(data_dir),
-        } | self.worker_env
+        }
+        if self.ledger_process:
+            env[LEDGER_WRITER_ENV] = "false"
+        env |= self.worker_env
         return self.spawn(worker_name(number), ["worker"], extra_env=env)
 
     def respawn_workers(self, envs: list[dict[str, str]], timeout: float = 120.0) -> list[int]:

@@ -6,7 +6,7 @@ import uuid
 
 import pytest
 
-from bus.topics import SOURCE_RESULT, TopicMismatch, TopicSpec, ensure_topics
+from bus.topics import AUDIT, SOURCE_RESULT, TopicMismatch, TopicSpec, ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -25,3 +25,13 @@ def test_a_result_topic_not_co_partitioned_with_the_table_is_refused(kafka_broke
     ensure_topics(servers, [TopicSpec(SOURCE_RESULT, 6)])  # what the settings create
     with pytest.raises(TopicMismatch, match=rf"{SOURCE_RESULT} has 6 partitions, expected 4"):
         ensure_topics(servers, [TopicSpec(SOURCE_RESULT, 4)])
+
+
+def test_an_audit_topic_with_fewer_partitions_than_the_recorder_sends_to_is_refused(
+    kafka_broker,  # type: ignore[no-untyped-def]
+) -> None:
+    servers = kafka_broker.bootstrap_servers
+    ensure_topics(servers, [TopicSpec(AUDIT, 6)])
+    ensure_topics(servers, [TopicSpec(AUDIT, 4)])  # more partitions than asked for: fine
+    with pytest.raises(TopicMismatch, match=rf"{AUDIT} has 6 partitions, expected at least 8"):
+        ensure_topics(servers, [TopicSpec(AUDIT, 8)])

@@ -30,8 +30,10 @@ class RecordingOutbox:
     ) -> None:
         self.sent.append(Sent(topic, message, key, partition))
 
-    def send_soon(self, topic: str, message: Any, *, key: str) -> asyncio.Future[None]:
-        return asyncio.ensure_future(self.send(topic, message, key=key))
+    def send_soon(
+        self, topic: str, message: Any, *, key: str, partition: int | None = None
+    ) -> asyncio.Future[None]:
+        return asyncio.ensure_future(self.send(topic, message, key=key, partition=partition))
 
     async def reply(self, reply_to: ReplyTo | None, reply: LookupResponse) -> None:
         if self.fail_reply:

@@ -628,6 +628,17 @@ async def test_no_data_leaves_when_the_audit_event_cannot_be_written(
     assert "NOT_ENOUGH_REPLICAS" in error.message
 
 
+async def test_a_fan_out_sends_no_query_before_its_decision_is_on_record(
+    outbox: RecordingOutbox,
+) -> None:
+    audit = audit_recorder(RefusingOutbox())
+    await route(local_router(outbox, FakeSource(), audit=audit), request(IDENTITY, CARD))
+    assert outbox.sent == []  # no plan, no query to a source
+    [(_, reply)] = outbox.replies
+    assert (reply.status, reply.results) == ("failed", [])
+    assert [e.code for e in reply.errors] == ["audit_unavailable"]
+
+
 async def test_a_denial_is_audited_with_its_reason(outbox: RecordingOutbox) -> None:
     audit_box = RecordingOutbox()
     await route(
