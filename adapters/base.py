@@ -154,6 +154,41 @@ class NativeRecord:
     record_time: datetime | None
 
 
+@dataclass(frozen=True)
+class NativeChange:
+    """One change from a national database's change feed, as the database gave it.
+
+    `sequence` is the source's own, increasing sequence number; `kind` its own name of the
+    change (e.g. "KHAI_TU"); `entity` the id the change is about (personal id, enterprise code,
+    licence number) in the source's words; `data` the native fields, before mapping.
+    """
+
+    source: str
+    sequence: int
+    kind: str
+    entity: str
+    occurred_at: datetime
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ChangePage:
+    """A page of a change feed: the changes after a cursor, in order, and the cursor after them
+    (the one to ask with next, and to commit once the page's events are acknowledged)."""
+
+    changes: list[NativeChange]
+    cursor: str
+    more: bool  # True: the feed had more than the page's limit after the cursor
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    """What a national database answered to an update a subscription sent it."""
+
+    applied: bool  # False: it had applied this idempotency key already (nothing new done)
+    detail: dict[str, Any]
+
+
 @cache
 def _dataset_subjects(cls: type[Adapter]) -> dict[str, SubjectKind]:
     return {dataset.name: dataset.subject for dataset in cls.datasets}
@@ -309,6 +344,25 @@ class Adapter(ABC):
 
         `subject` is of the kind `dataset` is declared with (`fetch` checked): its id is
         `subject.key`."""
+
+    # -- sync: the change feed (source connectors) and updates (sink connectors) ----------------
+
+    #: The update operations this database accepts from a subscription's sink (see `update`).
+    update_operations: ClassVar[tuple[str, ...]] = ()
+
+    def changes(self, cursor: str | None, limit: int, *, timeout: float) -> ChangePage:
+        """Up to `limit` changes after `cursor` (None: from the start of the feed), within
+        `timeout` seconds; raise a `SourceError` as `fetch` does. A database without a change
+        feed raises SourceRejected."""
+        raise SourceRejected(self.source, "this database has no change feed")
+
+    def update(
+        self, operation: str, payload: dict[str, Any], *, idempotency_key: str, timeout: float
+    ) -> UpdateResult:
+        """Apply `operation` (one of `update_operations`) with `payload` (normalized names; the
+        adapter renders them natively), at most once per `idempotency_key`; raise a
+        `SourceError` as `fetch` does."""
+        raise SourceRejected(self.source, f"this database accepts no update {operation!r}")
 
     def classify(self, exc: BaseException) -> SourceError | None:
         """The `SourceError` for an exception raised while asking; None for a bug (re-raised)."""

@@ -178,12 +178,96 @@ class SandboxSettings(Section):
     port: int = Field(default=8090, ge=1, le=65535)
     count: int = Field(default=10_000, ge=1, le=1_000_000)
     seed: int = 20250701
+    changes_backlog: int = Field(
+        default=2_000,
+        ge=0,
+        le=1_000_000,
+        description="Changes each database's feed already holds at the start (generated on "
+        "demand, deterministic in the seed): 1,000,000 for load.",
+    )
+    changes_rate: float = Field(
+        default=0.0,
+        ge=0,
+        le=10_000,
+        description="Live changes per second, over all databases, appended while it runs.",
+    )
     faults: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Faults from the start, per simulated source (the fields of "
         "sandbox.faults.Faults), e.g. [sandbox.faults.insurance] latency_ms = 200; changed at "
         "run time with PUT /_sandbox/faults/<source>.",
     )
+
+
+class SyncSourceSettings(Section):
+    """How the sync source connectors poll their change feeds (the same for every source)."""
+
+    sources: list[str] | None = Field(
+        default=None,
+        description="Sources whose change feed this worker polls; None = every source whose "
+        "adapter has a feed.",
+    )
+    page_size: int = Field(default=500, ge=1, le=10_000, description="Changes asked per poll.")
+    poll_interval_ms: int = Field(
+        default=500, ge=10, description="Pause between polls once the feed is drained."
+    )
+    backoff_first_ms: int = Field(default=500, ge=10, description="First pause after a failure.")
+    backoff_max_ms: int = Field(default=30_000, ge=10, description="Longest pause (doubling).")
+
+
+class WebhookSink(Section):
+    """POST each event as JSON, with `Idempotency-Key` (the event id) and `X-Tthc-Signature`
+    (`sha256=` + HMAC-SHA256 of the body under `secret`) headers; 2xx is delivered."""
+
+    kind: Literal["webhook"] = "webhook"
+    url: str = Field(pattern=r"^https?://", description="Where the events are POSTed.")
+    secret: SecretStr = Field(description="The HMAC key of the signature header.")
+    timeout_ms: int = Field(default=5_000, ge=1)
+
+
+class UpdateSink(Section):
+    """An update operation on another national database (its adapter's `update`)."""
+
+    kind: Literal["update"] = "update"
+    source: str = Field(description="The national database updated, e.g. 'population'.")
+    operation: str = Field(description="One of that adapter's update_operations.")
+    timeout_ms: int = Field(default=5_000, ge=1)
+
+
+SUBSCRIPTION_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+
+
+class Subscription(Section):
+    """Change events of some types from some sources, delivered to one sink, in order per
+    entity, by its own consumer group; past the retry budget an event goes to
+    `tthc.dlq.<name>`."""
+
+    name: str = Field(pattern=SUBSCRIPTION_PATTERN, description="Also its DLQ topic's suffix.")
+    description: str = ""
+    sources: list[str] = Field(min_length=1, description="Sources whose streams it reads.")
+    event_types: list[str] = Field(
+        default_factory=list, description="ChangeEvent types wanted; empty = every type."
+    )
+    sink: WebhookSink | UpdateSink = Field(discriminator="kind")
+    max_attempts: int = Field(default=5, ge=1, le=100, description="Tries before the DLQ.")
+    backoff_first_ms: int = Field(default=200, ge=1)
+    backoff_max_ms: int = Field(default=10_000, ge=1)
+    enabled: bool = True
+
+
+class SyncSettings(Section):
+    feeds: SyncSourceSettings = SyncSourceSettings()
+    subscriptions: list[Subscription] = Field(default_factory=list)
+
+    @field_validator("subscriptions")
+    @classmethod
+    def _unique_names(cls, subscriptions: list[Subscription]) -> list[Subscription]:
+        seen: set[str] = set()
+        for subscription in subscriptions:
+            if subscription.name in seen:
+                raise ValueError(f"two subscriptions named {subscription.name!r}")
+            seen.add(subscription.name)
+        return subscriptions
 
 
 AGENCY_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9.-]{0,63}$"
@@ -299,6 +383,7 @@ class Settings(BaseSettings):
     policy: PolicySettings = PolicySettings()
     auth: AuthSettings = AuthSettings()
     audit: AuditSettings = AuditSettings()
+    sync: SyncSettings = SyncSettings()
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
 
     @classmethod

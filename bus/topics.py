@@ -14,6 +14,10 @@ SOURCE_RESULT = "tthc.source.result"
 DEAD_LETTER = "tthc.deadletter"
 AUDIT = "tthc.audit"
 STATUS = "tthc.status"
+# Sync: each feed's cursor, keyed by source; subscription commands (pause, resume, reset), keyed
+# by subscription. Both compacted: the last value per key is the state.
+SYNC_CURSORS = "tthc.sync.cursors"
+SYNC_CONTROL = "tthc.sync.control"
 
 REPLY_PARTITIONS = 8
 # The last reply partition is shared by command-line clients; gateways own the others.
@@ -31,6 +35,16 @@ def source_request(source: str) -> str:
     return f"tthc.source.{source}.request"
 
 
+def sync_change(source: str) -> str:
+    """One national database's normalized change events, keyed by entity id."""
+    return f"tthc.sync.{source}.change"
+
+
+def dlq(subscription: str) -> str:
+    """A subscription's dead letters: events past its retry budget, with error and origin."""
+    return f"tthc.dlq.{subscription}"
+
+
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
@@ -43,6 +57,7 @@ def bus_topics(
     partitions: int,
     agencies: list[str] | None = None,
     agency_reply_partitions: int = 1,
+    subscriptions: list[str] | None = None,
 ) -> list[TopicSpec]:
     """Every topic the bus needs, with its partition count and config."""
     short = {"retention.ms": str(24 * 3600 * 1000)}
@@ -55,6 +70,14 @@ def bus_topics(
         TopicSpec(STATUS, 1, {"cleanup.policy": "compact"}),
     ]
     specs += [TopicSpec(source_request(name), partitions, short) for name in sources]
+    compacted = {"cleanup.policy": "compact"}
+    week = {"retention.ms": str(7 * 24 * 3600 * 1000)}
+    specs += [TopicSpec(SYNC_CURSORS, 1, compacted), TopicSpec(SYNC_CONTROL, 1, compacted)]
+    specs += [TopicSpec(sync_change(name), partitions, week) for name in sources]
+    specs += [
+        TopicSpec(dlq(name), 1, {"retention.ms": str(30 * 24 * 3600 * 1000)})
+        for name in subscriptions or ()
+    ]
     specs += [
         TopicSpec(agency_reply_topic(agency), agency_reply_partitions, {"retention.ms": "3600000"})
         for agency in agencies or ()

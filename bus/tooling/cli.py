@@ -155,6 +155,7 @@ def create_topics(settings: Settings) -> list[str]:
         settings.kafka.partitions,
         settings.auth.kafka_agencies,
         settings.auth.reply_topic_partitions,
+        [subscription.name for subscription in settings.sync.subscriptions],
     )
     try:
         return ensure_topics(
