@@ -22,6 +22,7 @@ from typing import ClassVar, Literal, TypeVar
 from starlette.routing import BaseRoute
 
 import sandbox
+from sandbox.changes import Change, ChangeLog, SandboxState
 from sandbox.faults import FaultInjector
 from sandbox.world import World
 
@@ -38,6 +39,34 @@ class SimulatedSource(ABC):
     def __init__(self, world: World, faults: FaultInjector | None = None) -> None:
         self.world = world
         self.faults = faults or FaultInjector()
+        # Until `enable_changes`: an empty feed and a state of its own.
+        self.changes = ChangeLog(self.name)
+        self.state = SandboxState()
+
+    # -- the change feed and updates (sandbox.changes) ---------------------------------------
+
+    def backlog_change(self, sequence: int) -> Change | None:
+        """The backlog's change `sequence` (1-based), a pure function of the world's seed and
+        `sequence`; None (the default): this database generates no backlog."""
+        return None
+
+    def live_change(self, rng: random.Random) -> Change | None:
+        """A plausible new change for the live generator to record (`self.changes.append`),
+        or None when this database makes none."""
+        return None
+
+    def enable_changes(self, backlog: int, state: SandboxState) -> None:
+        """Start the change log with `backlog` generated changes, over the sandbox's state."""
+        has_backlog = self.backlog_change(1) is not None if backlog else False
+        generate = self._backlog_or_fail if has_backlog else None
+        self.changes = ChangeLog(self.name, backlog, generate)
+        self.state = state
+
+    def _backlog_or_fail(self, sequence: int) -> Change:
+        change = self.backlog_change(sequence)
+        if change is None:
+            raise LookupError(f"{self.name}: backlog change {sequence} not generated")
+        return change
 
     @abstractmethod
     def routes(self) -> Sequence[BaseRoute]:
@@ -70,7 +99,9 @@ class SimulatedSource(ABC):
 
 SourceClass = TypeVar("SourceClass", bound=type[SimulatedSource])
 # The plain modules of sandbox/ that are its machinery, not sources (see the module doc).
-INFRASTRUCTURE = frozenset({"faults", "reference", "registry", "server", "soap", "world"})
+INFRASTRUCTURE = frozenset(
+    {"changes", "faults", "reference", "registry", "server", "soap", "world"}
+)
 _REGISTRY: dict[str, type[SimulatedSource]] = {}
 
 

@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
+from sandbox.changes import SandboxState
 from sandbox.faults import FaultInjector, Faults
 from sandbox.registry import SimulatedSource, discover
 from sandbox.world import World
@@ -106,10 +107,14 @@ async def _update(request: Request, injectors: list[FaultInjector]) -> JSONRespo
 
 
 def build_app(
-    count: int, seed: int, faults: Mapping[str, Mapping[str, Any]] | None = None
+    count: int,
+    seed: int,
+    faults: Mapping[str, Mapping[str, Any]] | None = None,
+    changes_backlog: int = 0,
 ) -> Starlette:
     """The sandbox app: every registered source over ``count`` citizens from ``seed``, with
-    ``faults`` (source name -> `Faults` fields) set from the start, the others faultless."""
+    ``faults`` (source name -> `Faults` fields) set from the start, the others faultless, and
+    ``changes_backlog`` changes in each database's change feed from the start."""
     faults = faults or {}
     classes = discover()
     unknown = sorted(set(faults) - set(classes))
@@ -120,10 +125,14 @@ def build_app(
         name: cls(world, FaultInjector(Faults.from_mapping(dict(faults.get(name, {})))))
         for name, cls in classes.items()
     }
+    state = SandboxState()
+    for source in sources.values():
+        source.enable_changes(changes_backlog, state)
     routes: list[BaseRoute] = [route for source in sources.values() for route in source.routes()]
     app = Starlette(routes=[*routes, *SandboxAdmin(world, sources).routes()])
     app.state.world = world
     app.state.sources = sources
+    app.state.sandbox_state = state
     return app
 
 
@@ -133,9 +142,13 @@ def serve(
     count: int,
     seed: int,
     faults: Mapping[str, Mapping[str, Any]] | None = None,
+    changes_backlog: int = 0,
+    changes_rate: float = 0.0,
 ) -> None:
-    """Serve the sandbox with uvicorn until interrupted."""
-    app = build_app(count, seed, faults)
+    """Serve the sandbox with uvicorn until interrupted; with a live change generator of
+    ``changes_rate`` changes a second (over all databases) when it is above 0."""
+    app = build_app(count, seed, faults, changes_backlog)
+    app.state.changes_rate = changes_rate
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 

@@ -194,6 +194,8 @@ def sandbox_serve(
             count or cfg.count,
             cfg.seed if seed is None else seed,
             cfg.faults,
+            cfg.changes_backlog,
+            cfg.changes_rate,
         )
     except ValueError as exc:  # faults for an unknown source, or a wrong fault value
         err_console.print(f"[red]sandbox.faults: {exc}[/red]")

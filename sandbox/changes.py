@@ -1,0 +1,129 @@
+"""Change logs of the simulated national databases, and the state their updates leave.
+
+Each database keeps an ordered log of the changes it recorded (`ChangeLog`), which its service
+serves as a pageable feed in its own native format (a cursor is the last sequence number read).
+The log has two parts:
+
+- a backlog of `backlog` changes (sequence 1 .. backlog), each a pure function of the source's
+  `backlog_change(sequence)`: generated when read, never stored, so 1,000,000 cost no memory and
+  every read of a sequence gives the same change;
+- changes appended while the sandbox runs: the live generator's (`sandbox.changes_rate`), and
+  the effects of updates (a death recorded, a residence removed, a card issued).
+
+`SandboxState` holds what updates changed, shared by every database of one sandbox, and the
+idempotency keys already applied: an update sent twice is applied once.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+VIETNAM_TIME = timezone(timedelta(hours=7))
+
+
+def vietnam_now() -> datetime:
+    return datetime.now(VIETNAM_TIME)
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One recorded change, before its service renders it natively."""
+
+    sequence: int
+    kind: str  # the source's own name of the change, e.g. "KHAI_TU"
+    entity: str  # what it is about: a personal id, an enterprise code, a licence number
+    occurred_at: datetime  # aware, Vietnam time
+    data: dict[str, Any] = field(default_factory=dict)  # the source's native fields
+
+
+BacklogChange = Callable[[int], Change]
+
+
+class ChangeLog:
+    """One database's changes in sequence order, from 1; thread-safe."""
+
+    def __init__(self, source: str, backlog: int = 0, generate: BacklogChange | None = None):
+        self.source = source
+        self.backlog = backlog if generate is not None else 0
+        self._generate = generate
+        self._appended: list[Change] = []
+        self._lock = threading.Lock()
+
+    @property
+    def head(self) -> int:
+        """The last sequence number recorded (0: none yet)."""
+        return self.backlog + len(self._appended)
+
+    def append(
+        self,
+        kind: str,
+        entity: str,
+        data: dict[str, Any] | None = None,
+        occurred_at: datetime | None = None,
+    ) -> Change:
+        with self._lock:
+            change = Change(
+                self.head + 1, kind, entity, occurred_at or vietnam_now(), dict(data or {})
+            )
+            self._appended.append(change)
+            return change
+
+    def get(self, sequence: int) -> Change:
+        if not 1 <= sequence <= self.head:
+            raise IndexError(f"{self.source}: no change {sequence} (head {self.head})")
+        if sequence <= self.backlog:
+            assert self._generate is not None
+            return self._generate(sequence)
+        return self._appended[sequence - self.backlog - 1]
+
+    def page(self, after: int, limit: int) -> tuple[list[Change], bool]:
+        """Up to `limit` changes after sequence `after`, and whether more follow."""
+        head = self.head
+        first = max(after, 0) + 1
+        last = min(head, first + limit - 1)
+        changes = [self.get(sequence) for sequence in range(first, last + 1)]
+        return changes, last < head
+
+
+@dataclass
+class Applied:
+    """An update already applied under an idempotency key: what it answered."""
+
+    operation: str
+    result: dict[str, Any]
+
+
+class SandboxState:
+    """What updates changed, per database (free-form facts its service reads), and the
+    idempotency keys each database has applied."""
+
+    def __init__(self) -> None:
+        self.facts: dict[str, dict[str, Any]] = {}
+        self._applied: dict[tuple[str, str], Applied] = {}
+        self._lock = threading.RLock()
+
+    def of(self, source: str) -> dict[str, Any]:
+        """The facts of one database (a dict it owns; hold `lock` to change it)."""
+        with self._lock:
+            return self.facts.setdefault(source, {})
+
+    @property
+    def lock(self) -> threading.RLock:
+        return self._lock
+
+    def once(
+        self, source: str, key: str, operation: str, apply: Callable[[], dict[str, Any]]
+    ) -> tuple[bool, dict[str, Any]]:
+        """Apply an update once per (source, key): (True, its result) the first time, then
+        (False, the first result) without applying it again."""
+        with self._lock:
+            done = self._applied.get((source, key))
+            if done is not None:
+                return False, done.result
+            result = apply()
+            self._applied[(source, key)] = Applied(operation, result)
+            return True, result
