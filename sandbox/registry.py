@@ -17,7 +17,7 @@ import pkgutil
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import ClassVar, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 from starlette.routing import BaseRoute
 
@@ -54,6 +54,16 @@ class SimulatedSource(ABC):
         """A plausible new change for the live generator to record (`self.changes.append`),
         or None when this database makes none."""
         return None
+
+    #: What `record` accepts: the kinds of change an officer of this database records.
+    recordable: ClassVar[tuple[str, ...]] = ()
+
+    def record(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Record a change as this database's own officer would (a death registered, say):
+        change the state its lookups show, append the change to `self.changes`, return what
+        was recorded (the new change's sequence among it). Served as
+        ``POST /_sandbox/record/<source>/<kind>``; ValueError for a bad body (400)."""
+        raise ValueError(f"{self.name} records none of {kind!r}; it records {self.recordable}")
 
     def enable_changes(self, backlog: int, state: SandboxState) -> None:
         """Start the change log with `backlog` generated changes, over the sandbox's state."""

@@ -40,7 +40,13 @@ ChangeType = Literal[
     "HealthCardIssued",
     "FuneralAllowanceCaseOpened",
 ]
-EntityKind = Literal["personal_id", "enterprise_code", "licence_number", "insurance_number"]
+EntityKind = Literal[
+    "personal_id",
+    "enterprise_code",
+    "licence_number",
+    "insurance_number",
+    "birth_registration",  # a newborn before population gives it a personal id
+]
 CHANGE_TYPES: tuple[str, ...] = ChangeType.__args__  # type: ignore[attr-defined]
 
 
