@@ -46,11 +46,20 @@ def common_config(bootstrap_servers: str, client_id: str) -> dict[str, Any]:
 
 
 class AsyncProducer:
-    def __init__(self, bootstrap_servers: str, client_id: str, linger_ms: float = 0.5) -> None:
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        client_id: str,
+        linger_ms: float = 0.5,
+        *,
+        idempotent: bool = False,
+    ) -> None:
+        # idempotent: no duplicate and no reordering from librdkafka's own retries, for streams
+        # whose order is part of the contract (the sync streams); it costs a little per batch.
         self._config = common_config(bootstrap_servers, client_id) | {
             "acks": "all",
             "linger.ms": linger_ms,
-            "enable.idempotence": False,
+            "enable.idempotence": idempotent,
         }
         self._producer: confluent_kafka.Producer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -348,6 +348,7 @@ def compose_worker(settings: Settings) -> ComposedWorker:
     from bus.runtime import KafkaRunner, RunnerSettings, hosted
     from bus.streams import create_app
     from connectors.lookup import LookupConnector
+    from connectors.sync import FeedConnectors
 
     bootstrap = settings.kafka.resolved_bootstrap()
     name = f"worker-{os.getpid()}"
@@ -404,8 +405,20 @@ def compose_worker(settings: Settings) -> ComposedWorker:
         ),
         client_id=name,
     )
+    feeds = FeedConnectors(
+        bootstrap,
+        settings.worker.app_id,
+        {
+            source: loaded_source.new_adapter()
+            for source, loaded_source in sources_or_exit(
+                settings, settings.sync.feeds.sources
+            ).items()
+        },
+        settings.sync.feeds,
+        name,
+    )
     # The runner stops before the writers, so that what it consumed is stored before they stop.
-    runtime = hosted(outbox, *writers, runner, *connectors.values())
+    runtime = hosted(outbox, *writers, runner, *connectors.values(), feeds)
     return ComposedWorker(faust_app, runtime, [*direct, aggregator.subscriber()])
 
 
