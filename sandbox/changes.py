@@ -16,8 +16,9 @@ idempotency keys already applied: an update sent twice is applied once.
 
 from __future__ import annotations
 
+import random
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -27,6 +28,35 @@ VIETNAM_TIME = timezone(timedelta(hours=7))
 
 def vietnam_now() -> datetime:
     return datetime.now(VIETNAM_TIME)
+
+
+# The backlog's timeline: change `s` was recorded about BACKLOG_STEP_S * s seconds after
+# BACKLOG_START, so a backlog is in time order and its times a pure function of `s`.
+BACKLOG_START = datetime(2025, 7, 1, 7, 0, 0, tzinfo=VIETNAM_TIME)
+BACKLOG_STEP_S = 20
+MAX_FEED_PAGE = 1_000  # the most changes a feed answers at once
+
+
+def backlog_time(sequence: int, rng: random.Random) -> datetime:
+    """When backlog change `sequence` was recorded (strictly after change `sequence - 1`)."""
+    offset = sequence * BACKLOG_STEP_S - rng.randrange(BACKLOG_STEP_S)
+    return BACKLOG_START + timedelta(seconds=offset)
+
+
+def native_stamp(at: datetime) -> str:
+    """A time as the SOAP databases write it: yyyyMMddHHmmss, Vietnam time."""
+    return at.astimezone(VIETNAM_TIME).strftime("%Y%m%d%H%M%S")
+
+
+def feed_cursor(fields: Mapping[str, str], after: str, limit: str) -> tuple[int, int]:
+    """(after, limit) of a feed request from its fields `after` (the last sequence read, empty:
+    from the start) and `limit` (1..MAX_FEED_PAGE); ValueError saying which one is wrong."""
+    raw_after, raw_limit = fields.get(after, "").strip(), fields.get(limit, "").strip()
+    if raw_after and not raw_after.isdigit():
+        raise ValueError(f"{after} phải là số nguyên không âm (must be a non-negative integer)")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_FEED_PAGE:
+        raise ValueError(f"{limit} phải từ 1 đến {MAX_FEED_PAGE} (must be 1..{MAX_FEED_PAGE})")
+    return int(raw_after or 0), int(raw_limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +81,13 @@ class ChangeLog:
         self.backlog = backlog if generate is not None else 0
         self._generate = generate
         self._appended: list[Change] = []
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held around `append`; hold it too to read `head` and append the change after it (a
+        change whose fields carry its own sequence number)."""
+        return self._lock
 
     @property
     def head(self) -> int:

@@ -7,14 +7,26 @@ endpoints:
 - ``GET /_sandbox/sample?source=NAME&n=5&seed=S``: subjects that source holds (personal ids, or
   enterprise codes for business registration); the source defaults to population;
 - ``GET/PUT /_sandbox/faults/NAME``: one source's faults (``sandbox.faults.Faults``);
-  ``GET /_sandbox/faults`` shows all, ``PUT /_sandbox/faults`` sets the same faults on all.
+  ``GET /_sandbox/faults`` shows all, ``PUT /_sandbox/faults`` sets the same faults on all;
+- ``POST /_sandbox/record/NAME/KIND``: record a change as that database's officer would (a JSON
+  body; civil records ``death``, ``birth``, ``marriage``, ``divorce``): 201 with what was
+  recorded, 400 naming the wrong field;
+- ``GET /_sandbox/changes/NAME?after=0&limit=100``: a debug view of that database's change log
+  in JSON (its native feed is the source's own operation).
+
+With ``changes_rate`` above 0, `LiveChanges` records that many live changes a second, over the
+databases that make them, from a background thread.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
-from collections.abc import Mapping
+import random
+import threading
+import time
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import uvicorn
@@ -42,7 +54,57 @@ class SandboxAdmin:
             Route("/_sandbox/sample", self._sample, methods=["GET"]),
             Route("/_sandbox/faults", self._all_faults, methods=["GET", "PUT"]),
             Route("/_sandbox/faults/{source}", self._faults, methods=["GET", "PUT"]),
+            Route("/_sandbox/record/{source}/{kind}", self._record, methods=["POST"]),
+            Route("/_sandbox/changes/{source}", self._changes, methods=["GET"]),
         ]
+
+    async def _record(self, request: Request) -> JSONResponse:
+        name, kind = request.path_params["source"], request.path_params["kind"]
+        source = self.sources.get(name)
+        if source is None:
+            return self._unknown(name)
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise ValueError("the body must be a JSON object")
+            recorded = source.record(kind, body)
+        except ValueError as error:  # JSONDecodeError is a ValueError
+            return JSONResponse({"error": str(error)}, status_code=400)
+        return JSONResponse(recorded, status_code=201)
+
+    async def _changes(self, request: Request) -> JSONResponse:
+        name = request.path_params["source"]
+        source = self.sources.get(name)
+        if source is None:
+            return self._unknown(name)
+        after, limit = (
+            request.query_params.get("after", "0"),
+            request.query_params.get("limit", "100"),
+        )
+        if not after.isdigit() or not limit.isdigit() or not 1 <= int(limit) <= 1000:
+            return JSONResponse(
+                {"error": f"after must be >= 0 and limit 1..1000, got {after!r}, {limit!r}"},
+                status_code=400,
+            )
+        changes, more = source.changes.page(int(after), int(limit))
+        return JSONResponse(
+            {
+                "source": name,
+                "head": source.changes.head,
+                "backlog": source.changes.backlog,
+                "more": more,
+                "changes": [
+                    {
+                        "sequence": c.sequence,
+                        "kind": c.kind,
+                        "entity": c.entity,
+                        "occurred_at": c.occurred_at.isoformat(),
+                        "data": c.data,
+                    }
+                    for c in changes
+                ],
+            }
+        )
 
     def _unknown(self, name: str) -> JSONResponse:
         return JSONResponse(
@@ -106,15 +168,64 @@ async def _update(request: Request, injectors: list[FaultInjector]) -> JSONRespo
     return None
 
 
+class LiveChanges:
+    """Records `rate` live changes a second over `sources` (those that make them), in a
+    daemon thread, until stopped."""
+
+    def __init__(self, sources: Mapping[str, SimulatedSource], rate: float, seed: int) -> None:
+        self.sources = list(sources.values())
+        self.rate = rate
+        self.rng = random.Random(seed)
+        self.recorded = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="sandbox-live-changes", daemon=True)
+
+    def start(self) -> LiveChanges:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def record_one(self) -> bool:
+        """Record one live change of a source picked at random; False if none made one."""
+        for source in self.rng.sample(self.sources, len(self.sources)):
+            with source.changes.lock:  # its sequence is the next one: nothing in between
+                change = source.live_change(self.rng)
+                if change is not None:
+                    source.changes.append(
+                        change.kind, change.entity, change.data, change.occurred_at
+                    )
+                    self.recorded += 1
+                    return True
+        return False
+
+    def _run(self) -> None:
+        interval = 1.0 / self.rate
+        due = time.monotonic()
+        while not self._stop.is_set():
+            if not self.record_one():
+                return  # no source makes live changes
+            due += interval
+            pause = due - time.monotonic()
+            if pause > 0:
+                self._stop.wait(pause)
+            elif pause < -1.0:
+                due = time.monotonic()  # fell behind by a second: do not burst to catch up
+
+
 def build_app(
     count: int,
     seed: int,
     faults: Mapping[str, Mapping[str, Any]] | None = None,
     changes_backlog: int = 0,
+    changes_rate: float = 0.0,
 ) -> Starlette:
     """The sandbox app: every registered source over ``count`` citizens from ``seed``, with
-    ``faults`` (source name -> `Faults` fields) set from the start, the others faultless, and
-    ``changes_backlog`` changes in each database's change feed from the start."""
+    ``faults`` (source name -> `Faults` fields) set from the start, the others faultless,
+    ``changes_backlog`` changes in each database's change feed from the start, and
+    ``changes_rate`` live changes a second recorded while the app runs (its lifespan)."""
     faults = faults or {}
     classes = discover()
     unknown = sorted(set(faults) - set(classes))
@@ -129,10 +240,22 @@ def build_app(
     for source in sources.values():
         source.enable_changes(changes_backlog, state)
     routes: list[BaseRoute] = [route for source in sources.values() for route in source.routes()]
-    app = Starlette(routes=[*routes, *SandboxAdmin(world, sources).routes()])
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        live = LiveChanges(sources, changes_rate, seed).start() if changes_rate > 0 else None
+        app.state.live_changes = live
+        try:
+            yield
+        finally:
+            if live is not None:
+                live.stop()
+
+    app = Starlette(routes=[*routes, *SandboxAdmin(world, sources).routes()], lifespan=lifespan)
     app.state.world = world
     app.state.sources = sources
     app.state.sandbox_state = state
+    app.state.changes_rate = changes_rate
     return app
 
 
@@ -147,8 +270,7 @@ def serve(
 ) -> None:
     """Serve the sandbox with uvicorn until interrupted; with a live change generator of
     ``changes_rate`` changes a second (over all databases) when it is above 0."""
-    app = build_app(count, seed, faults, changes_backlog)
-    app.state.changes_rate = changes_rate
+    app = build_app(count, seed, faults, changes_backlog, changes_rate)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
@@ -159,8 +281,18 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=20250701)
     parser.add_argument("--faults", type=json.loads, default={}, help='{"insurance": {...}}')
+    parser.add_argument("--changes-backlog", type=int, default=0)
+    parser.add_argument("--changes-rate", type=float, default=0.0)
     args = parser.parse_args()
-    serve(args.host, args.port, args.count, args.seed, args.faults)
+    serve(
+        args.host,
+        args.port,
+        args.count,
+        args.seed,
+        args.faults,
+        args.changes_backlog,
+        args.changes_rate,
+    )
 
 
 if __name__ == "__main__":

@@ -84,6 +84,8 @@ class CivilRegister:
 
     def __init__(self, world: World, cache_size: int = 8_192) -> None:
         self.world = world
+        # Records an officer recorded while the sandbox runs (sandbox.civil.feed), by citizen.
+        self.recorded: dict[int, list[CivilRecord]] = {}
         self.birth = lru_cache(maxsize=cache_size)(self._birth)
         self._couple_records = lru_cache(maxsize=cache_size)(self._marriage_of_pair)
         self.death = lru_cache(maxsize=cache_size)(self._death)
@@ -94,9 +96,17 @@ class CivilRegister:
         """Whether citizen ``index`` has any record here (a birth, marriage, divorce or death)."""
         return bool(self.records(index))
 
+    def add(self, record: CivilRecord, *people: int) -> None:
+        """A record registered now, naming ``people``: their lookups show it from now on."""
+        for index in people:
+            self.recorded.setdefault(index, []).append(record)
+        self.records.cache_clear()
+        self.death.cache_clear()
+
     def _records(self, index: int) -> tuple[CivilRecord, ...]:
         """Every record naming citizen ``index``, by event date."""
         found = [self.birth(index), *self.marriage_records(index), self.death(index)]
+        found += [r for r in self.recorded.get(index, ()) if r.kind != DEATH]
         return tuple(sorted((r for r in found if r is not None), key=lambda r: r.event_date))
 
     def marriage_records(self, index: int) -> tuple[CivilRecord, ...]:
@@ -166,6 +176,9 @@ class CivilRegister:
 
     # -- deaths -------------------------------------------------------------------------------
     def _death(self, index: int) -> CivilRecord | None:
+        recorded = [r for r in self.recorded.get(index, ()) if r.kind == DEATH]
+        if recorded:
+            return recorded[0]
         died = self.world.death(index)
         if died is None:
             return None

@@ -30,14 +30,17 @@ them (sandbox.soap).
 
 from __future__ import annotations
 
+import random
 import re
 import unicodedata
 from datetime import date
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from xml.sax.saxutils import escape
 
+from sandbox.changes import Change, feed_cursor, native_stamp
+from sandbox.civil.feed import RECORDABLE, CivilFeed
 from sandbox.civil.generator import (
     BIRTH,
     DEATH,
@@ -63,6 +66,10 @@ _RESULT = "<MaKetQua>{code}</MaKetQua><MoTaKetQua>{description}</MoTaKetQua>"
 _EVENTS_RESPONSE = (
     f'<TraCuuSuKienHoTichResponse xmlns="{NAMESPACE}">{_RESULT}'
     "<ThoiDiemDuLieu>{data_time}</ThoiDiemDuLieu>{found}</TraCuuSuKienHoTichResponse>"
+)
+_FEED_RESPONSE = (
+    f'<LayDanhSachThayDoiResponse xmlns="{NAMESPACE}">{_RESULT}'
+    "<ThoiDiemDuLieu>{data_time}</ThoiDiemDuLieu>{found}</LayDanhSachThayDoiResponse>"
 )
 _STATUS_RESPONSE = (
     f'<XacNhanTinhTrangHonNhanResponse xmlns="{NAMESPACE}">{_RESULT}'
@@ -105,10 +112,27 @@ class CivilStatusService(SoapService):
         self.register = CivilRegister(world, cache_size)
         self._events_response = lru_cache(maxsize=cache_size)(self._render_events)
         self._status_today = lru_cache(maxsize=cache_size)(self._render_status)
+        self.feed = CivilFeed(self.register, self._event)
         self.operations = {
             "TraCuuSuKienHoTich": self.look_up,
             "XacNhanTinhTrangHonNhan": self.certify,
+            "LayDanhSachThayDoi": self.list_changes,
         }
+
+    # -- the change feed (sandbox.civil.feed) -------------------------------------------------
+    recordable: ClassVar[tuple[str, ...]] = RECORDABLE
+
+    def backlog_change(self, sequence: int) -> Change:
+        return self.feed.backlog_change(sequence)
+
+    def live_change(self, rng: random.Random) -> Change:
+        return self.feed.live_change(rng, self.changes)
+
+    def record(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        recorded = self.feed.record(kind, body, self.changes)
+        self._events_response.cache_clear()  # the lookups show what was recorded
+        self._status_today.cache_clear()
+        return recorded
 
     def text(self, text: str) -> str:
         return decomposed(text)
@@ -135,6 +159,34 @@ class CivilStatusService(SoapService):
         if day is None or day == SNAPSHOT:
             return self._status_today(index)
         return self._render_status(index, day)
+
+    def list_changes(self, fields: dict[str, str]) -> str:
+        """LayDanhSachThayDoi: the changes after ``SauSoThuTu``, at most ``SoLuongToiDa``."""
+        try:
+            absent = [name for name in ("MaYeuCau", "MaDonViYeuCau") if not fields.get(name)]
+            if absent:
+                raise Refusal(INVALID, f"Thiếu trường bắt buộc: {', '.join(absent)}")
+            try:
+                after, limit = feed_cursor(fields, "SauSoThuTu", "SoLuongToiDa")
+            except ValueError as error:
+                raise Refusal(INVALID, str(error)) from None
+        except Refusal as refusal:
+            return refusal.render(_FEED_RESPONSE)
+        changes, more = self.changes.page(after, limit)
+        found = "".join(
+            (
+                render_element("SoThuTuCuoi", changes[-1].sequence if changes else after),
+                render_element("SoThuTuMoiNhat", self.changes.head),
+                render_element("ConNua", "true" if more else "false"),
+                render_element(
+                    "DanhSachThayDoi", {"ThayDoi": [_native_change(c) for c in changes]}
+                ),
+            )
+        )
+        response = _FEED_RESPONSE.format(
+            code=FOUND, description=_FOUND_TEXT, data_time=now_stamp(), found=found
+        )
+        return decomposed(response)
 
     def _subject(self, fields: dict[str, str]) -> int:
         """The index of the held citizen the request asks about, or a Refusal."""
@@ -241,6 +293,17 @@ class CivilStatusService(SoapService):
         rng = self.world.rng(_DATA_TIME_STREAM, index)
         hour, minute, second = rng.randint(7, 17), rng.randrange(60), rng.randrange(60)
         return f"{last:%Y%m%d}{hour:02d}{minute:02d}{second:02d}"
+
+
+def _native_change(change: Change) -> dict[str, Any]:
+    """One ``ThayDoi`` of the feed: the change's header, then its native fields."""
+    return {
+        "SoThuTu": change.sequence,
+        "LoaiThayDoi": change.kind,
+        "MaDoiTuong": change.entity,
+        "ThoiDiemGhiNhan": native_stamp(change.occurred_at),
+        **change.data,
+    }
 
 
 def _office_name(record: CivilRecord) -> str:

@@ -17,13 +17,18 @@ them (sandbox.soap). The sandbox's admin endpoints (health, sample, faults) are 
 
 from __future__ import annotations
 
+import random
 import re
 import unicodedata
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 from xml.sax.saxutils import escape
 
+from sandbox.changes import Change, SandboxState, feed_cursor, native_stamp
 from sandbox.faults import FaultInjector
+from sandbox.population.feed import PopulationFacts, PopulationFeed, Refused
 from sandbox.registry import register
 from sandbox.soap import SoapService, now_stamp, render_element
 from sandbox.world import World
@@ -44,6 +49,18 @@ _VERIFY_RESPONSE = (
     "<MaKetQua>{code}</MaKetQua><MoTaKetQua>{description}</MoTaKetQua>"
     "<KetQuaXacThuc>{verified}</KetQuaXacThuc></XacThucThongTinCongDanResponse>"
 )
+
+_RESULT = "<MaKetQua>{code}</MaKetQua><MoTaKetQua>{description}</MoTaKetQua>"
+_FEED_RESPONSE = (
+    f'<LayDanhSachThayDoiResponse xmlns="{NAMESPACE}">{_RESULT}'
+    "<ThoiDiemDuLieu>{data_time}</ThoiDiemDuLieu>{found}</LayDanhSachThayDoiResponse>"
+)
+_UPDATE_RESPONSE = (
+    '<{operation}Response xmlns="' + NAMESPACE + '">' + _RESULT + "<ThoiDiemDuLieu>{data_time}"
+    "</ThoiDiemDuLieu>{found}</{operation}Response>"
+)
+REGISTER_BIRTH = "CapSoDinhDanhKhaiSinh"
+REMOVE_PERMANENT_RESIDENCE = "XoaDangKyThuongTru"
 
 FOUND, NOT_FOUND, INVALID = "00", "01", "02"
 _DESCRIPTIONS = {
@@ -79,10 +96,93 @@ class PopulationService(SoapService):
         super().__init__(world, faults)
         self.generator = world.population
         self._found_response = lru_cache(maxsize=fragment_cache_size)(self._render_found)
+        self.feed = PopulationFeed(world)
         self.operations = {
             "TraCuuThongTinCongDan": self.look_up,
             "XacThucThongTinCongDan": self.verify,
+            "LayDanhSachThayDoi": self.list_changes,
+            REGISTER_BIRTH: self.register_birth,
+            REMOVE_PERMANENT_RESIDENCE: self.remove_permanent_residence,
         }
+
+    # -- the change feed and updates (sandbox.population.feed) --------------------------------
+    def enable_changes(self, backlog: int, state: SandboxState) -> None:
+        super().enable_changes(backlog, state)
+        with state.lock:  # the sandbox's shared state keeps what updates changed here
+            facts = state.of(self.name).setdefault("register", PopulationFacts())
+        self.feed.facts = facts
+
+    def backlog_change(self, sequence: int) -> Change:
+        return self.feed.backlog_change(sequence)
+
+    def live_change(self, rng: random.Random) -> Change:
+        return self.feed.live_change(rng, self.changes)
+
+    def list_changes(self, fields: dict[str, str]) -> str:
+        """LayDanhSachThayDoi: the changes after ``SauSoThuTu``, at most ``SoLuongToiDa``."""
+        problem = _missing(fields, ("MaYeuCau", "MaDonViYeuCau"))
+        try:
+            after, limit = feed_cursor(fields, "SauSoThuTu", "SoLuongToiDa")
+        except ValueError as error:
+            problem = problem or str(error)
+        if problem is not None:
+            return _FEED_RESPONSE.format(
+                code=INVALID, description=escape(problem), data_time=now_stamp(), found=""
+            )
+        changes, more = self.changes.page(after, limit)
+        found = "".join(
+            (
+                render_element("SoThuTuCuoi", changes[-1].sequence if changes else after),
+                render_element("SoThuTuMoiNhat", self.changes.head),
+                render_element("ConNua", "true" if more else "false"),
+                render_element(
+                    "DanhSachThayDoi", {"ThayDoi": [_native_change(c) for c in changes]}
+                ),
+            )
+        )
+        return _FEED_RESPONSE.format(
+            code=FOUND, description=_DESCRIPTIONS[FOUND], data_time=now_stamp(), found=found
+        )
+
+    def register_birth(self, fields: dict[str, str]) -> str:
+        """CapSoDinhDanhKhaiSinh: a personal id for a newborn, once per ``MaGiaoDich``."""
+        return self._update(REGISTER_BIRTH, fields, self.feed.register_birth)
+
+    def remove_permanent_residence(self, fields: dict[str, str]) -> str:
+        """XoaDangKyThuongTru: remove a permanent residence, once per ``MaGiaoDich``."""
+        return self._update(
+            REMOVE_PERMANENT_RESIDENCE, fields, self.feed.remove_permanent_residence
+        )
+
+    def _update(
+        self,
+        operation: str,
+        fields: dict[str, str],
+        apply: Callable[[dict[str, str], Any], dict[str, str]],
+    ) -> str:
+        problem = _missing(fields, ("MaYeuCau", "MaDonViYeuCau", "MaGiaoDich"))
+        code, description, found = FOUND, _DESCRIPTIONS[FOUND], ""
+        try:
+            if problem is not None:
+                raise Refused(INVALID, problem)
+            applied, result = self.state.once(
+                self.name,
+                f"{operation}:{fields['MaGiaoDich']}",
+                operation,
+                lambda: apply(fields, self.changes),
+            )
+            done_before = not applied or result.get("DaXoaTruocDo") == "true"
+            found = render_element("SoDinhDanh", result["SoDinhDanh"])
+            found += render_element("DaXuLyTruocDo", "true" if done_before else "false")
+        except Refused as refusal:
+            code, description = refusal.code, str(refusal)
+        return _UPDATE_RESPONSE.format(
+            operation=operation,
+            code=code,
+            description=escape(description),
+            data_time=now_stamp(),
+            found=found,
+        )
 
     def holds(self, index: int) -> bool:
         return True  # every citizen
@@ -100,6 +200,14 @@ class PopulationService(SoapService):
             return _LOOKUP_RESPONSE.format(
                 code=INVALID, description=escape(problem), data_time=now_stamp(), citizen=""
             )
+        changed = self.feed.citizen(personal_id) if self._changed() else None
+        if changed is not None:
+            return _LOOKUP_RESPONSE.format(
+                code=FOUND,
+                description=_DESCRIPTIONS[FOUND],
+                data_time=now_stamp(),
+                citizen=render_element("CongDan", changed),
+            )
         index = self.generator.candidate_index(personal_id)
         if index is not None:
             holder, found_response = self._found_response(index)
@@ -111,6 +219,11 @@ class PopulationService(SoapService):
             data_time=now_stamp(),
             citizen="",
         )
+
+    def _changed(self) -> bool:
+        """Whether any update changed a citizen (the usual lookup skips looking)."""
+        facts = self.feed.facts
+        return bool(facts.born or facts.removed)
 
     def verify(self, fields: dict[str, str]) -> str:
         """XacThucThongTinCongDan: true when id, full name and birth date all agree."""
@@ -154,6 +267,17 @@ class PopulationService(SoapService):
             citizen=render_element("CongDan", citizen),
         )
         return citizen["SoDinhDanh"], response
+
+
+def _native_change(change: Change) -> dict[str, Any]:
+    """One ``ThayDoi`` of the feed: the change's header, then its native fields."""
+    return {
+        "SoThuTu": change.sequence,
+        "LoaiThayDoi": change.kind,
+        "SoDinhDanh": change.entity,
+        "ThoiDiemGhiNhan": native_stamp(change.occurred_at),
+        **change.data,
+    }
 
 
 def _missing(fields: dict[str, str], required: tuple[str, ...]) -> str | None:
