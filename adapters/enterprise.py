@@ -13,6 +13,11 @@ invalid input (SourceRejected), any other code a SourceFault. A branch code aske
 A citizen who represents no enterprise is found with an empty list. `LAST_UPDATE_TIME`
 (yyyy-MM-dd HH:mm:ss, Vietnam time) of a profile is the record's time.
 
+The change feed, `GET <url>/changes?AFTER_SEQ=<cursor>&LIMIT=<limit>`, answers `DATA`
+`{"CHANGES": [...], "HAS_MORE"}`: each change with `SEQ`, `CHANGE_TYPE` (STATUS_CHANGE),
+`ENTERPRISE_CODE` (the entity), `CHANGED_AT` (yyyy-MM-dd HH:mm:ss, Vietnam time) and its fields
+(`ENTERPRISE_STATUS_ID`, `PREVIOUS_STATUS_ID`, `EFFECTIVE_DATE`). The registry takes no updates.
+
 HTTP errors, non-JSON answers and timeouts are classified by adapters/rest.py and
 adapters/base.py. Nothing here logs or quotes a request or an answer (they hold personal data);
 `RESULT_MESSAGE` is the source's own words and is passed on, cut short.
@@ -23,12 +28,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, ClassVar
 
-from adapters.base import Dataset, NativeRecord, source_words, vietnam_time
-from adapters.rest import JsonAnswer, RestAdapter
+from adapters.base import ChangePage, Dataset, NativeRecord, source_words, vietnam_time
+from adapters.rest import FeedFields, JsonAnswer, RestAdapter
 from bus.errors import MalformedAnswer, SourceFault, SourceNotFound, SourceRejected
 from bus.schemas.lookup import Subject
 
 FOUND, NOT_FOUND, INVALID_INPUT = "00", "01", "02"
+FEED_PATH = "/changes"
+FEED = FeedFields(
+    list="CHANGES",
+    sequence="SEQ",
+    kind="CHANGE_TYPE",
+    entity="ENTERPRISE_CODE",
+    time="CHANGED_AT",
+    time_form="yyyy-MM-dd HH:mm:ss",
+)
 
 # dataset -> (path under the source's url, the request field holding the subject)
 _REQUESTS: dict[str, tuple[str, str]] = {
@@ -79,6 +93,21 @@ class EnterpriseAdapter(RestAdapter):
         answer = self.post_json(path, payload, timeout=timeout)
         data = self.read_answer(answer)
         return NativeRecord(self.source, dataset, data, self.record_time(data))
+
+    def changes(self, cursor: str | None, limit: int, *, timeout: float) -> ChangePage:
+        after = self.feed_after(cursor)
+
+        def ask(call_timeout: float) -> ChangePage:
+            query = {"AFTER_SEQ": after, "LIMIT": limit}
+            data = self.read_answer(self.get_json(FEED_PATH, query, timeout=call_timeout))
+            changes = self.read_changes(data.get(FEED.list), after, FEED)
+            more = data.get("HAS_MORE")
+            if not isinstance(more, bool):
+                raise MalformedAnswer(self.source, "DATA.HAS_MORE is not a boolean")
+            last = changes[-1].sequence if changes else after
+            return ChangePage(changes, str(last), more)
+
+        return self.call(timeout, ask)
 
     def read_answer(self, answer: JsonAnswer) -> dict[str, Any]:
         """DATA of a found answer, or the error its RESULT_CODE (or HTTP status) says."""

@@ -17,22 +17,42 @@ one lookup, `POST <url>/api/tra-cuu/<operation>` with `{"soDinhDanh", "maDonVi",
 - other HTTP 4xx without a result code -> SourceRejected
 - not JSON, or found without a duLieu object -> MalformedAnswer
 
+The change feed, `GET <url>/api/bien-dong?sau=<cursor>&soLuong=<limit>` (same token), answers
+`duLieu`, a list of changes (`soThuTu` the sequence, `loaiBienDong` the kind, `soDinhDanh` the
+person, `thoiDiemGhiNhan` dd/MM/yyyy HH:mm:ss Vietnam time), and `conTiep` (more follow). The
+updates are POSTs to `<url>/api/cap-nhat/<operation>` with the header `Idempotency-Key`; their
+answer's `daXuLyTruocDo` (already done under that key) makes `UpdateResult.applied` False:
+
+- `stop_participation` (a death)   -> `dung-tham-gia` {soDinhDanh, ngayChet, soGiayChungTu}
+- `open_funeral_case` (a death)    -> `mo-ho-so-mai-tang`, the same fields; the case's maHoSo
+- `issue_child_health_card` (a child registered by population) -> `cap-the-tre-em`
+                                      {soDinhDanh, hoTen, ngaySinh, gioiTinh}; the card's maThe
+A person the database holds no record of is SourceNotFound (maKetQua 1): nothing to update.
+
 Nothing logs or quotes a request or an answer: they hold personal data. The source's result
 description (`moTa`) is its own words and is passed on, cut short.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, ClassVar
 
 from pydantic import Field, SecretStr, ValidationError
 
-from adapters.base import Dataset, NativeRecord, source_words, vietnam_time
-from adapters.rest import JsonAnswer, RestAdapter, TokenLogin
+from adapters.base import (
+    ChangePage,
+    Dataset,
+    NativeRecord,
+    UpdateResult,
+    source_words,
+    vietnam_time,
+)
+from adapters.rest import FeedFields, JsonAnswer, RestAdapter, TokenLogin
 from bus.errors import (
     MalformedAnswer,
     SettingsError,
+    SourceRejected,
 )
 from bus.schemas.lookup import Subject
 from bus.settings import SourceSettings
@@ -43,6 +63,21 @@ OPERATIONS = {
     "health_card": "/api/tra-cuu/the-bhyt",
 }
 FOUND, NOT_FOUND, INVALID_INPUT = "0", "1", "2"
+FEED_PATH = "/api/bien-dong"
+FEED = FeedFields(
+    list="duLieu",
+    sequence="soThuTu",
+    kind="loaiBienDong",
+    entity="soDinhDanh",
+    time="thoiDiemGhiNhan",
+    time_form="dd/MM/yyyy HH:mm:ss",
+)
+UPDATES = {
+    "stop_participation": "/api/cap-nhat/dung-tham-gia",
+    "open_funeral_case": "/api/cap-nhat/mo-ho-so-mai-tang",
+    "issue_child_health_card": "/api/cap-nhat/cap-the-tre-em",
+}
+_SEX = {"male": 1, "female": 2}
 
 
 class InsuranceSettings(SourceSettings):
@@ -72,6 +107,8 @@ class InsuranceAdapter(RestAdapter):
         ),
     )
 
+    update_operations: ClassVar[tuple[str, ...]] = tuple(UPDATES)
+
     def __init__(self, name: str, settings: SourceSettings) -> None:
         own = _own_settings(name, settings)
         super().__init__(name, own)
@@ -94,19 +131,83 @@ class InsuranceAdapter(RestAdapter):
         answer = self.post_json(OPERATIONS[dataset], payload, timeout=timeout)
         return self.read_answer(dataset, answer)
 
-    def read_answer(self, dataset: str, answer: JsonAnswer) -> NativeRecord:
-        """The record of a found answer, or the SourceError its result code says."""
+    # -- the change feed and updates ----------------------------------------------------------
+    def changes(self, cursor: str | None, limit: int, *, timeout: float) -> ChangePage:
+        after = self.feed_after(cursor)
+
+        def ask(call_timeout: float) -> ChangePage:
+            query = {"sau": after, "soLuong": limit}
+            body = self.checked(self.get_json(FEED_PATH, query, timeout=call_timeout))
+            changes = self.read_changes(body.get(FEED.list), after, FEED)
+            more = body.get("conTiep")
+            if not isinstance(more, bool):
+                raise MalformedAnswer(self.source, "conTiep is not a boolean")
+            last = changes[-1].sequence if changes else after
+            return ChangePage(changes, str(last), more)
+
+        return self.call(timeout, ask)
+
+    def update(
+        self, operation: str, payload: dict[str, Any], *, idempotency_key: str, timeout: float
+    ) -> UpdateResult:
+        path = UPDATES.get(operation)
+        if path is None:
+            raise SourceRejected(self.source, f"no update {operation!r}; known: {sorted(UPDATES)}")
+        request = self.native_update(operation, payload)
+        headers = {"Idempotency-Key": idempotency_key}
+
+        def ask(call_timeout: float) -> UpdateResult:
+            answer = self.post_json(path, request, timeout=call_timeout, headers=headers)
+            body = self.checked(answer)
+            detail = body.get("duLieu")
+            done_before = body.get("daXuLyTruocDo")
+            if not isinstance(detail, dict) or not isinstance(done_before, bool):
+                raise MalformedAnswer(self.source, "an update answer without duLieu/daXuLyTruocDo")
+            return UpdateResult(applied=not done_before, detail=detail)
+
+        return self.call(timeout, ask)
+
+    def native_update(self, operation: str, payload: dict[str, Any]) -> dict[str, Any]:
+        """The update's request in the source's names, from the subscription's payload."""
+        agency = str(payload.get("requester") or "tthc-bus")
+        if operation == "issue_child_health_card":
+            sex = _SEX.get(str(payload.get("sex")))
+            request: dict[str, Any] = {
+                "soDinhDanh": _payload_text(self.source, payload, "personal_id", "entity"),
+                "hoTen": _payload_text(self.source, payload, "full_name"),
+                "ngaySinh": _payload_date(self.source, payload, "birth_date"),
+                "maDonVi": agency,
+            }
+            if sex is not None:
+                request["gioiTinh"] = sex
+            return request
+        return {
+            "soDinhDanh": _payload_text(self.source, payload, "entity"),
+            "ngayChet": _payload_date(self.source, payload, "date_of_death"),
+            "soGiayChungTu": str(payload.get("death_registration_id") or ""),
+            "maDonVi": agency,
+        }
+
+    def checked(self, answer: JsonAnswer) -> dict[str, Any]:
+        """The body of an answer whose maKetQua is 0, or the SourceError its code says."""
         body = answer.body
         code = body.get("maKetQua")
         if code is None:
             if answer.status >= 400:
                 raise self.http_status_error(answer.status, "without a result code")
             raise MalformedAnswer(self.source, f"no maKetQua in the answer (HTTP {answer.status})")
-        code = source_words(code, 10)
-        description = source_words(body.get("moTa") or "")
         self.check_result_code(
-            code, description, found=FOUND, not_found=NOT_FOUND, invalid_input=INVALID_INPUT
+            source_words(code, 10),
+            source_words(body.get("moTa") or ""),
+            found=FOUND,
+            not_found=NOT_FOUND,
+            invalid_input=INVALID_INPUT,
         )
+        return body
+
+    def read_answer(self, dataset: str, answer: JsonAnswer) -> NativeRecord:
+        """The record of a found answer, or the SourceError its result code says."""
+        body = self.checked(answer)
         record = body.get("duLieu")
         if not isinstance(record, dict):
             raise MalformedAnswer(self.source, "maKetQua 0 (found) without a duLieu object")
@@ -132,3 +233,22 @@ def _own_settings(name: str, settings: SourceSettings) -> InsuranceSettings:
             for error in exc.errors()
         )
         raise SettingsError(problems) from None
+
+
+def _payload_text(source: str, payload: dict[str, Any], *names: str) -> str:
+    """The first of `names` the payload has as non-empty text; SourceRejected naming them."""
+    for name in names:
+        value = payload.get(name)
+        if isinstance(value, str) and value:
+            return value
+    raise SourceRejected(source, f"the update's payload has no {' or '.join(names)}")
+
+
+def _payload_date(source: str, payload: dict[str, Any], name: str) -> str:
+    """An ISO date of the payload in the source's dd/mm/yyyy; SourceRejected naming it."""
+    value = payload.get(name)
+    try:
+        day = value if isinstance(value, date) else date.fromisoformat(str(value))
+    except ValueError:
+        raise SourceRejected(source, f"the update's payload has no ISO date {name}") from None
+    return day.strftime("%d/%m/%Y")

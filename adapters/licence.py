@@ -16,6 +16,14 @@ the licence):
 - not JSON; found without a du_lieu object; an answer for another request id or about another
   personal id                         -> MalformedAnswer
 
+The change feed, `GET <url>/thay-doi?sau_so=<cursor>&so_luong=<limit>`, answers `du_lieu`
+`{"thay_doi": [...], "con_nua"}`: each change with `so_thu_tu` (sequence), `loai_thay_doi`
+(kind), `so_gplx` (the licence: the entity), `thoi_diem` (dd/MM/yyyy HH:mm:ss, Vietnam time)
+and its fields. The one update, `revoke_licences` (a death), is `POST <url>/thu-hoi` with the
+header `Idempotency-Key` and `{"so_dinh_danh", "ngay_thu_hoi", "ly_do", "can_cu"}`: every
+licence of the holder revoked; `da_xu_ly_truoc_do` (already done under that key) makes
+`UpdateResult.applied` False; a holder without a licence is SourceNotFound (ma_loi 404).
+
 The source asks for no credentials (it identifies the requester by `don_vi_yeu_cau`). Nothing
 logs or quotes a request or an answer: they hold personal data. The source's message
 (`thong_diep`) is its own words and is passed on, cut short; it never carries the values asked.
@@ -23,16 +31,33 @@ logs or quotes a request or an answer: they hold personal data. The source's mes
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, ClassVar
 
-from adapters.base import Dataset, NativeRecord, source_words, vietnam_time
-from adapters.rest import JsonAnswer, RestAdapter
+from adapters.base import (
+    ChangePage,
+    Dataset,
+    NativeRecord,
+    UpdateResult,
+    source_words,
+    vietnam_time,
+)
+from adapters.rest import FeedFields, JsonAnswer, RestAdapter
 from bus.errors import MalformedAnswer, SourceFault, SourceNotFound, SourceRejected
 from bus.schemas.lookup import Subject
 
 LOOKUP_PATH = "/tra-cuu"
 FOUND, NOT_FOUND = 0, 404
+FEED_PATH, REVOKE_PATH = "/thay-doi", "/thu-hoi"
+FEED = FeedFields(
+    list="thay_doi",
+    sequence="so_thu_tu",
+    kind="loai_thay_doi",
+    entity="so_gplx",
+    time="thoi_diem",
+    time_form="dd/MM/yyyy HH:mm:ss",
+)
+DEATH_REASON = "Người được cấp giấy phép lái xe đã chết"
 
 
 class LicenceAdapter(RestAdapter):
@@ -46,6 +71,8 @@ class LicenceAdapter(RestAdapter):
             "revocation, and the status on the data's day.",
         ),
     )
+
+    update_operations: ClassVar[tuple[str, ...]] = ("revoke_licences",)
 
     def ask(
         self,
@@ -64,10 +91,62 @@ class LicenceAdapter(RestAdapter):
         answer = self.post_json(LOOKUP_PATH, payload, timeout=timeout)
         return self.read_answer(dataset, answer, subject.key, request_id)
 
-    def read_answer(
-        self, dataset: str, answer: JsonAnswer, personal_id: str, request_id: str
-    ) -> NativeRecord:
-        """The record of a found answer, or the SourceError its error code says."""
+    # -- the change feed and the revocation -------------------------------------------------
+    def changes(self, cursor: str | None, limit: int, *, timeout: float) -> ChangePage:
+        after = self.feed_after(cursor)
+
+        def ask(call_timeout: float) -> ChangePage:
+            query = {"sau_so": after, "so_luong": limit}
+            data = self.checked(self.get_json(FEED_PATH, query, timeout=call_timeout))
+            if not isinstance(data, dict):
+                raise MalformedAnswer(self.source, "ma_loi 0 without a du_lieu object")
+            changes = self.read_changes(data.get(FEED.list), after, FEED)
+            more = data.get("con_nua")
+            if not isinstance(more, bool):
+                raise MalformedAnswer(self.source, "du_lieu.con_nua is not a boolean")
+            last = changes[-1].sequence if changes else after
+            return ChangePage(changes, str(last), more)
+
+        return self.call(timeout, ask)
+
+    def update(
+        self, operation: str, payload: dict[str, Any], *, idempotency_key: str, timeout: float
+    ) -> UpdateResult:
+        if operation not in self.update_operations:
+            raise SourceRejected(
+                self.source, f"no update {operation!r}; known: {list(self.update_operations)}"
+            )
+        holder = payload.get("entity")
+        if not isinstance(holder, str) or not holder:
+            raise SourceRejected(self.source, "the update's payload has no entity")
+        try:
+            day = date.fromisoformat(str(payload.get("date_of_death")))
+        except ValueError:
+            raise SourceRejected(
+                self.source, "the update's payload has no ISO date date_of_death"
+            ) from None
+        request = {
+            "so_dinh_danh": holder,
+            "ngay_thu_hoi": day.strftime("%d/%m/%Y"),
+            "ly_do": DEATH_REASON,
+            "can_cu": str(payload.get("death_registration_id") or ""),
+            "don_vi_yeu_cau": str(payload.get("requester") or "tthc-bus"),
+            "ma_yeu_cau": idempotency_key,
+        }
+        headers = {"Idempotency-Key": idempotency_key}
+
+        def ask(call_timeout: float) -> UpdateResult:
+            answer = self.post_json(REVOKE_PATH, request, timeout=call_timeout, headers=headers)
+            data = self.checked(answer)
+            done_before = data.get("da_xu_ly_truoc_do") if isinstance(data, dict) else None
+            if not isinstance(data, dict) or not isinstance(done_before, bool):
+                raise MalformedAnswer(self.source, "a revocation answer without da_xu_ly_truoc_do")
+            return UpdateResult(applied=not done_before, detail=data)
+
+        return self.call(timeout, ask)
+
+    def checked(self, answer: JsonAnswer) -> Any:
+        """`du_lieu` of an answer whose ma_loi is 0, or the SourceError its code says."""
         body = answer.body
         code = body.get("ma_loi")
         if code is None:
@@ -83,6 +162,14 @@ class LicenceAdapter(RestAdapter):
             raise SourceRejected(self.source, f"{code} {message}".strip())
         if code != FOUND:
             raise SourceFault(self.source, f"error code {code}: {message}".rstrip(": "))
+        return body.get("du_lieu")
+
+    def read_answer(
+        self, dataset: str, answer: JsonAnswer, personal_id: str, request_id: str
+    ) -> NativeRecord:
+        """The record of a found answer, or the SourceError its error code says."""
+        self.checked(answer)
+        body = answer.body
         if body.get("ma_yeu_cau") != request_id:
             raise MalformedAnswer(self.source, "the answer is for another request (ma_yeu_cau)")
         record = body.get("du_lieu")

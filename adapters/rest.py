@@ -14,6 +14,11 @@ with the answer into the `SourceError` family (the answer's content is never quo
 Other statuses (200, 400, 404 ...) with a JSON object are returned with their status: each source
 says "not found" or "invalid input" in its own way, and its module reads that.
 
+Change feeds are read with GET (`get_json(path, query, ...)`: a cursor and a page size in the
+query, never a subject), and `read_changes` turns a feed's list of changes into `NativeChange`s,
+checking each one's sequence, kind, entity and time. `call` runs a feed read or an update within
+the source's timeout and classifies what it raises as `Adapter.fetch` does.
+
 Sources that need a login (`TokenLogin`) get a bearer token once and again when it expires or is
 refused; the credentials come from the adapter's settings model (secrets from the environment).
 """
@@ -22,16 +27,32 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 import orjson
 
-from adapters.base import Adapter, RawAnswer, describe_body
-from bus.errors import MalformedAnswer, SourceRejected, SourceTimeout, SourceUnavailable
+from adapters.base import (
+    Adapter,
+    NativeChange,
+    RawAnswer,
+    describe_body,
+    source_words,
+    vietnam_time,
+)
+from bus.errors import (
+    MalformedAnswer,
+    SourceError,
+    SourceRejected,
+    SourceTimeout,
+    SourceUnavailable,
+)
 
 JSON_HEADERS = {"Content-Type": "application/json; charset=utf-8", "Accept": "application/json"}
 TOKEN_EARLY_S = 30.0  # renew a token this long before it expires
+Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
@@ -57,22 +78,106 @@ class RestAdapter(Adapter):
         headers: dict[str, str] | None = None,
     ) -> JsonAnswer:
         """POST `payload` to the source's `path`; the JSON object answered, with its status."""
+        url, body = self.url_of(path), orjson.dumps(payload)
+
+        def send(all_headers: dict[str, str], remaining: float) -> RawAnswer:
+            return self.post_bytes(url, body, all_headers, remaining)
+
+        return self._exchange(send, timeout, {**JSON_HEADERS, **(headers or {})})
+
+    def get_json(self, path: str, query: Mapping[str, str | int], *, timeout: float) -> JsonAnswer:
+        """GET the source's `path` with `query` (a cursor, a page size: never a subject); the
+        JSON object answered, with its status."""
+        url = f"{self.url_of(path)}?{urlencode(query)}"
+
+        def send(all_headers: dict[str, str], remaining: float) -> RawAnswer:
+            response = self.session.get(url, headers=all_headers, timeout=remaining)
+            return RawAnswer(response.status_code, response.content, response.headers)
+
+        return self._exchange(send, timeout, {"Accept": "application/json"})
+
+    def _exchange(
+        self,
+        send: Callable[[dict[str, str], float], RawAnswer],
+        timeout: float,
+        headers: dict[str, str],
+    ) -> JsonAnswer:
+        """One request by `send`, with the login's token when there is one (logging in once
+        more when it is refused), read by `read_json`."""
         ends = time.monotonic() + timeout
-        all_headers = {**JSON_HEADERS, **(headers or {})}
         if self.login is not None:
-            all_headers["Authorization"] = f"Bearer {self.login.token(self, ends)}"
-        answer = self.post_bytes(self.url_of(path), orjson.dumps(payload), all_headers, timeout)
+            headers["Authorization"] = f"Bearer {self.login.token(self, ends)}"
+        answer = send(headers, timeout)
         if answer.status_code in (401, 403) and self.login is not None:
             # The token may have been revoked early: log in once more, then give up.
             self.login.forget()
             remaining = ends - time.monotonic()
             if remaining <= 0:
                 raise SourceTimeout(self.source, "no time left to log in again")
-            all_headers["Authorization"] = f"Bearer {self.login.token(self, ends)}"
-            answer = self.post_bytes(
-                self.url_of(path), orjson.dumps(payload), all_headers, remaining
-            )
+            headers["Authorization"] = f"Bearer {self.login.token(self, ends)}"
+            answer = send(headers, remaining)
         return self.read_json(answer)
+
+    def call(self, timeout: float, ask: Callable[[float], Result]) -> Result:
+        """`ask(call_timeout)` within the source's timeout, its errors classified as `fetch`
+        classifies them (a feed read, an update)."""
+        call_timeout = min(timeout, self.settings.timeout_s)
+        if call_timeout <= 0:
+            raise SourceTimeout(self.source, "no time left before the deadline")
+        try:
+            return ask(call_timeout)
+        except SourceError:
+            raise
+        except Exception as exc:
+            classified = self.classify(exc)
+            if classified is None:
+                raise
+            raise classified from exc
+
+    def feed_after(self, cursor: str | None) -> int:
+        """The sequence a cursor (the last sequence read, as text; None: none) stands for."""
+        if cursor is None or cursor == "":
+            return 0
+        if not cursor.isdigit():
+            raise SourceRejected(
+                self.source, f"a feed cursor is a sequence number (got {len(cursor)} chars)"
+            )
+        return int(cursor)
+
+    def read_changes(self, items: Any, after: int, fields: FeedFields) -> list[NativeChange]:
+        """A feed's changes (`items`, a JSON list, named `fields.list`) after sequence `after`:
+        each with an increasing integer sequence, a kind, an entity and a time; MalformedAnswer
+        naming the field otherwise (never a value). The native fields are the rest of each."""
+        if not isinstance(items, list):
+            raise MalformedAnswer(self.source, f"{fields.list} is a {type(items).__name__}")
+        changes: list[NativeChange] = []
+        last = after
+        envelope = {fields.sequence, fields.kind, fields.time}
+        for position, item in enumerate(items):
+            where = f"{fields.list}[{position}]"
+            if not isinstance(item, dict):
+                raise MalformedAnswer(self.source, f"{where} is not an object")
+            sequence = item.get(fields.sequence)
+            if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence <= last:
+                raise MalformedAnswer(
+                    self.source, f"{where}.{fields.sequence} is not a sequence after {last}"
+                )
+            kind, entity = item.get(fields.kind), item.get(fields.entity)
+            if not isinstance(kind, str) or not kind:
+                raise MalformedAnswer(self.source, f"{where}.{fields.kind} is missing")
+            if not isinstance(entity, str) or not entity:
+                raise MalformedAnswer(self.source, f"{where}.{fields.entity} is missing")
+            at = vietnam_time(
+                self.source, f"{where}.{fields.time}", item.get(fields.time), fields.time_form
+            )
+            if at is None:
+                raise MalformedAnswer(self.source, f"{where}.{fields.time} is missing")
+            data = {key: value for key, value in item.items() if key not in envelope}
+            changes.append(
+                NativeChange(self.source, sequence, source_words(kind, 60), entity, at, data)
+            )
+            last = sequence
+        return changes
 
     def read_json(self, answer: RawAnswer) -> JsonAnswer:
         """The JSON object answered, with its status; the SourceError the module doc lists."""
@@ -104,6 +209,18 @@ class RestAdapter(Adapter):
     @staticmethod
     def describe(answer: RawAnswer) -> str:
         return describe_body(answer.status_code, answer.headers.get("Content-Type"), answer.content)
+
+
+@dataclass(frozen=True)
+class FeedFields:
+    """How a source names the parts of its change feed's changes."""
+
+    list: str  # the list of changes, e.g. "duLieu"
+    sequence: str  # e.g. "soThuTu"
+    kind: str  # e.g. "loaiBienDong"
+    entity: str  # e.g. "soDinhDanh" (kept in the native fields too)
+    time: str  # e.g. "thoiDiemGhiNhan"
+    time_form: str  # a form of adapters.base.vietnam_time, e.g. "dd/MM/yyyy HH:mm:ss"
 
 
 class TokenLogin:

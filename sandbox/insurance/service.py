@@ -31,6 +31,23 @@ voluntary). The card adds ``maThe``, its parts ``maDoiTuong``, ``mucHuong``, ``m
 ``gtTheTu``/``gtTheDen``, ``noiDKBD`` {``maCSKCB``, ``tenCSKCB``} and ``conGiaTri`` (valid on the
 snapshot day).
 
+The change feed and updates (see ``changes.py`` for the changes and their fields), with the
+same bearer token:
+
+- ``GET /bhxh/api/bien-dong?sau=<last soThuTu read, empty: from the start>&soLuong=<1..1000>``
+  answers ``{"maKetQua": "0", "moTa", "duLieu": [{"soThuTu", "loaiBienDong", "soDinhDanh",
+  "thoiDiemGhiNhan" (dd/MM/yyyy HH:mm:ss, Vietnam time), ...the change's fields}], "conTiep"
+  (more follow), "soThuTuCuoi" (the feed's last soThuTu)}``; a bad parameter is ``2`` (HTTP 400);
+- ``POST /bhxh/api/cap-nhat/dung-tham-gia`` (stop participation after a death) and
+  ``POST /bhxh/api/cap-nhat/mo-ho-so-mai-tang`` (open a funeral-allowance case) take
+  ``{"soDinhDanh", "ngayChet" (dd/MM/yyyy), "soGiayChungTu" (the death registration), "maDonVi"}``;
+  ``POST /bhxh/api/cap-nhat/cap-the-tre-em`` (a child's health card) takes ``{"soDinhDanh",
+  "hoTen", "ngaySinh" (dd/MM/yyyy), "gioiTinh" (1, 2), "maDonVi"}``. Each needs the header
+  ``Idempotency-Key``: an update sent again with the same key is applied once and answered as the
+  first time, with ``"daXuLyTruocDo": true`` (already done). Answer ``{"maKetQua": "0", "moTa",
+  "daXuLyTruocDo", "duLieu": {..., "soThuTu" of the change it appended}}``; ``1`` (HTTP 200) when
+  the database holds no record of the person; ``2`` (HTTP 400) for a bad request.
+
 Faults (sandbox.faults) apply to every route: an outage is the front proxy's 503 page; an error
 is HTTP 500 with the application's JSON (``maKetQua`` 9), or the proxy's 502/503 HTML page.
 """
@@ -39,6 +56,7 @@ from __future__ import annotations
 
 import hmac
 import os
+import random
 import re
 import secrets
 import threading
@@ -53,7 +71,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from sandbox.changes import Change, SandboxState, feed_cursor
 from sandbox.faults import FaultInjector, FaultOutcome, outage_response, proxy_error_page
+from sandbox.insurance.changes import (
+    InsuranceChanges,
+    NotInsured,
+    read_native_date,
+    stopped_participation,
+)
 from sandbox.insurance.generator import InsuranceGenerator, Insured
 from sandbox.registry import SimulatedSource, register
 from sandbox.world import World
@@ -62,6 +87,10 @@ PREFIX = "/bhxh/api"
 TOKEN_PATH = f"{PREFIX}/token"
 PARTICIPATION_PATH = f"{PREFIX}/tra-cuu/qua-trinh-tham-gia"
 HEALTH_CARD_PATH = f"{PREFIX}/tra-cuu/the-bhyt"
+FEED_PATH = f"{PREFIX}/bien-dong"
+STOP_PATH = f"{PREFIX}/cap-nhat/dung-tham-gia"
+FUNERAL_PATH = f"{PREFIX}/cap-nhat/mo-ho-so-mai-tang"
+CHILD_CARD_PATH = f"{PREFIX}/cap-nhat/cap-the-tre-em"
 DEFAULT_USERNAME, DEFAULT_PASSWORD, DEFAULT_TOKEN_TTL_S = "tthc-bus", "sandbox-secret", 3600.0
 FOUND, NOT_FOUND, INVALID, SYSTEM_ERROR = "0", "1", "2", "9"
 MAX_REQUEST_BYTES = 16 * 1024
@@ -149,6 +178,8 @@ class InsuranceService(SimulatedSource):
             os.environ.get("SANDBOX_BHXH_TOKEN_TTL_S", DEFAULT_TOKEN_TTL_S)
         )
         self.tokens = TokenStore(lifetime)
+        self.feed = InsuranceChanges(world, self.generator, self.name)
+        self.facts: dict[str, Any] = self.state.of(self.name)
         self._renderers: dict[str, Callable[[int], tuple[str, bytes, str] | None]] = {
             PARTICIPATION_PATH: lru_cache(maxsize=cache_size)(self._render_participation),
             HEALTH_CARD_PATH: lru_cache(maxsize=cache_size)(self._render_health_card),
@@ -159,7 +190,84 @@ class InsuranceService(SimulatedSource):
             Route(TOKEN_PATH, self._token_endpoint, methods=["POST"]),
             Route(PARTICIPATION_PATH, self._lookup_endpoint, methods=["POST"]),
             Route(HEALTH_CARD_PATH, self._lookup_endpoint, methods=["POST"]),
+            Route(FEED_PATH, self._feed_endpoint, methods=["GET"]),
+            Route(STOP_PATH, self._update_endpoint, methods=["POST"]),
+            Route(FUNERAL_PATH, self._update_endpoint, methods=["POST"]),
+            Route(CHILD_CARD_PATH, self._update_endpoint, methods=["POST"]),
         ]
+
+    # -- the change feed and updates ----------------------------------------------------------
+    def enable_changes(self, backlog: int, state: SandboxState) -> None:
+        super().enable_changes(backlog, state)
+        self.facts = state.of(self.name)
+
+    def backlog_change(self, sequence: int) -> Change | None:
+        return self.feed.backlog_change(sequence)
+
+    def live_change(self, rng: random.Random) -> Change | None:
+        return self.feed.live_change(rng)
+
+    def feed_page(self, after: int, limit: int) -> dict[str, Any]:
+        """The feed's answer: up to ``limit`` changes after ``after``."""
+        changes, more = self.changes.page(after, limit)
+        return {
+            "maKetQua": FOUND,
+            "moTa": "Thành công",
+            "duLieu": [
+                {
+                    "soThuTu": change.sequence,
+                    "loaiBienDong": change.kind,
+                    "soDinhDanh": change.entity,
+                    "thoiDiemGhiNhan": change.occurred_at.strftime("%d/%m/%Y %H:%M:%S"),
+                    **change.data,
+                }
+                for change in changes
+            ],
+            "conTiep": more,
+            "soThuTuCuoi": self.changes.head,
+        }
+
+    def apply_update(self, path: str, key: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        """The HTTP status and answer of one update (applied once per idempotency key)."""
+        fields = _json_object(body)
+        personal_id = fields.get("soDinhDanh")
+        if not isinstance(personal_id, str) or not _ID_PATTERN.fullmatch(personal_id):
+            raise InvalidRequest("soDinhDanh phải gồm 12 chữ số (must be 12 digits)")
+        if path == CHILD_CARD_PATH:
+            name = fields.get("hoTen")
+            if not isinstance(name, str) or not name.strip():
+                raise InvalidRequest("Thiếu trường bắt buộc (missing required field): hoTen")
+            child = {
+                "soDinhDanh": personal_id,
+                "hoTen": name,
+                "ngaySinh": _date_field(fields, "ngaySinh"),
+                "gioiTinh": fields.get("gioiTinh"),
+            }
+        else:
+            died = _date_field(fields, "ngayChet")
+            proof = str(fields.get("soGiayChungTu") or "")
+        log = self.changes
+
+        def apply() -> dict[str, Any]:
+            with self.state.lock:
+                if path == STOP_PATH:
+                    return self.feed.stop_participation(self.facts, log, personal_id, died, proof)
+                if path == FUNERAL_PATH:
+                    return self.feed.open_funeral_case(self.facts, log, personal_id, died)
+                return self.feed.issue_child_health_card(self.facts, log, child)
+
+        try:
+            first, result = self.state.once(self.name, key, path, apply)
+        except NotInsured:
+            return 200, {"maKetQua": NOT_FOUND, "moTa": _NOT_FOUND_WORDS[PARTICIPATION_PATH]}
+        except ValueError as error:
+            raise InvalidRequest(str(error)) from None
+        return 200, {
+            "maKetQua": FOUND,
+            "moTa": "Thành công",
+            "daXuLyTruocDo": not first,
+            "duLieu": result,
+        }
 
     def holds(self, index: int) -> bool:
         """Whoever has (or had) an insured job or a health insurance card."""
@@ -188,6 +296,19 @@ class InsuranceService(SimulatedSource):
         """The JSON answer of a lookup whose request is valid."""
         personal_id = fields["soDinhDanh"]
         request_id = orjson.dumps(fields["maYeuCau"])
+        if self.facts:
+            updated = self._updated_answer(path, personal_id)
+            if updated is not None:
+                record, at = updated
+                return orjson.dumps(
+                    {
+                        "maKetQua": FOUND,
+                        "moTa": "Thành công",
+                        "maYeuCau": fields["maYeuCau"],
+                        "thoiDiemDuLieu": at.strftime("%d/%m/%Y %H:%M:%S"),
+                        "duLieu": record,
+                    }
+                )
         index = self.world.population.candidate_index(personal_id)
         rendered = None if index is None else self._renderers[path](index)
         if rendered is None or rendered[0] != personal_id:
@@ -210,6 +331,19 @@ class InsuranceService(SimulatedSource):
                 b"}",
             )
         )
+
+    def _updated_answer(self, path: str, personal_id: str) -> tuple[dict[str, Any], Any] | None:
+        """The record an update changed, and when; None: the generated record stands."""
+        with self.state.lock:
+            if path == HEALTH_CARD_PATH:
+                card = self.facts.get("cards", {}).get(personal_id)
+                return None if card is None else (card["record"], card["at"])
+            stop = self.facts.get("stopped", {}).get(personal_id)
+        if stop is None:
+            return None
+        insured = self.feed.insured_of(personal_id)
+        record = stopped_participation(self.generator.participation(insured), stop)
+        return record, stop["at"]
 
     # -- HTTP ---------------------------------------------------------------------------------
     @staticmethod
@@ -275,6 +409,48 @@ class InsuranceService(SimulatedSource):
             payload = self.faults.malform(payload)
         return Response(payload, media_type=_JSON)
 
+    async def _feed_endpoint(self, request: Request) -> Response:
+        outcome = await self.faults.before_request(request)
+        if outcome is FaultOutcome.OUTAGE:
+            return outage_response()
+        refused = self._authorized(request)
+        if refused is not None:
+            return refused
+        if outcome is FaultOutcome.ERROR:
+            return self._error_response()
+        try:
+            after, limit = feed_cursor(request.query_params, "sau", "soLuong")
+        except ValueError as error:
+            return json_response({"maKetQua": INVALID, "moTa": str(error)}, 400)
+        payload = orjson.dumps(self.feed_page(after, limit))
+        if outcome is FaultOutcome.MALFORMED:
+            payload = self.faults.malform(payload)
+        return Response(payload, media_type=_JSON)
+
+    async def _update_endpoint(self, request: Request) -> Response:
+        body = await request.body()
+        outcome = await self.faults.before_request(request)
+        if outcome is FaultOutcome.OUTAGE:
+            return outage_response()
+        refused = self._authorized(request)
+        if refused is not None:
+            return refused
+        if outcome is FaultOutcome.ERROR:
+            return self._error_response()
+        key = request.headers.get("idempotency-key", "").strip()
+        try:
+            if not key or len(key) > 200:
+                raise InvalidRequest(
+                    "Thiếu tiêu đề Idempotency-Key (an Idempotency-Key header is required)"
+                )
+            status, answer = self.apply_update(request.url.path, key, body)
+        except InvalidRequest as error:
+            return json_response({"maKetQua": INVALID, "moTa": str(error)}, 400)
+        payload = orjson.dumps(answer)
+        if outcome is FaultOutcome.MALFORMED:
+            payload = self.faults.malform(payload)
+        return Response(payload, status_code=status, media_type=_JSON)
+
     async def _token_endpoint(self, request: Request) -> Response:
         body = await request.body()
         outcome = await self.faults.before_request(request)
@@ -317,3 +493,22 @@ class InsuranceService(SimulatedSource):
         if outcome is FaultOutcome.MALFORMED:
             payload = self.faults.malform(payload)
         return Response(payload, media_type=_JSON)
+
+
+def _json_object(body: bytes) -> dict[str, Any]:
+    if len(body) > MAX_REQUEST_BYTES:
+        raise InvalidRequest(f"Yêu cầu quá lớn (request over {MAX_REQUEST_BYTES} bytes)")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("Yêu cầu không phải JSON hợp lệ (not well-formed JSON)") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("Yêu cầu phải là một đối tượng JSON (must be a JSON object)")
+    return data
+
+
+def _date_field(fields: dict[str, Any], name: str) -> Any:
+    try:
+        return read_native_date(fields.get(name), name)
+    except ValueError as error:
+        raise InvalidRequest(str(error)) from None
