@@ -9,7 +9,13 @@ Two operations of one WSDL, both asked by `SoDinhDanh` with `MaYeuCau` (our requ
   element `TinhTrangHonNhan`. Its `NgayXacNhan` (the day to certify) is sent blank: the source
   answers as of the day of its data, as a certificate issued that day would.
 
-Both answer `MaKetQua` (00 found, 01 not found, 02 invalid input), `MoTaKetQua` and
+Its change feed, `LayDanhSachThayDoi` (`changes`): the registrations after the cursor
+`SauSoThuTu` (the last `SoThuTu` read), each a `ThayDoi` with its `LoaiThayDoi` (KHAI_SINH,
+KHAI_TU, KET_HON, LY_HON), `MaDoiTuong` (the personal id; a birth registration's number for a
+birth), `ThoiDiemGhiNhan` (yyyyMMddHHmmss) and the native fields `SuKienHoTich` (the record),
+`ThongTinKhaiSinh` and `NoiChet`. It takes no updates.
+
+All answer `MaKetQua` (00 found, 01 not found, 02 invalid input), `MoTaKetQua` and
 `ThoiDiemDuLieu` (yyyyMMddHHmmss, Vietnam time). The source's text is Unicode NFD; the mappings
 normalize names and text to NFC, and its result descriptions and fault strings are made NFC here
 before they go into an error message.
@@ -25,8 +31,8 @@ from __future__ import annotations
 import unicodedata
 from typing import Any, ClassVar
 
-from adapters.base import SOURCE_WORDS_MAX, Dataset, NativeRecord, source_words
-from adapters.soap_adapter import SoapAdapter
+from adapters.base import SOURCE_WORDS_MAX, ChangePage, Dataset, NativeRecord, source_words
+from adapters.soap_adapter import LIST_CHANGES, SoapAdapter
 from bus.errors import MalformedAnswer
 from bus.schemas.lookup import Subject
 
@@ -38,7 +44,11 @@ _ASKED_BY = {"events": LOOK_UP_EVENTS, "marital_status": CERTIFY_MARITAL_STATUS}
 
 class CivilStatusAdapter(SoapAdapter):
     name: ClassVar[str] = "civil"
-    operation_names: ClassVar[tuple[str, ...]] = (LOOK_UP_EVENTS, CERTIFY_MARITAL_STATUS)
+    operation_names: ClassVar[tuple[str, ...]] = (
+        LOOK_UP_EVENTS,
+        CERTIFY_MARITAL_STATUS,
+        LIST_CHANGES,
+    )
     datasets: ClassVar[tuple[Dataset, ...]] = (
         Dataset(
             "marital_status",
@@ -72,6 +82,11 @@ class CivilStatusAdapter(SoapAdapter):
         if operation == CERTIFY_MARITAL_STATUS:
             values["NgayXacNhan"] = ""  # the day of the source's data
         return self.read_answer(dataset, self.call(operation, values, timeout))
+
+    def changes(self, cursor: str | None, limit: int, *, timeout: float) -> ChangePage:
+        return self.guarded(
+            lambda left: self.list_changes(cursor, limit, left, "MaDoiTuong"), timeout
+        )
 
     def read_answer(self, dataset: str, data: Any) -> NativeRecord:
         """The answer (plain dicts) as a NativeRecord, or what its result code says."""

@@ -16,6 +16,10 @@ fields and reads the answer; this base does the rest:
 - The national SOAP services answer a result code `MaKetQua` (00 found, 01 not found, 02 invalid
   input) with its description `MoTaKetQua` and the data's time `ThoiDiemDuLieu`
   (yyyyMMddHHmmss, Vietnam time); `found` and `data_time` read them.
+- The change feeds (`LayDanhSachThayDoi`: changes after the cursor `SauSoThuTu`, at most
+  `SoLuongToiDa`, answering `SoThuTuCuoi`, `ConNua` and `DanhSachThayDoi`) are read by
+  `read_changes`; `guarded` gives `changes` and `update` the deadline and error handling that
+  `fetch` gives `ask`.
 - zeep's errors become `SourceError`s (`classify_zeep`): a SOAP fault is the source's own words
   (soap:Client: SourceRejected, else SourceFault), an HTTP error status without a SOAP answer is
   classified as the base classifies statuses, anything unreadable is a MalformedAnswer that says
@@ -29,9 +33,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import zeep
 import zeep.exceptions
@@ -41,6 +45,8 @@ from adapters.base import (
     SOURCE_WORDS_MAX,
     VIETNAM_TIME,
     Adapter,
+    ChangePage,
+    NativeChange,
     RawAnswer,
     describe_body,
     source_words,
@@ -57,6 +63,11 @@ from bus.errors import (
 from bus.settings import SourceSettings
 
 FOUND, NOT_FOUND, INVALID_INPUT = "00", "01", "02"
+LIST_CHANGES = "LayDanhSachThayDoi"
+# The fields of a feed's ThayDoi that every change has; the rest are its native data.
+_CHANGE_HEADER = ("SoThuTu", "LoaiThayDoi", "ThoiDiemGhiNhan")
+T = TypeVar("T")
+SYNC_AGENCY = "TTHC-BUS"  # MaDonViYeuCau of the bus's own calls (feeds, updates)
 
 
 class WsdlTransport(Transport):
@@ -184,8 +195,81 @@ class SoapAdapter(Adapter):
         )
         return data
 
-    def data_time(self, value: Any) -> datetime | None:
-        """ThoiDiemDuLieu (yyyyMMddHHmmss, Vietnam time) as an aware datetime."""
+    def guarded(self, call: Callable[[float], T], timeout: float) -> T:
+        """`call(timeout)` within the source's own timeout, its errors classified as `fetch`
+        classifies those of `ask` (for `changes` and `update`)."""
+        call_timeout = min(timeout, self.settings.timeout_s)
+        if call_timeout <= 0:
+            raise SourceTimeout(self.source, "no time left before the deadline")
+        try:
+            return call(call_timeout)
+        except SourceError:
+            raise
+        except Exception as exc:
+            classified = self.classify(exc)
+            if classified is None:
+                raise
+            raise classified from exc
+
+    def list_changes(
+        self, cursor: str | None, limit: int, timeout: float, entity_field: str
+    ) -> ChangePage:
+        """Ask LIST_CHANGES for `limit` changes after `cursor` and read the page; each change's
+        entity is its `entity_field`."""
+        if cursor is not None and not cursor.isdigit():
+            raise SourceRejected(self.source, "the cursor must be the last SoThuTu read")
+        values = {
+            "MaYeuCau": f"feed-{cursor or 0}",
+            "MaDonViYeuCau": SYNC_AGENCY,
+            "SauSoThuTu": cursor or "",
+            "SoLuongToiDa": str(limit),
+        }
+        return self.read_changes(self.call(LIST_CHANGES, values, timeout), cursor, entity_field)
+
+    def read_changes(self, data: Any, cursor: str | None, entity_field: str) -> ChangePage:
+        """A feed's answer (plain dicts) as a ChangePage, or what its result code says."""
+        found = self.found(data)
+        listed = found.get("DanhSachThayDoi") or {}
+        items = listed.get("ThayDoi") if isinstance(listed, dict) else None
+        if not isinstance(items, list):
+            raise MalformedAnswer(self.source, "MaKetQua 00 without a DanhSachThayDoi list")
+        changes = [self._native_change(item, entity_field) for item in items]
+        last = found.get("SoThuTuCuoi")
+        if changes:
+            last = changes[-1].sequence
+        elif not isinstance(last, int):
+            last = int(cursor or 0)
+        previous = int(cursor or 0)
+        for change in changes:
+            if change.sequence <= previous:
+                raise MalformedAnswer(self.source, "the feed's SoThuTu do not increase")
+            previous = change.sequence
+        return ChangePage(changes, str(last), bool(found.get("ConNua")))
+
+    def _native_change(self, item: Any, entity_field: str) -> NativeChange:
+        if not isinstance(item, dict):
+            raise MalformedAnswer(self.source, "a ThayDoi of the feed is not a record")
+        sequence, kind, entity = (
+            item.get("SoThuTu"),
+            item.get("LoaiThayDoi"),
+            item.get(entity_field),
+        )
+        if not isinstance(sequence, int) or sequence < 1 or not kind or not entity:
+            raise MalformedAnswer(
+                self.source, f"a ThayDoi without SoThuTu, LoaiThayDoi or {entity_field}"
+            )
+        occurred_at = self.data_time(item.get("ThoiDiemGhiNhan"), "ThoiDiemGhiNhan")
+        if occurred_at is None:
+            raise MalformedAnswer(self.source, f"ThayDoi {sequence} without ThoiDiemGhiNhan")
+        header = (*_CHANGE_HEADER, entity_field)
+        data = {
+            key: value for key, value in item.items() if key not in header and value is not None
+        }
+        return NativeChange(self.source, sequence, str(kind), str(entity), occurred_at, data)
+
+    def data_time(self, value: Any, field: str = "ThoiDiemDuLieu") -> datetime | None:
+        """ThoiDiemDuLieu (or another `field` of the form yyyyMMddHHmmss, Vietnam time) as an
+        aware datetime."""
         if value is None or value == "":
             return None
         text = str(value)
@@ -205,7 +289,7 @@ class SoapAdapter(Adapter):
         except ValueError:
             raise MalformedAnswer(
                 self.source,
-                f"ThoiDiemDuLieu is not yyyyMMddHHmmss (got {type(value).__name__} of "
+                f"{field} is not yyyyMMddHHmmss (got {type(value).__name__} of "
                 f"{len(str(value))} chars)",
             ) from None
 

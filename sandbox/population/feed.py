@@ -139,7 +139,7 @@ class PopulationFeed:
             return None
         record = self.generator.get_shared(index)
         if kind == CAP_SO_DINH_DANH:
-            if facts.birth_year < 2020:
+            if facts.birth_year < 2020 or facts.sex not in (1, 2):
                 return None
             return {
                 "NgayHieuLuc": native_day(day),
