@@ -60,13 +60,21 @@ class RunningSandbox:
         self.sock.close()
 
 
-def serve_sandbox(count: int, seed: int, port: int | None = None) -> RunningSandbox:
-    """The sandbox of `count` citizens from `seed`, answering on `port` (or a free port)."""
+def serve_sandbox(
+    count: int,
+    seed: int,
+    port: int | None = None,
+    *,
+    changes_backlog: int = 0,
+    changes_rate: float = 0.0,
+) -> RunningSandbox:
+    """The sandbox of `count` citizens from `seed`, answering on `port` (or a free port), with
+    `changes_backlog` changes in each feed and `changes_rate` live changes a second."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds its own
     sock.bind(("127.0.0.1", port or 0))
     bound: int = sock.getsockname()[1]
-    app = build_app(count, seed)
+    app = build_app(count, seed, changes_backlog=changes_backlog, changes_rate=changes_rate)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name=f"sandbox-{bound}", daemon=True
