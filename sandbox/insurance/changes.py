@@ -178,9 +178,13 @@ class InsuranceChanges:
         return Change(sequence, event.kind, entity, backlog_time(sequence, rng), event.data)
 
     def live_change(self, rng: random.Random) -> Change:
-        """One of a citizen's changes, as if recorded now (its day within the last month)."""
+        """One of a citizen's changes, as if recorded now (its day within the last month): the
+        funeral case of one who died, else a job begun or ended, a card, a stop."""
         insured = self._insured_drawn(rng)
-        event = rng.choice(self.events(insured))
+        events = self.events(insured)
+        if self.world.death(insured.index) is not None:
+            events = [event for event in events if event.kind == FUNERAL_CASE] or events[-1:]
+        event = rng.choice(events)
         now = vietnam_now()
         day = now.date() - timedelta(days=rng.randrange(_LIVE_DAYS_BACK))
         data = dict(event.data)
@@ -315,3 +319,10 @@ def stopped_participation(record: dict[str, Any], stop: dict[str, Any]) -> dict[
         "ngayDung": native_date(died),
         "quaTrinhThamGia": periods,
     }
+
+
+def ended_card(record: dict[str, Any], stop: dict[str, Any]) -> dict[str, Any]:
+    """A health-card record (duLieu) once a death ended it: valid until the death, no longer."""
+    died: date = stop["ngayDung"]
+    until = read_native_date(record["gtTheDen"], "gtTheDen")
+    return {**record, "gtTheDen": native_date(min(until, died)), "conGiaTri": False}

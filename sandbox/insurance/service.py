@@ -76,6 +76,7 @@ from sandbox.faults import FaultInjector, FaultOutcome, outage_response, proxy_e
 from sandbox.insurance.changes import (
     InsuranceChanges,
     NotInsured,
+    ended_card,
     read_native_date,
     stopped_participation,
 )
@@ -233,29 +234,7 @@ class InsuranceService(SimulatedSource):
         personal_id = fields.get("soDinhDanh")
         if not isinstance(personal_id, str) or not _ID_PATTERN.fullmatch(personal_id):
             raise InvalidRequest("soDinhDanh phải gồm 12 chữ số (must be 12 digits)")
-        if path == CHILD_CARD_PATH:
-            name = fields.get("hoTen")
-            if not isinstance(name, str) or not name.strip():
-                raise InvalidRequest("Thiếu trường bắt buộc (missing required field): hoTen")
-            child = {
-                "soDinhDanh": personal_id,
-                "hoTen": name,
-                "ngaySinh": _date_field(fields, "ngaySinh"),
-                "gioiTinh": fields.get("gioiTinh"),
-            }
-        else:
-            died = _date_field(fields, "ngayChet")
-            proof = str(fields.get("soGiayChungTu") or "")
-        log = self.changes
-
-        def apply() -> dict[str, Any]:
-            with self.state.lock:
-                if path == STOP_PATH:
-                    return self.feed.stop_participation(self.facts, log, personal_id, died, proof)
-                if path == FUNERAL_PATH:
-                    return self.feed.open_funeral_case(self.facts, log, personal_id, died)
-                return self.feed.issue_child_health_card(self.facts, log, child)
-
+        apply = self._update_of(path, personal_id, fields)
         try:
             first, result = self.state.once(self.name, key, path, apply)
         except NotInsured:
@@ -268,6 +247,28 @@ class InsuranceService(SimulatedSource):
             "daXuLyTruocDo": not first,
             "duLieu": result,
         }
+
+    def _update_of(
+        self, path: str, personal_id: str, fields: dict[str, Any]
+    ) -> Callable[[], dict[str, Any]]:
+        """The update a request asks for, checked, to be applied (once) later."""
+        log = self.changes
+        if path == CHILD_CARD_PATH:
+            name = fields.get("hoTen")
+            if not isinstance(name, str) or not name.strip():
+                raise InvalidRequest("Thiếu trường bắt buộc (missing required field): hoTen")
+            child = {
+                "soDinhDanh": personal_id,
+                "hoTen": name,
+                "ngaySinh": _date_field(fields, "ngaySinh"),
+                "gioiTinh": fields.get("gioiTinh"),
+            }
+            return lambda: self.feed.issue_child_health_card(self.facts, log, child)
+        died = _date_field(fields, "ngayChet")
+        if path == FUNERAL_PATH:
+            return lambda: self.feed.open_funeral_case(self.facts, log, personal_id, died)
+        proof = str(fields.get("soGiayChungTu") or "")
+        return lambda: self.feed.stop_participation(self.facts, log, personal_id, died, proof)
 
     def holds(self, index: int) -> bool:
         """Whoever has (or had) an insured job or a health insurance card."""
@@ -335,13 +336,16 @@ class InsuranceService(SimulatedSource):
     def _updated_answer(self, path: str, personal_id: str) -> tuple[dict[str, Any], Any] | None:
         """The record an update changed, and when; None: the generated record stands."""
         with self.state.lock:
-            if path == HEALTH_CARD_PATH:
-                card = self.facts.get("cards", {}).get(personal_id)
-                return None if card is None else (card["record"], card["at"])
+            card = self.facts.get("cards", {}).get(personal_id)
             stop = self.facts.get("stopped", {}).get(personal_id)
+        if path == HEALTH_CARD_PATH and card is not None:
+            return card["record"], card["at"]
         if stop is None:
             return None
         insured = self.feed.insured_of(personal_id)
+        if path == HEALTH_CARD_PATH:
+            held = self.generator.health_card(insured)
+            return None if held is None else (ended_card(held, stop), stop["at"])
         record = stopped_participation(self.generator.participation(insured), stop)
         return record, stop["at"]
 

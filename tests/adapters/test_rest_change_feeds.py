@@ -191,6 +191,7 @@ def test_stop_participation_shows_in_the_lookup_and_the_feed_once(
         "30/11/2026",
     )
     assert all(period["denThang"] is not None for period in record["quaTrinhThamGia"])
+    assert fetch(insurance, "health_card", person)["conGiaTri"] is False  # ended by the death
     head = sandbox.source("insurance").changes.head
     again = insurance.update(
         "stop_participation", death(person), idempotency_key="death-1", timeout=3.0
