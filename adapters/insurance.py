@@ -27,7 +27,9 @@ answer's `daXuLyTruocDo` (already done under that key) makes `UpdateResult.appli
 - `open_funeral_case` (a death)    -> `mo-ho-so-mai-tang`, the same fields; the case's maHoSo
 - `issue_child_health_card` (a child registered by population) -> `cap-the-tre-em`
                                       {soDinhDanh, hoTen, ngaySinh, gioiTinh}; the card's maThe
-A person the database holds no record of is SourceNotFound (maKetQua 1): nothing to update.
+A person the database holds no record of (maKetQua 1: never insured) has nothing to update:
+`UpdateResult(applied=False, detail={"not_held": True, ...})`, not an error (a subscription must
+not dead-letter the death of someone who never contributed).
 
 Nothing logs or quotes a request or an answer: they hold personal data. The source's result
 description (`moTa`) is its own words and is passed on, cut short.
@@ -52,6 +54,7 @@ from adapters.rest import FeedFields, JsonAnswer, RestAdapter, TokenLogin
 from bus.errors import (
     MalformedAnswer,
     SettingsError,
+    SourceNotFound,
     SourceRejected,
 )
 from bus.schemas.lookup import Subject
@@ -158,7 +161,10 @@ class InsuranceAdapter(RestAdapter):
 
         def ask(call_timeout: float) -> UpdateResult:
             answer = self.post_json(path, request, timeout=call_timeout, headers=headers)
-            body = self.checked(answer)
+            try:
+                body = self.checked(answer)
+            except SourceNotFound as exc:  # a person never insured: nothing to stop or open
+                return UpdateResult(applied=False, detail={"not_held": True, "source": exc.detail})
             detail = body.get("duLieu")
             done_before = body.get("daXuLyTruocDo")
             if not isinstance(detail, dict) or not isinstance(done_before, bool):

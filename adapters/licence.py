@@ -22,7 +22,8 @@ The change feed, `GET <url>/thay-doi?sau_so=<cursor>&so_luong=<limit>`, answers 
 and its fields. The one update, `revoke_licences` (a death), is `POST <url>/thu-hoi` with the
 header `Idempotency-Key` and `{"so_dinh_danh", "ngay_thu_hoi", "ly_do", "can_cu"}`: every
 licence of the holder revoked; `da_xu_ly_truoc_do` (already done under that key) makes
-`UpdateResult.applied` False; a holder without a licence is SourceNotFound (ma_loi 404).
+`UpdateResult.applied` False; so does a holder without a licence (ma_loi 404): nothing to revoke,
+`detail` `{"not_held": True, ...}`, not an error.
 
 The source asks for no credentials (it identifies the requester by `don_vi_yeu_cau`). Nothing
 logs or quotes a request or an answer: they hold personal data. The source's message
@@ -137,7 +138,10 @@ class LicenceAdapter(RestAdapter):
 
         def ask(call_timeout: float) -> UpdateResult:
             answer = self.post_json(REVOKE_PATH, request, timeout=call_timeout, headers=headers)
-            data = self.checked(answer)
+            try:
+                data = self.checked(answer)
+            except SourceNotFound as exc:  # no licence: nothing to revoke
+                return UpdateResult(applied=False, detail={"not_held": True, "source": exc.detail})
             done_before = data.get("da_xu_ly_truoc_do") if isinstance(data, dict) else None
             if not isinstance(data, dict) or not isinstance(done_before, bool):
                 raise MalformedAnswer(self.source, "a revocation answer without da_xu_ly_truoc_do")

@@ -268,22 +268,27 @@ def test_a_child_registered_by_population_gets_a_te_card_found_by_its_id(
     )
 
 
-def test_an_update_about_someone_the_database_does_not_hold_is_not_found(
+def test_an_update_about_someone_the_database_does_not_hold_does_nothing(
     adapters: dict[str, Adapter], sandbox: RunningSandbox
 ) -> None:
     stranger = "001099999999"
-    with pytest.raises(SourceNotFound):
-        adapters["insurance"].update(
-            "stop_participation", death(stranger), idempotency_key="x-1", timeout=3.0
+    head = sandbox.source("insurance").changes.head
+    for source, operation in [
+        ("insurance", "stop_participation"),
+        ("insurance", "open_funeral_case"),
+        ("licence", "revoke_licences"),
+    ]:
+        result = adapters[source].update(
+            operation, death(stranger), idempotency_key=f"x-{operation}", timeout=3.0
         )
-    with pytest.raises(SourceNotFound):
-        adapters["licence"].update(
-            "revoke_licences", death(stranger), idempotency_key="x-2", timeout=3.0
-        )
+        assert (result.applied, result.detail["not_held"]) == (False, True)
+    assert sandbox.source("insurance").changes.head == head
     with pytest.raises(SourceRejected, match="date_of_death"):
         adapters["licence"].update(
             "revoke_licences", {"entity": stranger}, idempotency_key="x-3", timeout=3.0
         )
+    with pytest.raises(SourceRejected, match="no update"):
+        adapters["insurance"].update("remove_residence", {}, idempotency_key="x-4", timeout=3.0)
 
 
 # -- licence update ------------------------------------------------------------------------------
