@@ -98,7 +98,7 @@ class EnterpriseAdapter(RestAdapter):
         after = self.feed_after(cursor)
 
         def ask(call_timeout: float) -> ChangePage:
-            query = {"AFTER_SEQ": after, "LIMIT": limit}
+            query = {"AFTER_SEQ": after, "LIMIT": min(limit, self.feed_page_max)}
             data = self.read_answer(self.get_json(FEED_PATH, query, timeout=call_timeout))
             changes = self.read_changes(data.get(FEED.list), after, FEED)
             more = data.get("HAS_MORE")

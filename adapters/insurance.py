@@ -139,7 +139,7 @@ class InsuranceAdapter(RestAdapter):
         after = self.feed_after(cursor)
 
         def ask(call_timeout: float) -> ChangePage:
-            query = {"sau": after, "soLuong": limit}
+            query = {"sau": after, "soLuong": min(limit, self.feed_page_max)}
             body = self.checked(self.get_json(FEED_PATH, query, timeout=call_timeout))
             changes = self.read_changes(body.get(FEED.list), after, FEED)
             more = body.get("conTiep")

@@ -97,7 +97,7 @@ class LicenceAdapter(RestAdapter):
         after = self.feed_after(cursor)
 
         def ask(call_timeout: float) -> ChangePage:
-            query = {"sau_so": after, "so_luong": limit}
+            query = {"sau_so": after, "so_luong": min(limit, self.feed_page_max)}
             data = self.checked(self.get_json(FEED_PATH, query, timeout=call_timeout))
             if not isinstance(data, dict):
                 raise MalformedAnswer(self.source, "ma_loi 0 without a du_lieu object")

@@ -65,6 +65,9 @@ class RestAdapter(Adapter):
     """An adapter whose source speaks JSON over HTTP POST (see the module doc)."""
 
     login: TokenLogin | None = None
+    #: The most changes the source's feed answers at once; a larger page is asked as this many
+    #: (the page's `more` says the rest follows).
+    feed_page_max: int = 1_000
 
     def url_of(self, path: str) -> str:
         return self.settings.url.rstrip("/") + path

@@ -131,6 +131,8 @@ def test_feed_pages_follow_the_cursor_and_read_the_same_twice(
     assert times == sorted(times) and all(t.utcoffset() is not None for t in times)
     last = adapter.changes(str(BACKLOG - 5), 100, timeout=3.0)
     assert last.more is False and len(last.changes) >= 5
+    large = adapter.changes(None, 10_000, timeout=3.0)  # over the source's page: asked as 1000
+    assert len(large.changes) == min(1_000, BACKLOG) and large.changes[0] == first.changes[0]
 
 
 @pytest.mark.parametrize("source", sorted(ADAPTERS))
