@@ -229,8 +229,10 @@ class SoapAdapter(Adapter):
     def read_changes(self, data: Any, cursor: str | None, entity_field: str) -> ChangePage:
         """A feed's answer (plain dicts) as a ChangePage, or what its result code says."""
         found = self.found(data)
-        listed = found.get("DanhSachThayDoi") or {}
-        items = listed.get("ThayDoi") if isinstance(listed, dict) else None
+        listed = found.get("DanhSachThayDoi")  # None: an empty list (no ThayDoi in it)
+        items = (
+            listed.get("ThayDoi") if isinstance(listed, dict) else [] if listed is None else None
+        )
         if not isinstance(items, list):
             raise MalformedAnswer(self.source, "MaKetQua 00 without a DanhSachThayDoi list")
         changes = [self._native_change(item, entity_field) for item in items]
