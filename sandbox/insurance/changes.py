@@ -307,9 +307,10 @@ def stopped_participation(record: dict[str, Any], stop: dict[str, Any]) -> dict[
     died: date = stop["ngayDung"]
     if record.get("trangThaiThamGia") == STOPPED and record.get("lyDoDung") == DEATH:
         return record  # the database knew of the death already
-    closing = f"{died.month:02d}/{died.year:04d}"
     periods = [
-        {**period, "denThang": closing} if period.get("denThang") is None else period
+        {**period, "denThang": _closing_month(period["tuThang"], died)}
+        if period.get("denThang") is None
+        else period
         for period in record.get("quaTrinhThamGia", [])
     ]
     return {
@@ -319,6 +320,14 @@ def stopped_participation(record: dict[str, Any], stop: dict[str, Any]) -> dict[
         "ngayDung": native_date(died),
         "quaTrinhThamGia": periods,
     }
+
+
+def _closing_month(start: str, died: date) -> str:
+    """The last month (MM/yyyy) of a period open until a death: the death's, never before the
+    period's first month (the months paid are kept as they were)."""
+    month, year = (int(part) for part in start.split("/"))
+    closing = max((year, month), (died.year, died.month))
+    return f"{closing[1]:02d}/{closing[0]:04d}"
 
 
 def ended_card(record: dict[str, Any], stop: dict[str, Any]) -> dict[str, Any]:

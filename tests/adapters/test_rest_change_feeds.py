@@ -19,6 +19,7 @@ from bus.errors import SourceNotFound, SourceRejected, SourceUnavailable
 from bus.schemas.change import ChangeEvent, change_event_id
 from bus.schemas.lookup import Subject
 from bus.settings import SourceSettings
+from mappings import load_mapping
 from mappings.changes import mapper_for
 from sandbox.insurance.generator import PARTICIPATING
 from tests.sandbox_server import RunningSandbox, served_sandbox
@@ -194,6 +195,8 @@ def test_stop_participation_shows_in_the_lookup_and_the_feed_once(
     )
     assert all(period["denThang"] is not None for period in record["quaTrinhThamGia"])
     assert fetch(insurance, "health_card", person)["conGiaTri"] is False  # ended by the death
+    normalized = load_mapping("insurance-participation").apply(record)  # the bus reads it
+    assert normalized.model_dump(mode="json")["status"]["code"] == "3"
     head = sandbox.source("insurance").changes.head
     again = insurance.update(
         "stop_participation", death(person), idempotency_key="death-1", timeout=3.0
@@ -253,6 +256,7 @@ def test_a_child_registered_by_population_gets_a_te_card_found_by_its_id(
     assert issued.applied and CARD.match(issued.detail["maThe"])
     card = fetch(insurance, "health_card", child)
     assert card["maThe"] == issued.detail["maThe"] and card["maThe"].startswith("TE1")
+    load_mapping("insurance-health-card").apply(card)  # the bus reads it
     assert (card["gtTheTu"], card["gtTheDen"], card["hoTen"]) == (
         "14/11/2025",
         "13/11/2031",
