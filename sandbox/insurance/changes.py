@@ -80,10 +80,9 @@ class _Event:
 class InsuranceChanges:
     """The change log's content and the updates' effects, over one generator and state."""
 
-    def __init__(self, world: World, generator: InsuranceGenerator, source: str) -> None:
+    def __init__(self, world: World, generator: InsuranceGenerator) -> None:
         self.world = world
         self.generator = generator
-        self.source = source
 
     # -- the history of one insured ----------------------------------------------------------
     def events(self, insured: Insured) -> list[_Event]:

@@ -179,7 +179,7 @@ class InsuranceService(SimulatedSource):
             os.environ.get("SANDBOX_BHXH_TOKEN_TTL_S", DEFAULT_TOKEN_TTL_S)
         )
         self.tokens = TokenStore(lifetime)
-        self.feed = InsuranceChanges(world, self.generator, self.name)
+        self.feed = InsuranceChanges(world, self.generator)
         self.facts: dict[str, Any] = self.state.of(self.name)
         self._renderers: dict[str, Callable[[int], tuple[str, bytes, str] | None]] = {
             PARTICIPATION_PATH: lru_cache(maxsize=cache_size)(self._render_participation),

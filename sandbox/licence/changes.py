@@ -39,6 +39,8 @@ class NoLicence(Exception):
 
 
 class LicenceChanges:
+    """The change log's content and the revocation's effect, over one generator."""
+
     def __init__(self, world: World, generator: LicenceGenerator) -> None:
         self.world = world
         self.generator = generator

@@ -313,6 +313,7 @@ def test_revoke_licences_shows_in_the_driver_lookup_and_the_feed_once(
     assert revoked.applied and len(revoked.detail["thu_hoi"]) == 1
     record = fetch(licence, "driver", holder)
     assert record["trang_thai"] == "da_thu_hoi" and record["thu_hoi"]["ngay"] == "30/11/2026"
+    load_mapping("licence-driver").apply(record)  # the bus reads it
     head = service.changes.head
     again = licence.update("revoke_licences", death(holder), idempotency_key="d-1", timeout=3.0)
     assert not again.applied and service.changes.head == head
@@ -342,6 +343,7 @@ def test_a_recorded_enterprise_status_shows_in_the_profile_and_the_feed(
         requester_agency="a",
     ).data
     assert profile["ENTERPRISE_STATUS_ID"] == 2
+    load_mapping("enterprise-profile").apply(profile)  # the bus reads it
     (event,) = events_of(tail(enterprise, sandbox, "enterprise"))
     assert event.sequence == recorded["SEQ"]
     assert (event.entity, event.data) == (
