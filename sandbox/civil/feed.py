@@ -39,6 +39,7 @@ from sandbox.civil.generator import (
     DIVORCE,
     MARRIAGE,
     MARRIAGE_AGE,
+    MARRIED,
     CivilRecord,
     CivilRegister,
     _numbers,
@@ -271,12 +272,22 @@ class CivilFeed:
     ) -> dict[str, Any]:
         husband = self._citizen(body, "husband_personal_id")
         wife = self._citizen(body, "wife_personal_id")
+        if husband == wife:
+            raise ValueError("wife_personal_id: the same citizen as the husband")
         day = _day(body, "date", today)
         for spouse, sex, name in ((husband, 1, "husband"), (wife, 2, "wife")):
             if self.register.death(spouse) is not None:
                 raise ValueError(f"{name}_personal_id: this citizen's death is registered")
-            if kind == "marriage" and not self.world.of_age_on(spouse, day, MARRIAGE_AGE[sex]):
-                raise ValueError(f"{name}_personal_id: under the age of marriage on {day}")
+            if self.world.person(spouse).sex != sex:
+                raise ValueError(f"{name}_personal_id: this citizen is not a {name}'s sex")
+            status = self.register.marital_status(spouse, day)
+            if kind == "marriage":
+                if not self.world.of_age_on(spouse, day, MARRIAGE_AGE[sex]):
+                    raise ValueError(f"{name}_personal_id: under the age of marriage on {day}")
+                if status.code == MARRIED:
+                    raise ValueError(f"{name}_personal_id: married on {day} already")
+            elif status.code != MARRIED or status.spouse not in (husband, wife):
+                raise ValueError(f"{name}_personal_id: not married to the other on {day}")
         facts = self.world.person(husband)
         office = self.register.commune(facts.residence_province, facts.residence_commune)
         if kind == "marriage":

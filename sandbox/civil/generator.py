@@ -196,8 +196,17 @@ class CivilRegister:
         before), as a marital status certificate of that day states it."""
         world = self.world
         valid_until = add_months(day, CERTIFICATE_MONTHS)
-        own_death = world.death(index)
+        death = self.death(index)
+        own_death = death.event_date if death is not None else None
         cutoff = min(day, own_death) if own_death is not None else day
+        recorded = [
+            r
+            for r in self.recorded.get(index, ())
+            if r.kind in (MARRIAGE, DIVORCE) and r.event_date <= cutoff
+        ]
+        if recorded:  # registered while the sandbox runs: after the world's own records
+            last = sorted(recorded, key=lambda r: r.event_date)[-1]  # stable: the later on a tie
+            return self._recorded_status(index, day, last)
         records = self.marriage_records(index)
         if not records or records[0].event_date > cutoff:
             return MaritalStatusFacts(NEVER_MARRIED, day, valid_until, None, None)
@@ -216,6 +225,17 @@ class CivilRegister:
         ):
             return MaritalStatusFacts(WIDOWED, day, valid_until, None, widowed_by)
         return MaritalStatusFacts(MARRIED, day, valid_until, partner, marriage)
+
+    def _recorded_status(self, index: int, day: date, last: CivilRecord) -> MaritalStatusFacts:
+        valid_until = add_months(day, CERTIFICATE_MONTHS)
+        if last.kind == DIVORCE:
+            return MaritalStatusFacts(DIVORCED, day, valid_until, None, last)
+        partner = last.wife if index == last.husband else last.husband
+        assert partner is not None
+        widowed_by = self.death(partner)
+        if widowed_by is not None and widowed_by.event_date <= day:
+            return MaritalStatusFacts(WIDOWED, day, valid_until, None, widowed_by)
+        return MaritalStatusFacts(MARRIED, day, valid_until, partner, last)
 
     # -- offices ------------------------------------------------------------------------------
     def commune(self, old_province: str, code: str) -> Commune:

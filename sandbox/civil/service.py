@@ -1,7 +1,7 @@
 """The SOAP service of the simulated electronic civil status database (CSDL hộ tịch điện tử).
 
 SOAP 1.1, document/literal, namespace ``urn:tthc-sandbox:csdl-ho-tich:v1``, service
-``DichVuHoTich`` ("civil status service") with two operations, both asked by ``SoDinhDanh``
+``DichVuHoTich`` ("civil status service") with two lookups, both asked by ``SoDinhDanh``
 (personal id) with the requester's message id ``MaYeuCau`` and unit code ``MaDonViYeuCau``:
 
 - ``TraCuuSuKienHoTich`` (look up civil status events): ``DanhSachSuKien``, the list of
@@ -15,7 +15,16 @@ SOAP 1.1, document/literal, namespace ``urn:tthc-sandbox:csdl-ho-tich:v1``, serv
 - ``XacNhanTinhTrangHonNhan`` (certify marital status) as of ``NgayXacNhan`` (dd/MM/yyyy; blank:
   the day of the data): ``TinhTrangHonNhan`` with ``MaTinhTrang`` (1 never married, 2 married,
   3 divorced, 4 widowed) and ``TenTinhTrang``, ``NgayXacNhan``, ``CoGiaTriDen`` (valid until: 6
-  months on), ``VoChong`` (the spouse, when married) and ``CanCu`` (the record it rests on).
+  months on), ``VoChong`` (the spouse, when married) and ``CanCu`` (the record it rests on);
+
+and its change feed ``LayDanhSachThayDoi`` (list changes): the registrations after the cursor
+``SauSoThuTu`` (the last ``SoThuTu`` read; empty: from the first), at most ``SoLuongToiDa``
+(1..1000), answering ``SoThuTuCuoi`` (the cursor to ask after next), ``SoThuTuMoiNhat`` (the
+latest sequence), ``ConNua`` (more follow) and ``DanhSachThayDoi``: each ``ThayDoi`` with
+``SoThuTu``, ``LoaiThayDoi`` (KHAI_SINH, KHAI_TU, KET_HON, LY_HON), ``MaDoiTuong`` (the personal
+id; a birth registration's number for a birth), ``ThoiDiemGhiNhan`` (yyyyMMddHHmmss) and the
+native fields (sandbox.civil.feed). Deaths, births, marriages and divorces recorded through the
+sandbox's admin route (`record`) show in the feed and, but for births, in the lookups.
 
 Both answer ``MaKetQua`` (00 found, 01 not found, 02 invalid input), ``MoTaKetQua`` and
 ``ThoiDiemDuLieu`` (yyyyMMddHHmmss: the last registration touching the person). Dates are
@@ -39,7 +48,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from xml.sax.saxutils import escape
 
-from sandbox.changes import Change, feed_cursor, native_stamp
+from sandbox.changes import Change, feed_cursor, native_stamp, vietnam_now
 from sandbox.civil.feed import RECORDABLE, CivilFeed
 from sandbox.civil.generator import (
     BIRTH,
@@ -156,6 +165,9 @@ class CivilStatusService(SoapService):
             day = _certificate_day(fields["NgayXacNhan"]) if fields.get("NgayXacNhan") else None
         except Refusal as refusal:
             return refusal.render(_STATUS_RESPONSE)
+        if day is None and index in self.register.recorded:
+            # Its data is as of its last registration, made while the sandbox runs.
+            return self._render_status(index, vietnam_now().date())
         if day is None or day == SNAPSHOT:
             return self._status_today(index)
         return self._render_status(index, day)

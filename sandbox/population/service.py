@@ -1,14 +1,24 @@
 """The SOAP service of the simulated national population database (CSDLQG về dân cư).
 
 SOAP 1.1, document/literal, namespace ``urn:tthc-sandbox:csdl-dan-cu:v1``, service
-``DichVuDanCu`` ("population service") with two operations:
+``DichVuDanCu`` ("population service") with these operations:
 
 - ``TraCuuThongTinCongDan`` (look up a citizen) by ``SoDinhDanh`` (personal id), sent with the
   requester's message id ``MaYeuCau`` and unit code ``MaDonViYeuCau``; answers ``MaKetQua``
   (result code: 00 found, 01 not found, 02 invalid input), ``MoTaKetQua`` (its description),
   ``ThoiDiemDuLieu`` (the data's timestamp) and ``CongDan`` (the citizen) when found;
 - ``XacThucThongTinCongDan`` (verify a citizen): does this id belong to a person with this full
-  name (``HoVaTen``) and birth date (``NgayThangNamSinh``)? Answers ``KetQuaXacThuc`` (true/false).
+  name (``HoVaTen``) and birth date (``NgayThangNamSinh``)? Answers ``KetQuaXacThuc`` (true/false);
+- ``LayDanhSachThayDoi`` (list changes): the changes after the cursor ``SauSoThuTu`` (the last
+  ``SoThuTu`` read; empty: from the first), at most ``SoLuongToiDa`` (1..1000), answering
+  ``SoThuTuCuoi``, ``SoThuTuMoiNhat``, ``ConNua`` and ``DanhSachThayDoi`` (each ``ThayDoi``:
+  ``SoThuTu``, ``LoaiThayDoi``, ``SoDinhDanh``, ``ThoiDiemGhiNhan`` yyyyMMddHHmmss and the native
+  fields of sandbox.population.feed);
+- ``CapSoDinhDanhKhaiSinh`` (assign a personal id at birth registration) and
+  ``XoaDangKyThuongTru`` (remove a permanent residence): updates other agencies send, each
+  applied once per ``MaGiaoDich`` (the idempotency key), answering ``SoDinhDanh`` and
+  ``DaXuLyTruocDo`` (true: done before, nothing new). The lookups show what they changed: the
+  newborn with the mother's residence; no ``ThuongTru`` but ``XoaDangKyThuongTru`` once removed.
 
 Routes: ``POST /dancu`` (SOAP), ``GET /dancu?wsdl`` and ``GET /dancu/population.wsdl`` (the WSDL,
 its address rewritten to the URL it is served at), as every SOAP service of the sandbox serves
@@ -241,10 +251,12 @@ class PopulationService(SoapService):
             return INVALID, f"SoDinhDanh phải gồm 12 chữ số, nhận được '{personal_id}'", False
         if not _BIRTH_DATE_PATTERN.fullmatch(birth):
             return INVALID, f"NgayThangNamSinh phải có dạng yyyyMMdd hoặc yyyy: '{birth}'", False
-        index = self.generator.index_of(personal_id)
-        if index is None:
-            return NOT_FOUND, _DESCRIPTIONS[NOT_FOUND], False
-        citizen = self.generator.get_shared(index)
+        citizen = self.feed.citizen(personal_id) if self._changed() else None
+        if citizen is None:
+            index = self.generator.index_of(personal_id)
+            if index is None:
+                return NOT_FOUND, _DESCRIPTIONS[NOT_FOUND], False
+            citizen = self.generator.get_shared(index)
         full_name = " ".join(citizen["HoVaTen"].values())
         name_agrees = _comparable_name(full_name) == _comparable_name(fields["HoVaTen"])
         born = citizen["NgayThangNamSinh"]

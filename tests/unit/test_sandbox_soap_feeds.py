@@ -353,3 +353,42 @@ def test_the_live_generator_appends_changes_at_its_rate() -> None:
             assert live[0]["kind"] in {"KHAI_SINH", "KHAI_TU", "KET_HON", "LY_HON"}
     finally:
         running.stop()
+
+
+def test_a_recorded_marriage_then_divorce_show_in_the_marital_status_certificate(
+    http: httpx.Client, sandbox: RunningSandbox
+) -> None:
+    world, register = sandbox.world, sandbox.source("civil").register
+    single = [
+        i
+        for i in range(COUNT)
+        if world.death(i) is None
+        and world.person(i).birth_year < 1995
+        and register.marital_status(i).code == "1"
+    ]
+    husband = next(i for i in single if world.person(i).sex == 1)
+    wife = next(i for i in single if world.person(i).sex == 2)
+    ids = {
+        "husband_personal_id": world.population.personal_id(husband),
+        "wife_personal_id": world.population.personal_id(wife),
+    }
+
+    def status(index: int) -> etree._Element:
+        answer = soap(
+            http, CIVIL, "XacNhanTinhTrangHonNhan", MaYeuCau="t", MaDonViYeuCau="x",
+            SoDinhDanh=world.population.personal_id(index), NgayXacNhan="",
+        )  # fmt: skip
+        return next(c for c in answer if etree.QName(c).localname == "TinhTrangHonNhan")
+
+    married = http.post("/_sandbox/record/civil/marriage", json=ids)
+    assert married.status_code == 201, married.text
+    assert child(status(wife), "MaTinhTrang") == "2"
+    assert child(status(wife), "VoChong", "SoDinhDanh") == ids["husband_personal_id"]
+    twice = http.post("/_sandbox/record/civil/marriage", json=ids)
+    assert twice.status_code == 400 and "already" in twice.json()["error"]
+    divorced = http.post("/_sandbox/record/civil/divorce", json=ids)
+    assert divorced.status_code == 201, divorced.text
+    assert child(status(husband), "MaTinhTrang") == "3"
+    change = changes(page(http, CIVIL, str(divorced.json()["sequence"] - 1), 1))[0]
+    assert child(change, "LoaiThayDoi") == "LY_HON"
+    assert child(change, "MaDoiTuong") == ids["husband_personal_id"]
