@@ -22,7 +22,7 @@ from bus.settings import SourceSettings
 from mappings import load_mapping
 from mappings.changes import mapper_for
 from sandbox.insurance.generator import PARTICIPATING
-from tests.sandbox_server import RunningSandbox, served_sandbox
+from tests.sandbox_server import RunningSandbox, serve_sandbox
 
 COUNT, SEED, BACKLOG = 400, 11, 1_000
 CARD = re.compile(r"^[A-Z]{2}[1-5]\d{2}\d{10}$")
@@ -30,11 +30,9 @@ CARD = re.compile(r"^[A-Z]{2}[1-5]\d{2}\d{10}$")
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[RunningSandbox]:
-    with served_sandbox(COUNT, SEED) as running:
-        state = running.app.state.sandbox_state
-        for name in ("insurance", "licence", "enterprise"):
-            running.source(name).enable_changes(BACKLOG, state)
-        yield running
+    running = serve_sandbox(COUNT, SEED, changes_backlog=BACKLOG)
+    yield running
+    running.stop()
 
 
 def settings(running: RunningSandbox, source: str) -> SourceSettings:
