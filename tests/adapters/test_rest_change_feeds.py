@@ -10,6 +10,7 @@ from datetime import date
 from typing import Any
 
 import pytest
+import requests
 
 from adapters.base import Adapter, ChangePage
 from adapters.enterprise import EnterpriseAdapter
@@ -107,6 +108,15 @@ def fetch(adapter: Adapter, dataset: str, personal_id: str) -> dict[str, Any]:
         requester_agency="000.00.00.H26",
     )
     return record.data
+
+
+def record(sandbox: RunningSandbox, source: str, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A change recorded by the source's officer, through the sandbox's admin route."""
+    url = f"{sandbox.base_url}/_sandbox/record/{source}/{kind}"
+    answer = requests.post(url, json=body, timeout=5)
+    assert answer.status_code == 201, answer.text
+    recorded: dict[str, Any] = answer.json()
+    return recorded
 
 
 def tail(adapter: Adapter, sandbox: RunningSandbox, source: str) -> ChangePage:
@@ -329,7 +339,9 @@ def test_a_recorded_enterprise_status_shows_in_the_profile_and_the_feed(
     service = sandbox.source("enterprise")
     index = next(i for i in range(sandbox.world.enterprise_count) if service.current_status(i) == 1)
     code = sandbox.world.enterprise_code(index)
-    recorded = service.record(
+    recorded = record(
+        sandbox,
+        "enterprise",
         "status",
         {"ENTERPRISE_CODE": code, "ENTERPRISE_STATUS_ID": 2, "EFFECTIVE_DATE": "01/12/2026"},
     )
@@ -348,3 +360,32 @@ def test_a_recorded_enterprise_status_shows_in_the_profile_and_the_feed(
         code,
         {"previous_status": "1", "status": "2", "effective_on": "2026-12-01"},
     )
+
+
+def test_a_recorded_suspension_shows_in_the_driver_lookup_and_the_feed(
+    adapters: dict[str, Adapter], sandbox: RunningSandbox
+) -> None:
+    licence = adapters["licence"]
+    service = sandbox.source("licence")
+    holders = [
+        sandbox.world.population.personal_id(index)
+        for index in range(sandbox.world.count)
+        if (held := service.generator.licence(index)) is not None and held.revocation is None
+    ]
+    holder = holders[-1]
+    recorded = record(
+        sandbox,
+        "licence",
+        "suspend",
+        {"so_dinh_danh": holder, "tu_ngay": "01/12/2026", "den_ngay": "01/06/2027"},
+    )
+    driver = fetch(licence, "driver", holder)
+    assert driver["trang_thai"] == "bi_tuoc_quyen"
+    load_mapping("licence-driver").apply(driver)
+    (event,) = events_of(tail(licence, sandbox, "licence"))
+    assert (event.sequence, event.event_type, event.entity) == (
+        recorded["so_thu_tu"],
+        "LicenceSuspended",
+        holder,
+    )
+    assert (event.data["effective_on"], event.data["until"]) == ("2026-12-01", "2027-06-01")
