@@ -13,7 +13,7 @@ The backlog (`CivilFeed.backlog_change`) is a pure function of the world's seed 
 sequence, from the world's facts:
 
 - a death: a citizen the world has as dead (the register's own record of it, the one the lookup
-  shows), or an old citizen the world has alive, dying about when the change was recorded;
+  shows), or an citizen of 70 or more the world has alive, dying about when the change was recorded;
 - a marriage or a divorce: the register's record of a world couple;
 - a birth: a child of a married world couple whose wife is of child-bearing age, born in the
   weeks before the change, registered at the mother's commune.
@@ -93,25 +93,34 @@ class CivilFeed:
 
     def live_change(self, rng: random.Random, log: ChangeLog) -> Change:
         """A plausible new registration, to be appended to `log` as its next change (the
-        caller holds `log.lock`). Not kept by the register: a live change is feed traffic."""
+        caller holds `log.lock`): a death of an old citizen, a birth, a divorce of a married
+        couple, a marriage of two single adults, registered today. Not kept by the register: a
+        live change is feed traffic, as many as the rate asks, not a fact the lookups show."""
         now = vietnam_now()
         kind = rng.choices(_BACKLOG_KINDS, _BACKLOG_WEIGHTS)[0]
-        for candidate in (kind, KET_HON):
+        for candidate in (kind, KHAI_SINH, KHAI_TU):
             for _ in range(_TRIES):
-                found = self._draw(candidate, rng, now.date(), log.head + 1)
+                found = self._draw(candidate, rng, now.date(), log.head + 1, live=True)
                 if found is not None:
                     entity, data = found
                     return Change(log.head + 1, candidate, entity, now, data)
         raise LookupError("civil: no live change drawn")
 
     def _draw(
-        self, kind: str, rng: random.Random, day: date, sequence: int
+        self, kind: str, rng: random.Random, day: date, sequence: int, live: bool = False
     ) -> tuple[str, dict[str, Any]] | None:
+        """A change of `kind` about a citizen drawn with `rng`, or None when that one has no
+        such case. The backlog's marriages, divorces and deaths of the dead are the register's
+        own records; `live` ones are new: registered on `day`."""
         index = rng.randrange(self.world.count)
         if kind == KHAI_TU:
+            if live and self.register.death(index) is not None:
+                return None
             return self._death_of(index, rng, day)
         if kind == KHAI_SINH:
             return self._birth_to(index, rng, day, sequence)
+        if live:
+            return self._new_couple_record(kind, index, rng, day)
         records = self.register.marriage_records(index)
         wanted = 0 if kind == KET_HON else 1
         if len(records) <= wanted:
@@ -120,13 +129,43 @@ class CivilFeed:
         assert record.husband is not None
         return self._id(record.husband), {"SuKienHoTich": self.render(record)}
 
+    def _new_couple_record(
+        self, kind: str, index: int, rng: random.Random, day: date
+    ) -> tuple[str, dict[str, Any]] | None:
+        """A marriage of two single living adults, or the divorce of a married couple, today."""
+        world, register = self.world, self.register
+        if kind == LY_HON:
+            couple = world.couple(index)
+            if couple is None or len(register.marriage_records(index)) != 1:
+                return None
+            husband, wife = couple.husband, couple.wife
+        else:
+            husband, wife = index, rng.randrange(world.count)
+            if world.person(husband).sex != 1 or world.person(wife).sex != 2:
+                return None
+        for spouse in (husband, wife):
+            if register.death(spouse) is not None or not world.of_age_on(spouse, day, 20):
+                return None
+            if kind == KET_HON and register.marital_status(spouse).code == MARRIED:
+                return None
+        facts = world.person(husband)
+        office = register.commune(facts.residence_province, facts.residence_commune)
+        decision = None
+        if kind == LY_HON:
+            decision = f"Quyết định công nhận thuận tình ly hôn số {rng.randint(1, 900)}/{day.year}"
+        event = MARRIAGE if kind == KET_HON else DIVORCE
+        record = CivilRecord(
+            event, day, day, office, *_numbers(rng, day), None, husband, wife, decision
+        )
+        return self._id(husband), {"SuKienHoTich": self.render(record)}
+
     def _death_of(
         self, index: int, rng: random.Random, day: date
     ) -> tuple[str, dict[str, Any]] | None:
         record = self.register.death(index)
         if record is None:  # alive in the world: an old citizen dies about now
             facts = self.world.person(index)
-            if facts.birth_year > SNAPSHOT.year - 75:
+            if facts.birth_year > SNAPSHOT.year - 70:
                 return None
             died = max(day - timedelta(days=rng.randint(0, 10)), SNAPSHOT + timedelta(days=1))
             office = self.register.commune(facts.residence_province, facts.residence_commune)
