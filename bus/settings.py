@@ -22,6 +22,7 @@ from pydantic_settings import (
 )
 
 from bus.errors import SettingsError
+from bus.schemas.change import CHANGE_TYPES
 from bus.topics import CLI_REPLY_PARTITION
 
 ENV_PREFIX = "TTHC_BUS_"
@@ -179,7 +180,7 @@ class SandboxSettings(Section):
     count: int = Field(default=10_000, ge=1, le=1_000_000)
     seed: int = 20250701
     changes_backlog: int = Field(
-        default=2_000,
+        default=200,
         ge=0,
         le=1_000_000,
         description="Changes each database's feed already holds at the start (generated on "
@@ -249,6 +250,15 @@ class Subscription(Section):
         default_factory=list, description="ChangeEvent types wanted; empty = every type."
     )
     sink: WebhookSink | UpdateSink = Field(discriminator="kind")
+
+    @field_validator("event_types")
+    @classmethod
+    def _known_types(cls, event_types: list[str]) -> list[str]:
+        unknown = sorted(set(event_types) - set(CHANGE_TYPES))
+        if unknown:
+            raise ValueError(f"unknown event types {unknown}; known: {list(CHANGE_TYPES)}")
+        return event_types
+
     max_attempts: int = Field(default=5, ge=1, le=100, description="Tries before the DLQ.")
     backoff_first_ms: int = Field(default=200, ge=1)
     backoff_max_ms: int = Field(default=10_000, ge=1)
