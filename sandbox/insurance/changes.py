@@ -207,7 +207,8 @@ class InsuranceChanges:
         """A death: participation stopped on its day; the participation lookup shows it."""
         insured = self.insured_of(personal_id)
         stopped = facts.setdefault("stopped", {})
-        stopped[personal_id] = {"ngayDung": died, "soGiayChungTu": proof, "at": vietnam_now()}
+        if personal_id in stopped:  # the death was reported already, under another key
+            return dict(stopped[personal_id]["answer"])
         change = log.append(
             STOPPED_KIND,
             personal_id,
@@ -218,12 +219,19 @@ class InsuranceChanges:
                 "lyDoDung": DEATH,
             },
         )
-        return {
+        answer = {
             "maSoBHXH": insured.bhxh_number,
             "trangThaiThamGia": STOPPED,
             "ngayDung": native_date(died),
             "soThuTu": change.sequence,
         }
+        stopped[personal_id] = {
+            "ngayDung": died,
+            "soGiayChungTu": proof,
+            "at": vietnam_now(),
+            "answer": answer,
+        }
+        return dict(answer)
 
     def open_funeral_case(
         self, facts: dict[str, Any], log: ChangeLog, personal_id: str, died: date
@@ -231,9 +239,10 @@ class InsuranceChanges:
         """A funeral-allowance case for a deceased insured person: its case number."""
         insured = self.insured_of(personal_id)
         cases = facts.setdefault("funeral", {})
+        if personal_id in cases:  # one case per death, whatever the key
+            return dict(cases[personal_id])
         opened = vietnam_now().date()
         case_id = self.case_id(insured.bhxh_number, opened, insured.index + len(cases))
-        cases[personal_id] = {"maHoSo": case_id, "ngayMo": opened}
         data = {
             "maSoBHXH": insured.bhxh_number,
             "maHoSo": case_id,
@@ -241,7 +250,8 @@ class InsuranceChanges:
             "ngayMo": native_date(opened),
         }
         change = log.append(FUNERAL_CASE, personal_id, data)
-        return {**data, "soThuTu": change.sequence}
+        cases[personal_id] = {**data, "soThuTu": change.sequence}
+        return dict(cases[personal_id])
 
     def issue_child_health_card(
         self,
@@ -258,6 +268,8 @@ class InsuranceChanges:
         if born > today or child_card_end(born) < today:
             raise ValueError("Trẻ phải dưới 6 tuổi (the child must be under 6)")
         cards = facts.setdefault("cards", {})
+        if personal_id in cards:  # asked again under another key: the card it has
+            return dict(cards[personal_id]["answer"])
         province = personal_id[1:3] if personal_id[1:3] in OLD_PROVINCES else "01"
         issued_before = facts.setdefault("cards_issued", 0)
         facts["cards_issued"] = issued_before + 1
@@ -289,7 +301,6 @@ class InsuranceChanges:
                 "conGiaTri": True,
             }
         )
-        cards[personal_id] = {"record": record, "at": vietnam_now()}
         data = {
             "maSoBHXH": number,
             "maThe": card_number,
@@ -298,7 +309,9 @@ class InsuranceChanges:
             "gtTheDen": native_date(valid_to),
         }
         change = log.append(CARD_ISSUED, personal_id, data)
-        return {**data, "soThuTu": change.sequence}
+        answer = {**data, "soThuTu": change.sequence}
+        cards[personal_id] = {"record": record, "at": vietnam_now(), "answer": answer}
+        return dict(answer)
 
 
 def stopped_participation(record: dict[str, Any], stop: dict[str, Any]) -> dict[str, Any]:

@@ -46,7 +46,9 @@ same bearer token:
   ``Idempotency-Key``: an update sent again with the same key is applied once and answered as the
   first time, with ``"daXuLyTruocDo": true`` (already done). Answer ``{"maKetQua": "0", "moTa",
   "daXuLyTruocDo", "duLieu": {..., "soThuTu" of the change it appended}}``; ``1`` (HTTP 200) when
-  the database holds no record of the person; ``2`` (HTTP 400) for a bad request.
+  the database holds no record of the person; ``2`` (HTTP 400) for a bad request. A person's
+  death stops them once and opens one case, a child gets one card, whatever the key: asked again
+  under another key, the database answers what it did the first time and records nothing new.
 
 Faults (sandbox.faults) apply to every route: an outage is the front proxy's 503 page; an error
 is HTTP 500 with the application's JSON (``maKetQua`` 9), or the proxy's 502/503 HTML page.

@@ -233,6 +233,10 @@ def test_a_funeral_allowance_case_is_opened_once(
         "open_funeral_case", death(person), idempotency_key="funeral-1", timeout=3.0
     )
     assert not again.applied and again.detail["maHoSo"] == opened.detail["maHoSo"]
+    other_key = insurance.update(
+        "open_funeral_case", death(person), idempotency_key="funeral-1-bis", timeout=3.0
+    )
+    assert other_key.detail == opened.detail  # one death, one case
     (event,) = events_of(tail(insurance, sandbox, "insurance"))
     assert event.event_type == "FuneralAllowanceCaseOpened"
     assert event.data["case_id"] == opened.detail["maHoSo"]
@@ -274,6 +278,12 @@ def test_a_child_registered_by_population_gets_a_te_card_found_by_its_id(
         "issue_child_health_card", payload, idempotency_key="birth-9", timeout=3.0
     )
     assert not again.applied and again.detail["maThe"] == card["maThe"]
+    head = sandbox.source("insurance").changes.head
+    other_key = insurance.update(
+        "issue_child_health_card", payload, idempotency_key="birth-9-bis", timeout=3.0
+    )
+    assert other_key.detail == issued.detail  # one child, one card
+    assert sandbox.source("insurance").changes.head == head
     (event,) = events_of(tail(insurance, sandbox, "insurance"))
     assert (event.event_type, event.entity, event.data["beneficiary_group"]) == (
         "HealthCardIssued",
