@@ -14,9 +14,9 @@ import requests
 
 from adapters.base import Adapter, ChangePage
 from adapters.enterprise import EnterpriseAdapter
-from adapters.insurance import InsuranceAdapter
+from adapters.insurance import FEED, InsuranceAdapter
 from adapters.licence import LicenceAdapter
-from bus.errors import SourceNotFound, SourceRejected, SourceUnavailable
+from bus.errors import MalformedAnswer, SourceNotFound, SourceRejected, SourceUnavailable
 from bus.schemas.change import ChangeEvent, change_event_id
 from bus.schemas.lookup import Subject
 from bus.settings import SourceSettings
@@ -399,3 +399,39 @@ def test_a_recorded_suspension_shows_in_the_driver_lookup_and_the_feed(
         holder,
     )
     assert (event.data["effective_on"], event.data["until"]) == ("2026-12-01", "2027-06-01")
+
+
+# -- reading a feed's answer ---------------------------------------------------------------------
+@pytest.mark.parametrize("source", sorted(ADAPTERS))
+def test_a_malformed_or_failing_feed_answer_is_classified(
+    adapters: dict[str, Adapter], sandbox: RunningSandbox, source: str
+) -> None:
+    sandbox.set_faults(source, malformed_rate=1.0)
+    with pytest.raises(MalformedAnswer):
+        adapters[source].changes(None, 20, timeout=3.0)
+    sandbox.set_faults(source, outage=True)
+    with pytest.raises(SourceUnavailable):
+        adapters[source].changes(None, 20, timeout=3.0)
+
+
+def test_a_change_without_its_time_or_out_of_order_names_the_field(
+    adapters: dict[str, Adapter],
+) -> None:
+    insurance = adapters["insurance"]
+    assert isinstance(insurance, InsuranceAdapter)
+    good = {
+        "soThuTu": 8,
+        "loaiBienDong": "CAP_THE_BHYT",
+        "soDinhDanh": "001089012345",
+        "thoiDiemGhiNhan": "01/12/2026 09:30:00",
+        "maSoBHXH": "0101234567",
+    }
+    (change,) = insurance.read_changes([good], 7, FEED)
+    assert change.occurred_at.isoformat() == "2026-12-01T09:30:00+07:00"
+    assert change.data == {"soDinhDanh": "001089012345", "maSoBHXH": "0101234567"}
+    with pytest.raises(MalformedAnswer, match=r"duLieu\[0\]\.thoiDiemGhiNhan is not dd/MM/yyyy"):
+        insurance.read_changes([{**good, "thoiDiemGhiNhan": "2026-12-01T09:30"}], 7, FEED)
+    with pytest.raises(MalformedAnswer, match=r"duLieu\[1\]\.soThuTu is not a sequence after 8"):
+        insurance.read_changes([good, good], 7, FEED)
+    with pytest.raises(MalformedAnswer, match=r"duLieu\[0\]\.soDinhDanh is missing"):
+        insurance.read_changes([{**good, "soDinhDanh": None}], 7, FEED)
