@@ -28,11 +28,11 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from functools import cache, lru_cache
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import requests
 import urllib3
@@ -54,6 +54,7 @@ from bus.settings import SourceSettings
 USER_AGENT = "tthc-bus/0.1"
 # National databases stamp their records in Vietnam time (UTC+7, no daylight saving).
 VIETNAM_TIME = timezone(timedelta(hours=7))
+T = TypeVar("T")
 SOURCE_WORDS_MAX = 200  # characters of the source's own error words (fault string, description)
 
 
@@ -302,17 +303,25 @@ class Adapter(ABC):
         if getattr(subject, kind) is None:  # checked here once, for every adapter's `ask`
             words = "a personal id" if kind == "personal_id" else "an enterprise code"
             raise SourceRejected(self.source, f"dataset {dataset!r} is asked by {words}")
-        call_timeout = min(timeout, self.settings.timeout_s)
-        if call_timeout <= 0:
-            raise SourceTimeout(self.source, "no time left before the deadline")
-        try:
-            return self.ask(
+        return self.classified_call(
+            lambda call_timeout: self.ask(
                 dataset,
                 subject,
                 timeout=call_timeout,
                 request_id=request_id,
                 requester_agency=requester_agency,
-            )
+            ),
+            timeout,
+        )
+
+    def classified_call(self, call: Callable[[float], T], timeout: float) -> T:
+        """`call(call_timeout)`, the timeout cut to the source's own, its errors raised as
+        `SourceError`s (`classify`): how `fetch` asks, and `changes` and `update` may too."""
+        call_timeout = min(timeout, self.settings.timeout_s)
+        if call_timeout <= 0:
+            raise SourceTimeout(self.source, "no time left before the deadline")
+        try:
+            return call(call_timeout)
         except SourceError:
             raise
         except Exception as exc:

@@ -84,7 +84,7 @@ class CivilStatusAdapter(SoapAdapter):
         return self.read_answer(dataset, self.call(operation, values, timeout))
 
     def changes(self, cursor: str | None, limit: int, *, timeout: float) -> ChangePage:
-        return self.guarded(
+        return self.classified_call(
             lambda left: self.list_changes(cursor, limit, left, "MaDoiTuong"), timeout
         )
 

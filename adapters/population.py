@@ -91,7 +91,7 @@ class PopulationAdapter(SoapAdapter):
 
     # -- sync ----------------------------------------------------------------------------------
     def changes(self, cursor: str | None, limit: int, *, timeout: float) -> ChangePage:
-        return self.guarded(
+        return self.classified_call(
             lambda left: self.list_changes(cursor, limit, left, "SoDinhDanh"), timeout
         )
 
@@ -106,7 +106,9 @@ class PopulationAdapter(SoapAdapter):
         native, values = render(payload)
         values = {"MaYeuCau": idempotency_key, "MaDonViYeuCau": SYNC_AGENCY, **values}
         values["MaGiaoDich"] = idempotency_key
-        return self.guarded(lambda left: self.read_update(self.call(native, values, left)), timeout)
+        return self.classified_call(
+            lambda left: self.read_update(self.call(native, values, left)), timeout
+        )
 
     def _renderers(self) -> dict[str, Callable[[dict[str, Any]], tuple[str, dict[str, str]]]]:
         return {

@@ -18,8 +18,7 @@ fields and reads the answer; this base does the rest:
   (yyyyMMddHHmmss, Vietnam time); `found` and `data_time` read them.
 - The change feeds (`LayDanhSachThayDoi`: changes after the cursor `SauSoThuTu`, at most
   `SoLuongToiDa`, answering `SoThuTuCuoi`, `ConNua` and `DanhSachThayDoi`) are read by
-  `read_changes`; `guarded` gives `changes` and `update` the deadline and error handling that
-  `fetch` gives `ask`.
+  `read_changes`; `changes` and `update` ask through `classified_call`, as `fetch` asks.
 - zeep's errors become `SourceError`s (`classify_zeep`): a SOAP fault is the source's own words
   (soap:Client: SourceRejected, else SourceFault), an HTTP error status without a SOAP answer is
   classified as the base classifies statuses, anything unreadable is a MalformedAnswer that says
@@ -33,9 +32,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import zeep
 import zeep.exceptions
@@ -66,7 +65,6 @@ FOUND, NOT_FOUND, INVALID_INPUT = "00", "01", "02"
 LIST_CHANGES = "LayDanhSachThayDoi"
 # The fields of a feed's ThayDoi that every change has; the rest are its native data.
 _CHANGE_HEADER = ("SoThuTu", "LoaiThayDoi", "ThoiDiemGhiNhan")
-T = TypeVar("T")
 SYNC_AGENCY = "TTHC-BUS"  # MaDonViYeuCau of the bus's own calls (feeds, updates)
 
 
@@ -194,22 +192,6 @@ class SoapAdapter(Adapter):
             code, description, found=FOUND, not_found=NOT_FOUND, invalid_input=INVALID_INPUT
         )
         return data
-
-    def guarded(self, call: Callable[[float], T], timeout: float) -> T:
-        """`call(timeout)` within the source's own timeout, its errors classified as `fetch`
-        classifies those of `ask` (for `changes` and `update`)."""
-        call_timeout = min(timeout, self.settings.timeout_s)
-        if call_timeout <= 0:
-            raise SourceTimeout(self.source, "no time left before the deadline")
-        try:
-            return call(call_timeout)
-        except SourceError:
-            raise
-        except Exception as exc:
-            classified = self.classify(exc)
-            if classified is None:
-                raise
-            raise classified from exc
 
     def list_changes(
         self, cursor: str | None, limit: int, timeout: float, entity_field: str
