@@ -65,6 +65,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
@@ -300,16 +301,16 @@ class InsuranceService(SimulatedSource):
         personal_id = fields["soDinhDanh"]
         request_id = orjson.dumps(fields["maYeuCau"])
         if self.facts:
-            updated = self._updated_answer(path, personal_id)
-            if updated is not None:
-                record, at = updated
+            overlay = self._updated_answer(path, personal_id)
+            if overlay is not None:
+                changed, changed_at = overlay
                 return orjson.dumps(
                     {
                         "maKetQua": FOUND,
                         "moTa": "Thành công",
                         "maYeuCau": fields["maYeuCau"],
-                        "thoiDiemDuLieu": at.strftime("%d/%m/%Y %H:%M:%S"),
-                        "duLieu": record,
+                        "thoiDiemDuLieu": changed_at.strftime("%d/%m/%Y %H:%M:%S"),
+                        "duLieu": changed,
                     }
                 )
         index = self.world.population.candidate_index(personal_id)
@@ -335,7 +336,9 @@ class InsuranceService(SimulatedSource):
             )
         )
 
-    def _updated_answer(self, path: str, personal_id: str) -> tuple[dict[str, Any], Any] | None:
+    def _updated_answer(
+        self, path: str, personal_id: str
+    ) -> tuple[dict[str, Any], datetime] | None:
         """The record an update changed, and when; None: the generated record stands."""
         with self.state.lock:
             card = self.facts.get("cards", {}).get(personal_id)
