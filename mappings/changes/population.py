@@ -15,18 +15,15 @@ in upper case.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Mapping
-from datetime import date
 from typing import Any
 
 from bus.errors import MappingError
 from mappings.changes import NormalizedChange, change_mapper
+from mappings.changes._values import native_date, optional_text
 from mappings.transforms import to_name
 from mappings.units import convert_unit
 
-_DAY = re.compile(r"(\d{4})(\d{2})(\d{2})")
 _SEX = {1: "male", 2: "female"}
 _RESIDENCE = {
     "DANG_KY_THUONG_TRU": ("permanent", "registered"),
@@ -54,8 +51,8 @@ def population_change(kind: str, entity: str, data: Mapping[str, Any]) -> Normal
         "kind": residence,
         "action": action,
         "commune": _commune(address, "DiaChi") if address else None,
-        "detail": _text(address, "DiaChi.ChiTiet") if address else None,
-        "reason": _text(data, "LyDo"),
+        "detail": optional_text(address, "ChiTiet") if address else None,
+        "reason": optional_text(data, "LyDo"),
         "effective_on": _day(data, "NgayHieuLuc"),
     }
     return NormalizedChange("ResidenceChanged", entity, "personal_id", _present(changed))
@@ -80,8 +77,8 @@ def _registered(entity: str, data: Mapping[str, Any]) -> dict[str, Any]:
         "personal_id": entity,
         "full_name": to_name(" ".join(str(part) for part in parts if part)),
         "sex": sex,
-        "birth_date": _day(born, "CongDan.NgayThangNamSinh.NgayThangNam"),
-        "birth_registration_id": _text(citizen, "CongDan.SoDangKyKhaiSinh"),
+        "birth_date": _day(born, "NgayThangNam"),
+        "birth_registration_id": optional_text(citizen, "SoDangKyKhaiSinh"),
         "permanent_residence_commune": (
             _commune(address, "DiaChi") if isinstance(address, Mapping) else None
         ),
@@ -96,25 +93,9 @@ def _commune(address: Mapping[str, Any], path: str) -> str | None:
     return convert_unit(province, commune).commune_code
 
 
-def _text(data: Mapping[str, Any], path: str) -> str | None:
-    value = data.get(path.rsplit(".", 1)[-1])
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise MappingError(path, value, "text")
-    return " ".join(unicodedata.normalize("NFC", value).split()) or None
-
-
-def _day(data: Mapping[str, Any], path: str) -> str:
+def _day(data: Mapping[str, Any], field: str) -> str:
     """A day yyyyMMdd as ISO yyyy-mm-dd."""
-    value = data.get(path.rsplit(".", 1)[-1])
-    match = _DAY.fullmatch(value) if isinstance(value, str) else None
-    try:
-        if match is None:
-            raise ValueError(path)
-        return date(int(match[1]), int(match[2]), int(match[3])).isoformat()
-    except ValueError:
-        raise MappingError(path, value, "a date yyyyMMdd") from None
+    return native_date(data, field, "yyyyMMdd").isoformat()
 
 
 def _present(data: dict[str, Any]) -> dict[str, Any]:
