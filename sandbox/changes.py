@@ -48,6 +48,30 @@ def native_stamp(at: datetime) -> str:
     return at.astimezone(VIETNAM_TIME).strftime("%Y%m%d%H%M%S")
 
 
+def soap_feed_page(log: ChangeLog, after: int, limit: int, entity_field: str) -> dict[str, Any]:
+    """The native answer of a SOAP database's feed (LayDanhSachThayDoi) after its result code,
+    as elements in order: SoThuTuCuoi (the cursor to ask after next), SoThuTuMoiNhat (the
+    head), ConNua (more follow) and DanhSachThayDoi, each ThayDoi's header (SoThuTu,
+    LoaiThayDoi, `entity_field`, ThoiDiemGhiNhan) then its native fields."""
+    changes, more = log.page(after, limit)
+    listed = [
+        {
+            "SoThuTu": change.sequence,
+            "LoaiThayDoi": change.kind,
+            entity_field: change.entity,
+            "ThoiDiemGhiNhan": native_stamp(change.occurred_at),
+            **change.data,
+        }
+        for change in changes
+    ]
+    return {
+        "SoThuTuCuoi": changes[-1].sequence if changes else after,
+        "SoThuTuMoiNhat": log.head,
+        "ConNua": "true" if more else "false",
+        "DanhSachThayDoi": {"ThayDoi": listed},
+    }
+
+
 def feed_cursor(fields: Mapping[str, str], after: str, limit: str) -> tuple[int, int]:
     """(after, limit) of a feed request from its fields `after` (the last sequence read, empty:
     from the start) and `limit` (1..MAX_FEED_PAGE); ValueError saying which one is wrong."""

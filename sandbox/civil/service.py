@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from xml.sax.saxutils import escape
 
-from sandbox.changes import Change, feed_cursor, native_stamp, vietnam_now
+from sandbox.changes import Change, feed_cursor, soap_feed_page, vietnam_now
 from sandbox.civil.feed import RECORDABLE, CivilFeed
 from sandbox.civil.generator import (
     BIRTH,
@@ -184,17 +184,8 @@ class CivilStatusService(SoapService):
                 raise Refusal(INVALID, str(error)) from None
         except Refusal as refusal:
             return refusal.render(_FEED_RESPONSE)
-        changes, more = self.changes.page(after, limit)
-        found = "".join(
-            (
-                render_element("SoThuTuCuoi", changes[-1].sequence if changes else after),
-                render_element("SoThuTuMoiNhat", self.changes.head),
-                render_element("ConNua", "true" if more else "false"),
-                render_element(
-                    "DanhSachThayDoi", {"ThayDoi": [_native_change(c) for c in changes]}
-                ),
-            )
-        )
+        page = soap_feed_page(self.changes, after, limit, "MaDoiTuong")
+        found = "".join(render_element(name, value) for name, value in page.items())
         response = _FEED_RESPONSE.format(
             code=FOUND, description=_FOUND_TEXT, data_time=now_stamp(), found=found
         )
@@ -305,17 +296,6 @@ class CivilStatusService(SoapService):
         rng = self.world.rng(_DATA_TIME_STREAM, index)
         hour, minute, second = rng.randint(7, 17), rng.randrange(60), rng.randrange(60)
         return f"{last:%Y%m%d}{hour:02d}{minute:02d}{second:02d}"
-
-
-def _native_change(change: Change) -> dict[str, Any]:
-    """One ``ThayDoi`` of the feed: the change's header, then its native fields."""
-    return {
-        "SoThuTu": change.sequence,
-        "LoaiThayDoi": change.kind,
-        "MaDoiTuong": change.entity,
-        "ThoiDiemGhiNhan": native_stamp(change.occurred_at),
-        **change.data,
-    }
 
 
 def _office_name(record: CivilRecord) -> str:

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 from xml.sax.saxutils import escape
 
-from sandbox.changes import Change, SandboxState, feed_cursor, native_stamp
+from sandbox.changes import Change, SandboxState, feed_cursor, soap_feed_page
 from sandbox.faults import FaultInjector
 from sandbox.population.feed import PopulationFacts, PopulationFeed, Refused
 from sandbox.registry import register
@@ -139,17 +139,8 @@ class PopulationService(SoapService):
             return _FEED_RESPONSE.format(
                 code=INVALID, description=escape(problem), data_time=now_stamp(), found=""
             )
-        changes, more = self.changes.page(after, limit)
-        found = "".join(
-            (
-                render_element("SoThuTuCuoi", changes[-1].sequence if changes else after),
-                render_element("SoThuTuMoiNhat", self.changes.head),
-                render_element("ConNua", "true" if more else "false"),
-                render_element(
-                    "DanhSachThayDoi", {"ThayDoi": [_native_change(c) for c in changes]}
-                ),
-            )
-        )
+        page = soap_feed_page(self.changes, after, limit, "SoDinhDanh")
+        found = "".join(render_element(name, value) for name, value in page.items())
         return _FEED_RESPONSE.format(
             code=FOUND, description=_DESCRIPTIONS[FOUND], data_time=now_stamp(), found=found
         )
@@ -279,17 +270,6 @@ class PopulationService(SoapService):
             citizen=render_element("CongDan", citizen),
         )
         return citizen["SoDinhDanh"], response
-
-
-def _native_change(change: Change) -> dict[str, Any]:
-    """One ``ThayDoi`` of the feed: the change's header, then its native fields."""
-    return {
-        "SoThuTu": change.sequence,
-        "LoaiThayDoi": change.kind,
-        "SoDinhDanh": change.entity,
-        "ThoiDiemGhiNhan": native_stamp(change.occurred_at),
-        **change.data,
-    }
 
 
 def _missing(fields: dict[str, str], required: tuple[str, ...]) -> str | None:
