@@ -113,10 +113,16 @@ class CivilFeed:
         such case. The backlog's marriages, divorces and deaths of the dead are the register's
         own records; `live` ones are new: registered on `day`."""
         index = rng.randrange(self.world.count)
-        if kind == KHAI_TU:
+        population = self.world.population
+        if kind == KHAI_TU:  # the old: dead in the world, or dying now
+            if population.birth_year(index) > SNAPSHOT.year - 70:
+                return None
             if live and self.register.death(index) is not None:
                 return None
             return self._death_of(index, rng, day)
+        married, divorced = population.marriage_drawn(index)  # cheap checks first
+        if (kind == LY_HON and not divorced) or (kind != LY_HON and not married and not live):
+            return None
         if kind == KHAI_SINH:
             return self._birth_to(index, rng, day, sequence)
         if live:
@@ -165,8 +171,6 @@ class CivilFeed:
         record = self.register.death(index)
         if record is None:  # alive in the world: an old citizen dies about now
             facts = self.world.person(index)
-            if facts.birth_year > SNAPSHOT.year - 70:
-                return None
             died = max(day - timedelta(days=rng.randint(0, 10)), SNAPSHOT + timedelta(days=1))
             office = self.register.commune(facts.residence_province, facts.residence_commune)
             record = CivilRecord(DEATH, died, day, office, *_numbers(rng, day), index)

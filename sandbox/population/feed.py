@@ -129,7 +129,7 @@ class PopulationFeed:
         if kind == XOA_DANG_KY_THUONG_TRU:
             if died is None:
                 return None
-            record = self.generator.get_shared(index)
+            record = self.generator.core(index)
             return {
                 "NgayHieuLuc": native_day(died),
                 "DiaChiCu": record["ThuongTru"],
@@ -137,7 +137,7 @@ class PopulationFeed:
             }
         if died is not None:
             return None
-        record = self.generator.get_shared(index)
+        record = self.generator.core(index)
         if kind == CAP_SO_DINH_DANH:
             if facts.birth_year < 2020 or facts.sex not in (1, 2):
                 return None

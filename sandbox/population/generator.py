@@ -205,6 +205,10 @@ class PopulationGenerator:
         self._serials = _SerialPermutation(seed)
         self._build = lru_cache(maxsize=cache_size)(self._generate)
         self._core = lru_cache(maxsize=cache_size * 2)(self._core_uncached)
+        # Pure functions of (seed, index) that the other databases' feeds ask again and again.
+        self._pair_draws = lru_cache(maxsize=cache_size * 4)(self._pair_draws)
+        self.couple = lru_cache(maxsize=cache_size * 2)(self.couple)
+        self.death = lru_cache(maxsize=cache_size * 2)(self.death)
 
     # -- identity -----------------------------------------------------------------------------
     def _rng(self, index: int) -> random.Random:
@@ -251,6 +255,18 @@ class PopulationGenerator:
         if sex == 0 or REFERENCE_YEAR - year <= 22 or not self._pair_draws(first // 2).married:
             return None
         return province, sex, year
+
+    def marriage_drawn(self, index: int) -> tuple[bool, bool]:
+        """Cheaply, whether the pair of ``index`` was drawn married, and married then divorced:
+        a couple (``couple``) only if so, though not always (ages and deaths decide)."""
+        self._check_index(index)
+        draws = self._pair_draws(index // 2)
+        return draws.married, draws.married and draws.divorced
+
+    def birth_year(self, index: int) -> int:
+        """The birth year of citizen ``index``, without generating the record."""
+        self._check_index(index)
+        return self._draw_identity(index, self._rng(index))[2]
 
     def death(self, index: int) -> date | None:
         """When citizen ``index`` died, or None: the older, the likelier, from 2010 on."""
@@ -336,6 +352,12 @@ class PopulationGenerator:
         """Like ``get`` but returns the cached record itself: read it, never mutate it."""
         self._check_index(index)
         return self._build(index)
+
+    def core(self, index: int) -> Citizen:
+        """The record of citizen ``index`` without its relatives (Cha, Me, VoChong, ChuHo):
+        cheaper than ``get_shared``, and like it cached: read it, never mutate it."""
+        self._check_index(index)
+        return self._core(index)[0]
 
     def find(self, personal_id: str) -> Citizen | None:
         """The native record with this personal id, or None."""
