@@ -12,8 +12,8 @@ order of the WSDL's ``ThayDoiType``: ``SuKienHoTich`` (the record, as the lookup
 The backlog (`CivilFeed.backlog_change`) is a pure function of the world's seed and the
 sequence, from the world's facts:
 
-- a death: a citizen the world has as dead (the register's own record of it, the one the lookup
-  shows), or an citizen of 70 or more the world has alive, dying about when the change was recorded;
+- a death of a citizen of 70 or more: one the world has as dead (the register's own record of
+  it, the one the lookup shows), or one it has alive, dying about when the change was recorded;
 - a marriage or a divorce: the register's record of a world couple;
 - a birth: a child of a married world couple whose wife is of child-bearing age, born in the
   weeks before the change, registered at the mother's commune.

@@ -247,6 +247,8 @@ def test_remove_permanent_residence_once_and_the_residence_shows_none(
     )
     assert record.data.get("ThuongTru") is None
     assert record.data["XoaDangKyThuongTru"]["NgayXoa"] == "20261129"
+    residence = load_mapping("population-residence").apply(record.data)
+    assert getattr(residence, "permanent_address", "absent") is None
     mapper = mapper_for("population")
     assert mapper is not None
     removal = [c for c in population.changes(str(BACKLOG), 100, timeout=5).changes][-1]
