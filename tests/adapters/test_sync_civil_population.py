@@ -15,6 +15,7 @@ from adapters.base import NativeChange
 from adapters.civil import CivilStatusAdapter
 from adapters.population import PopulationAdapter
 from bus.errors import (
+    MalformedAnswer,
     MappingError,
     SourceFault,
     SourceNotFound,
@@ -289,6 +290,16 @@ def test_feed_errors_are_classified(
         civil.changes(None, 10, timeout=5)
     sandbox.set_faults("population", outage=True)
     with pytest.raises(SourceUnavailable):
+        population.changes(None, 10, timeout=5)
+    with pytest.raises(SourceUnavailable):
+        population.update(
+            "remove_permanent_residence",
+            {"entity": "001089012345", "effective_on": "2026-11-30"},
+            idempotency_key="k-6",
+            timeout=5,
+        )
+    sandbox.set_faults("population", malformed_rate=1.0)
+    with pytest.raises(MalformedAnswer):
         population.changes(None, 10, timeout=5)
 
 
