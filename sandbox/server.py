@@ -192,7 +192,10 @@ class LiveChanges:
         """Record one live change of a source picked at random; False if none made one."""
         for source in self.rng.sample(self.sources, len(self.sources)):
             with source.changes.lock:  # its sequence is the next one: nothing in between
-                change = source.live_change(self.rng)
+                try:
+                    change = source.live_change(self.rng)
+                except LookupError:  # no case drawn this time: another source's turn
+                    continue
                 if change is not None:
                     source.changes.append(
                         change.kind, change.entity, change.data, change.occurred_at
