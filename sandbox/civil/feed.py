@@ -57,7 +57,6 @@ from sandbox.world import SNAPSHOT, World
 
 # Native kinds of change.
 KHAI_SINH, KHAI_TU, KET_HON, LY_HON = "KHAI_SINH", "KHAI_TU", "KET_HON", "LY_HON"
-KIND_OF_EVENT = {BIRTH: KHAI_SINH, DEATH: KHAI_TU, MARRIAGE: KET_HON, DIVORCE: LY_HON}
 RECORDABLE = ("death", "birth", "marriage", "divorce")
 _BACKLOG_KINDS = (KHAI_SINH, KHAI_TU, KET_HON, LY_HON)
 _BACKLOG_WEIGHTS = (35, 30, 25, 10)

@@ -65,6 +65,7 @@ class PopulationFacts:
 
     born: dict[str, Citizen] = field(default_factory=dict)  # by the personal id assigned
     removed: dict[str, dict[str, str]] = field(default_factory=dict)  # pid -> XoaDangKyThuongTru
+    by_registration: dict[str, str] = field(default_factory=dict)  # SoDangKyKhaiSinh -> pid
     next_serial: int = 0  # births registered so far: serials count + n are theirs
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -172,6 +173,9 @@ class PopulationFeed:
         """CapSoDinhDanhKhaiSinh: a newborn from a birth registration gets a personal id and the
         mother's permanent residence; two changes are appended. Refused if the fields are wrong."""
         registration = _required(fields, "SoDangKyKhaiSinh")
+        known = self.facts.by_registration.get(registration)
+        if known is not None:  # one personal id per birth registration, whatever the key
+            return {"SoDinhDanh": known, "DaXuLyTruocDo": "true"}
         family, middle, given = _name_parts(_required(fields, "HoVaTen"))
         sex = {"1": 1, "2": 2}.get(fields.get("GioiTinh", ""))
         if sex is None:
@@ -190,6 +194,7 @@ class PopulationFeed:
         today = vietnam_now().date()
         with log.lock:
             self.facts.born[personal_id] = citizen
+            self.facts.by_registration[registration] = personal_id
             log.append(
                 CAP_SO_DINH_DANH,
                 personal_id,
@@ -229,7 +234,7 @@ class PopulationFeed:
                 raise Refused("01", "Không tìm thấy thông tin công dân")
             record = self.generator.get_shared(index)
         if personal_id in self.facts.removed:
-            return {"SoDinhDanh": personal_id, "DaXoaTruocDo": "true"}
+            return {"SoDinhDanh": personal_id, "DaXuLyTruocDo": "true"}
         with log.lock:
             self.facts.removed[personal_id] = {"NgayXoa": native_day(effective), "LyDo": reason}
             change = log.append(

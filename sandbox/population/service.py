@@ -172,7 +172,7 @@ class PopulationService(SoapService):
                 operation,
                 lambda: apply(fields, self.changes),
             )
-            done_before = not applied or result.get("DaXoaTruocDo") == "true"
+            done_before = not applied or result.get("DaXuLyTruocDo") == "true"
             found = render_element("SoDinhDanh", result["SoDinhDanh"])
             found += render_element("DaXuLyTruocDo", "true" if done_before else "false")
         except Refused as refusal:

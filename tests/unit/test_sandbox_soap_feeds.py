@@ -254,7 +254,7 @@ def register_birth(http: httpx.Client, key: str, mother_id: str) -> etree._Eleme
         MaYeuCau="t",
         MaDonViYeuCau="x",
         MaGiaoDich=key,
-        SoDangKyKhaiSinh=f"KS-{key}",
+        SoDangKyKhaiSinh=f"KS-{key.removesuffix('-again')}",
         HoVaTen="Trần Bảo Anh",
         GioiTinh="2",
         NgayThangNamSinh="20261102",
@@ -293,6 +293,9 @@ def test_a_birth_registered_twice_gets_one_valid_personal_id_found_by_the_lookup
         child(found, "CongDan", "ThuongTru", "MaDonViHanhChinh")
         == (mother_record["ThuongTru"]["MaDonViHanhChinh"])
     )
+    other_key = register_birth(http, "birth-1-again", mother_id)  # the same registration
+    assert child(other_key, "SoDinhDanh") == personal_id
+    assert child(other_key, "DaXuLyTruocDo") == "true"
     appended = http.get("/_sandbox/changes/population", params={"after": head}).json()["changes"]
     assert [c["kind"] for c in appended] == ["CAP_SO_DINH_DANH", "DANG_KY_THUONG_TRU"]
     assert {c["entity"] for c in appended} == {personal_id}
