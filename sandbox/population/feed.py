@@ -66,6 +66,7 @@ class PopulationFacts:
     born: dict[str, Citizen] = field(default_factory=dict)  # by the personal id assigned
     removed: dict[str, dict[str, str]] = field(default_factory=dict)  # pid -> XoaDangKyThuongTru
     by_registration: dict[str, str] = field(default_factory=dict)  # SoDangKyKhaiSinh -> pid
+    moved: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)  # pid -> addresses
     next_serial: int = 0  # births registered so far: serials count + n are theirs
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -84,11 +85,12 @@ class PopulationFeed:
 
     # -- what the lookup shows ----------------------------------------------------------------
     def citizen(self, personal_id: str) -> Citizen | None:
-        """The record an update changed (a newborn, a residence removed); None: the world's own,
-        unchanged record stands."""
+        """The record an update or an officer changed (a newborn, a residence removed or
+        moved); None: the world's own, unchanged record stands."""
         born = self.facts.born.get(personal_id)
         removed = self.facts.removed.get(personal_id)
-        if removed is None:
+        moved = self.facts.moved.get(personal_id)
+        if removed is None and moved is None:
             return born
         record = born
         if record is None:
@@ -96,9 +98,17 @@ class PopulationFeed:
             if index is None:
                 return None
             record = self.generator.get_shared(index)
-        changed = {key: value for key, value in record.items() if key != "ThuongTru"}
-        changed["XoaDangKyThuongTru"] = removed
+        changed = dict(record)
+        changed.update(moved or {})  # in place: the elements keep the schema's order
+        if removed is not None:
+            del changed["ThuongTru"]
+            changed["XoaDangKyThuongTru"] = removed
         return changed
+
+    @property
+    def any_changed(self) -> bool:
+        """Whether anything changed a citizen (the usual lookup skips looking)."""
+        return bool(self.facts.born or self.facts.removed or self.facts.moved)
 
     # -- the backlog and live changes -----------------------------------------------------------
     def backlog_change(self, sequence: int) -> Change:
@@ -247,6 +257,46 @@ class PopulationFeed:
                 },
             )
         return {"SoDinhDanh": personal_id, "SoThuTu": str(change.sequence)}
+
+    def record_residence(self, body: dict[str, Any], log: ChangeLog) -> dict[str, Any]:
+        """An officer registers a move (`record` kind "residence"): `personal_id`, `kind`
+        (permanent, the default, or current), `commune` (a commune code), `detail`; the lookup
+        shows the new address and the log appends DANG_KY_THUONG_TRU or
+        THAY_DOI_NOI_O_HIEN_TAI. ValueError naming a wrong field."""
+        personal_id = str(body.get("personal_id") or "")
+        record = self.citizen(personal_id) if _ID.fullmatch(personal_id) else None
+        if record is None and _ID.fullmatch(personal_id):
+            index = self.generator.index_of(personal_id)
+            record = self.generator.get_shared(index) if index is not None else None
+        if record is None:
+            raise ValueError("personal_id: no citizen holds this personal id")
+        kind = body.get("kind", "permanent")
+        if kind not in ("permanent", "current"):
+            raise ValueError("kind: expected 'permanent' or 'current'")
+        commune = _communes().get(str(body.get("commune") or ""))
+        if commune is None:
+            raise ValueError("commune: not a commune code this database knows")
+        detail = body.get("detail")
+        if not isinstance(detail, str) or not detail.strip():
+            raise ValueError("detail: the address within the commune is required")
+        element = "ThuongTru" if kind == "permanent" else "NoiOHienTai"
+        address = {
+            "ChiTiet": unicodedata.normalize("NFC", detail).strip(),
+            "MaDonViHanhChinh": commune.code,
+            "MaTinh": commune.old_province,
+            "QuocGia": "VN",
+        }
+        native = DANG_KY_THUONG_TRU if kind == "permanent" else THAY_DOI_NOI_O_HIEN_TAI
+        data: dict[str, Any] = {"NgayHieuLuc": native_day(vietnam_now().date()), "DiaChi": address}
+        if record.get(element):
+            data["DiaChiCu"] = record[element]
+        data["LyDo"] = "Chuyển nơi thường trú" if kind == "permanent" else "Chuyển chỗ ở hợp pháp"
+        with log.lock:
+            self.facts.moved.setdefault(personal_id, {})[element] = address
+            if kind == "permanent":  # a new permanent residence ends a removal
+                self.facts.removed.pop(personal_id, None)
+            change = log.append(native, personal_id, data)
+        return {"sequence": change.sequence, "kind": native, "entity": personal_id}
 
     def _world_citizen(self, fields: dict[str, str], name: str) -> int:
         personal_id = fields.get(name, "")

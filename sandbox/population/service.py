@@ -20,6 +20,9 @@ SOAP 1.1, document/literal, namespace ``urn:tthc-sandbox:csdl-dan-cu:v1``, servi
   ``DaXuLyTruocDo`` (true: done before, nothing new). The lookups show what they changed: the
   newborn with the mother's residence; no ``ThuongTru`` but ``XoaDangKyThuongTru`` once removed.
 
+An officer's move (``POST /_sandbox/record/population/residence``: ``personal_id``, ``kind``
+permanent or current, ``commune``, ``detail``) shows in the lookup and the feed too.
+
 Routes: ``POST /dancu`` (SOAP), ``GET /dancu?wsdl`` and ``GET /dancu/population.wsdl`` (the WSDL,
 its address rewritten to the URL it is served at), as every SOAP service of the sandbox serves
 them (sandbox.soap). The sandbox's admin endpoints (health, sample, faults) are sandbox.server's.
@@ -33,7 +36,7 @@ import unicodedata
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 from xml.sax.saxutils import escape
 
 from sandbox.changes import Change, SandboxState, feed_cursor, soap_feed_page
@@ -122,8 +125,15 @@ class PopulationService(SoapService):
             facts = state.of(self.name).setdefault("register", PopulationFacts())
         self.feed.facts = facts
 
+    recordable: ClassVar[tuple[str, ...]] = ("residence",)
+
     def backlog_change(self, sequence: int) -> Change:
         return self.feed.backlog_change(sequence)
+
+    def record(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        if kind != "residence":
+            raise ValueError(f"population records {self.recordable}, not {kind!r}")
+        return self.feed.record_residence(body, self.changes)
 
     def live_change(self, rng: random.Random) -> Change:
         return self.feed.live_change(rng, self.changes)
@@ -222,9 +232,7 @@ class PopulationService(SoapService):
         )
 
     def _changed(self) -> bool:
-        """Whether any update changed a citizen (the usual lookup skips looking)."""
-        facts = self.feed.facts
-        return bool(facts.born or facts.removed)
+        return self.feed.any_changed
 
     def verify(self, fields: dict[str, str]) -> str:
         """XacThucThongTinCongDan: true when id, full name and birth date all agree."""

@@ -395,3 +395,26 @@ def test_a_recorded_marriage_then_divorce_show_in_the_marital_status_certificate
     change = changes(page(http, CIVIL, str(divorced.json()["sequence"] - 1), 1))[0]
     assert child(change, "LoaiThayDoi") == "LY_HON"
     assert child(change, "MaDoiTuong") == ids["husband_personal_id"]
+
+
+def test_a_recorded_move_shows_in_the_population_lookup_and_feed(
+    http: httpx.Client, sandbox: RunningSandbox
+) -> None:
+    personal_id = sandbox.world.population.personal_id(77)
+    commune = sandbox.world.person(200).residence_commune
+    moved = http.post(
+        "/_sandbox/record/population/residence",
+        json={"personal_id": personal_id, "commune": commune, "detail": "Số 5 đường Láng"},
+    )
+    assert moved.status_code == 201, moved.text
+    found = soap(
+        http, POPULATION, "TraCuuThongTinCongDan", MaYeuCau="t", MaDonViYeuCau="x",
+        SoDinhDanh=personal_id,
+    )  # fmt: skip
+    assert child(found, "CongDan", "ThuongTru", "MaDonViHanhChinh") == commune
+    assert child(found, "CongDan", "ThuongTru", "ChiTiet") == "Số 5 đường Láng"
+    change = changes(page(http, POPULATION, str(moved.json()["sequence"] - 1), 1))[0]
+    assert child(change, "LoaiThayDoi") == "DANG_KY_THUONG_TRU"
+    assert child(change, "DiaChi", "MaDonViHanhChinh") == commune
+    wrong = http.post("/_sandbox/record/population/residence", json={"personal_id": personal_id})
+    assert wrong.status_code == 400 and "commune" in wrong.json()["error"]
