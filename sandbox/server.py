@@ -9,8 +9,9 @@ endpoints:
 - ``GET/PUT /_sandbox/faults/NAME``: one source's faults (``sandbox.faults.Faults``);
   ``GET /_sandbox/faults`` shows all, ``PUT /_sandbox/faults`` sets the same faults on all;
 - ``POST /_sandbox/record/NAME/KIND``: record a change as that database's officer would (a JSON
-  body; civil records ``death``, ``birth``, ``marriage``, ``divorce``): 201 with what was
-  recorded, 400 naming the wrong field;
+  body; civil records ``death``, ``birth``, ``marriage``, ``divorce``, population
+  ``residence``; each source's ``recordable``): 201 with what was recorded (its ``sequence``
+  among it), 400 naming the wrong field;
 - ``GET /_sandbox/changes/NAME?after=0&limit=100``: a debug view of that database's change log
   in JSON (its native feed is the source's own operation).
 
