@@ -198,7 +198,7 @@ class SoapAdapter(Adapter):
     ) -> ChangePage:
         """Ask LIST_CHANGES for `limit` changes after `cursor` and read the page; each change's
         entity is its `entity_field`."""
-        if cursor is not None and not cursor.isdigit():
+        if cursor and not cursor.isdigit():  # None or "": from the start
             raise SourceRejected(self.source, "the cursor must be the last SoThuTu read")
         values = {
             "MaYeuCau": f"feed-{cursor or 0}",
