@@ -7,18 +7,20 @@ commands call these directly, the running subscription in a thread.
 
 from __future__ import annotations
 
+import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import confluent_kafka
 
 from bus.errors import BusError
-from bus.kafka import common_config
+from bus.kafka import _transient, common_config
 
 TopicPartition = tuple[str, int]
 TIMEOUT_S = 10.0
+T = TypeVar("T")
 
 
 class OffsetsError(BusError):
@@ -34,6 +36,27 @@ def _consumer(bootstrap: str, group: str | None = None) -> confluent_kafka.Consu
         "enable.partition.eof": True,
     }
     return confluent_kafka.Consumer(config)
+
+
+def _patient(call: Callable[[], T], what: str, wait_s: float = 30.0) -> T:
+    """`call`, tried again while Kafka's error is transient (a new topic's leader election)."""
+    ends = time.monotonic() + wait_s
+    while True:
+        try:
+            return call()
+        except confluent_kafka.KafkaException as exc:
+            if not _transient(exc.args[0]) or time.monotonic() > ends:
+                raise OffsetsError(f"{what}: {exc.args[0]}") from None
+            time.sleep(0.2)
+
+
+def _watermarks(consumer: confluent_kafka.Consumer, topic: str, partition: int) -> tuple[int, int]:
+    tp = confluent_kafka.TopicPartition(topic, partition)
+    low, high = _patient(
+        lambda: consumer.get_watermark_offsets(tp, timeout=TIMEOUT_S),
+        f"{topic}[{partition}]: watermarks",
+    )
+    return int(low), int(high)
 
 
 def partitions_of(consumer: confluent_kafka.Consumer, topic: str) -> list[int]:
@@ -52,9 +75,7 @@ def watermarks(bootstrap: str, topics: Iterable[str]) -> dict[TopicPartition, tu
         marks = {}
         for topic in topics:
             for partition in partitions_of(consumer, topic):
-                tp = confluent_kafka.TopicPartition(topic, partition)
-                low, high = consumer.get_watermark_offsets(tp, timeout=TIMEOUT_S)
-                marks[(topic, partition)] = (int(low), int(high))
+                marks[(topic, partition)] = _watermarks(consumer, topic, partition)
         return marks
     finally:
         consumer.close()
@@ -69,11 +90,10 @@ def read_all(bootstrap: str, topic: str, *, start: Mapping[int, int] | None = No
         ends = {}
         assignment = []
         for partition in partitions_of(consumer, topic):
-            tp = confluent_kafka.TopicPartition(topic, partition)
-            low, high = consumer.get_watermark_offsets(tp, timeout=TIMEOUT_S)
-            first = max(int(low), (start or {}).get(partition, int(low)))
+            low, high = _watermarks(consumer, topic, partition)
+            first = max(low, (start or {}).get(partition, low))
             if first < high:
-                ends[partition] = int(high)
+                ends[partition] = high
                 assignment.append(confluent_kafka.TopicPartition(topic, partition, first))
         if not assignment:
             return []
@@ -139,9 +159,9 @@ def committed(
         return {}
     consumer = _consumer(bootstrap, group)
     try:
-        answer = consumer.committed(wanted, timeout=TIMEOUT_S)
-    except confluent_kafka.KafkaException as exc:
-        raise OffsetsError(f"group {group}: committed offsets: {exc.args[0]}") from None
+        answer = _patient(
+            lambda: consumer.committed(wanted, timeout=TIMEOUT_S), f"group {group}: committed"
+        )
     finally:
         consumer.close()
     return {(tp.topic, tp.partition): (tp.offset if tp.offset >= 0 else None) for tp in answer}
@@ -160,13 +180,14 @@ def offsets_at(bootstrap: str, topics: Iterable[str], when: datetime) -> dict[To
         ]
         if not wanted:
             return {}
-        found = consumer.offsets_for_times(wanted, timeout=TIMEOUT_S)
+        found = _patient(
+            lambda: consumer.offsets_for_times(wanted, timeout=TIMEOUT_S), "offsets by time"
+        )
         offsets = {}
         for tp in found:
             offset = tp.offset
             if offset < 0:  # no record that late: the end
-                _, high = consumer.get_watermark_offsets(tp, timeout=TIMEOUT_S)
-                offset = high
+                _, offset = _watermarks(consumer, tp.topic, tp.partition)
             offsets[(tp.topic, tp.partition)] = int(offset)
         return offsets
     finally:

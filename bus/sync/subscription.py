@@ -408,6 +408,7 @@ class SubscriptionRunner:
         self._control: AsyncConsumer | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._applying: set[asyncio.Task[None]] = set()
+        self._stopped = False
 
     async def start(self) -> None:
         if self._own_outbox:
@@ -461,6 +462,10 @@ class SubscriptionRunner:
                 await consumer.publish_status(only_if_changed=True)
 
     async def stop(self) -> None:
+        """Stop every subscription (what is delivered is committed); a second call does nothing."""
+        if self._stopped:
+            return
+        self._stopped = True
         for task in [*self._tasks, *self._applying]:
             task.cancel()
         for task in [*self._tasks, *self._applying]:

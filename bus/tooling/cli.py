@@ -24,6 +24,7 @@ from bus.settings import Settings, get_settings
 from bus.tooling.audit_cli import audit_app
 from bus.tooling.keys_cli import keys_app
 from bus.tooling.scaffold import SourceProtocol
+from bus.tooling.sync_cli import dlq_app, sync_app
 
 if TYPE_CHECKING:
     from bus.catalog import Catalog
@@ -48,6 +49,8 @@ app.add_typer(adapter_app, name="adapter")
 app.add_typer(policy_app, name="policy")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(sync_app, name="sync")
 
 
 def settings_or_exit() -> Settings:
