@@ -251,3 +251,48 @@ def test_entity_ids_are_masked_on_screen() -> None:
     assert mask("001089012345") == "0010******45"
     assert mask("0101234567") == "0101****67"
     assert mask("AB123") == "***23"
+
+
+# -- dead letters and the sinks' composition ----------------------------------------------------
+
+
+def test_a_dead_letter_keeps_the_record_and_says_why_where_and_when() -> None:
+    from bus.codec import encode
+    from bus.runtime import Inbound
+    from bus.sync.deadletter import DeadLetter, dead_letter_headers
+    from bus.sync.retry import GivenUp
+
+    body, headers = encode(death())
+    record = Inbound("tthc.sync.civil.change", 2, 17, b"001089012345", body, tuple(headers), 0)
+    first, last = datetime(2026, 12, 1, 9, 0, tzinfo=UTC), datetime(2026, 12, 1, 9, 1, tzinfo=UTC)
+    failure = GivenUp("webhook http://h/p: HTTP 503", 5, False, first, last)
+    parked = Inbound(
+        "tthc.dlq.s", 0, 4, record.key, body, tuple(dead_letter_headers(record, "s", failure)), 0
+    )
+
+    letter = DeadLetter.from_record(parked)
+    assert (letter.reason, letter.attempts, letter.permanent) == (failure.reason, 5, False)
+    assert letter.origin == ("tthc.sync.civil.change", 2, 17)
+    assert (letter.first_failed, letter.last_failed, letter.replays) == (first, last, 0)
+    assert letter.event().message_id == "civil.41" and letter.kept_headers == headers
+    # dead-lettered again by a replay: the origin stays, the replays count
+    again = dead_letter_headers(letter, "s", failure, replays=1)
+    assert DeadLetter.from_record(
+        Inbound("tthc.dlq.s", 0, 9, record.key, body, tuple(again), 0)
+    ).origin == ("tthc.sync.civil.change", 2, 17)
+
+
+def test_an_update_sink_naming_an_operation_its_database_does_not_accept_is_refused() -> None:
+    from bus.errors import SettingsError
+    from bus.settings import Subscription, load_settings
+    from bus.tooling.sync_cli import build_sink
+
+    subscription = Subscription.model_validate(
+        {
+            "name": "death-to-population",
+            "sources": ["civil"],
+            "sink": {"kind": "update", "source": "population", "operation": "no_such_operation"},
+        }
+    )
+    with pytest.raises(SettingsError, match=r"operation = 'no_such_operation': population accepts"):
+        build_sink(load_settings(), subscription)
