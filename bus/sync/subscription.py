@@ -88,7 +88,12 @@ class _Lane:
         while True:
             while self.records:
                 record = self.records[0]
-                await self._deliver(record, self)
+                try:
+                    await self._deliver(record, self)
+                except Exception as exc:  # a bug: hold the partition rather than skip the event
+                    log.error("lane %s[%s]: %s", *self.key, exception_site(exc))
+                    await asyncio.sleep(1.0)
+                    continue
                 self.records.popleft()
                 self.held = False
                 self.done = record.offset + 1
