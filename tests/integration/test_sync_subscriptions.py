@@ -58,7 +58,7 @@ class Receiver:
 
     answer: Callable[[str, int], int] = lambda _key, _n: 200
     calls: list[Call] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.RLock = field(default_factory=threading.RLock)  # answer() may look too
     url: str = ""
 
     def accepted(self) -> list[str]:
@@ -85,6 +85,7 @@ def receiver() -> Iterator[Receiver]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True  # a handler stuck in a failing test must not hold the teardown
     state.url = f"http://127.0.0.1:{server.server_address[1]}/hooks/sync"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -122,9 +123,9 @@ def world(kafka_broker: Any, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
         "sources": [source],
         "event_types": ["CitizenDeceased", "ResidenceChanged"],
         "sink": {"kind": "webhook", "url": receiver.url, "secret": SECRET, "timeout_ms": 2000},
-        "max_attempts": 4,
-        "backoff_first_ms": 20,
-        "backoff_max_ms": 80,
+        "max_attempts": 8,
+        "backoff_first_ms": 40,
+        "backoff_max_ms": 200,
     }
     env = {
         "TTHC_BUS_KAFKA__BOOTSTRAP_SERVERS": bootstrap,
@@ -277,6 +278,39 @@ async def test_a_webhook_that_fails_for_a_while_receives_every_event_once_in_ord
     assert len(receiver.calls) == calls
 
 
+async def test_an_event_being_retried_holds_its_partition_and_no_other(
+    world: World, receiver: Receiver, runner: SubscriptionRunner
+) -> None:
+    events = [change(world, n, ENTITIES[n % 4]) for n in range(1, 17)]
+    await produce(world, events)
+    partition_of = {
+        m.value() and ChangeEvent.model_validate_json(m.value()).message_id: m.partition()
+        for m in offsets.read_all(world.bootstrap, world.stream)
+    }
+    held = events[0]
+    elsewhere = {
+        e.message_id for e in events if partition_of[e.message_id] != partition_of[held.message_id]
+    }
+    assert elsewhere, "the entities all landed in one partition"
+
+    def answer(key: str, _n: int) -> int:
+        # The held event fails until every event of the other partitions has been delivered: a
+        # held partition that stopped the others would never let it through.
+        if key == held.message_id and not elsewhere <= set(receiver.accepted()):
+            return 503
+        return 200
+
+    receiver.answer = answer
+    await until(lambda: set(receiver.accepted()) == {e.message_id for e in events})
+    assert next(c.status for c in receiver.calls if c.key == held.message_id) == 503
+    same = [
+        e.message_id for e in events if partition_of[e.message_id] == partition_of[held.message_id]
+    ]
+    accepted = receiver.accepted()
+    assert [k for k in accepted if k in same] == same  # its partition waited for it, in order
+    assert pending(world.bootstrap, world.app_id, world.name) == []
+
+
 async def test_a_refused_event_is_dead_lettered_with_its_error_and_origin_and_replay_delivers_it(
     world: World, receiver: Receiver, runner: SubscriptionRunner
 ) -> None:
@@ -349,6 +383,13 @@ async def test_pause_stops_delivery_resume_continues_and_reset_delivers_again_fr
     await asyncio.sleep(1.5)
     assert len(receiver.accepted()) == len(first)  # nothing delivered while paused
 
+    connector = {"state": "polling", "cursor": "c-42", "last_event_time": None, "error": None}
+    offsets.produce(
+        world.bootstrap,
+        topics.STATUS,
+        f"sync-source.{world.source}",
+        json.dumps(connector).encode(),
+    )
     status = await cli("sync", "status", "--json")
     assert status.exit_code == 0, status.output
     report = json.loads(status.output)
@@ -356,6 +397,7 @@ async def test_pause_stops_delivery_resume_continues_and_reset_delivers_again_fr
     assert row["paused"] and row["lag"] == len(second) and row["state"] == "paused"
     [stream] = [s for s in report["streams"] if s["topic"] == world.stream]
     assert stream["events"] == len(first) + len(second) and stream["last_event_time"]
+    assert report["sources"][world.source] == connector
     table = await cli("sync", "status")
     assert table.exit_code == 0 and world.name in table.output and "paused" in table.output
 
