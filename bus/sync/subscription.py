@@ -76,11 +76,17 @@ class _Lane:
         self.done: int | None = None  # the next offset to commit
         self.committed: int | None = None
         self.held = False  # its first record has failed at least once
+        self.last_added: int | None = None
         self._deliver = deliver
         self._wake = asyncio.Event()
         self.task = asyncio.create_task(self._run(), name=f"lane-{key[0]}-{key[1]}")
 
     def add(self, record: Inbound) -> None:
+        # A record at or before the last one taken is a repeat (fetched again after the
+        # partition came back in a rebalance): delivering it twice could reorder the entity.
+        if self.last_added is not None and record.offset <= self.last_added:
+            return
+        self.last_added = record.offset
         self.records.append(record)
         self._wake.set()
 
