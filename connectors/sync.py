@@ -123,7 +123,6 @@ class CursorStore:
         self._owner = False
         self._ready = threading.Event()
         self._lock = threading.Lock()
-        self._end: int | None = None
         self._running = False
         self._thread: threading.Thread | None = None
         self._consumer: confluent_kafka.Consumer | None = None
@@ -177,13 +176,12 @@ class CursorStore:
             self.cursors = {}
         if not partitions:
             return
-        low, high = consumer.get_watermark_offsets(partitions[0], timeout=10)
-        self._end = high
+        # From the start every time; `ready` comes with the partition's end-of-file event
+        # (also for an empty partition). No watermark call here: on a topic whose leader is
+        # still being elected it raises, and this runs inside the consumer's poll.
         for partition in partitions:
             partition.offset = confluent_kafka.OFFSET_BEGINNING
         consumer.assign(partitions)
-        if high <= low:
-            self._ready.set()
 
     def _revoked(self, consumer: Any, partitions: list[Any]) -> None:
         with self._lock:
@@ -197,8 +195,12 @@ class CursorStore:
         while self._running:
             try:
                 message = consumer.poll(0.2)
-            except RuntimeError:
+            except RuntimeError:  # closed under us while stopping
                 return
+            except confluent_kafka.KafkaException as exc:  # e.g. in a rebalance callback
+                log.warning("sync cursors: %s; polling on", exc.args[0] if exc.args else exc)
+                time.sleep(0.5)
+                continue
             if message is None:
                 continue
             error = message.error()
@@ -215,9 +217,6 @@ class CursorStore:
                     continue
                 with self._lock:
                     self.cursors[key.decode()] = str(cursor)
-            offset = message.offset()
-            if self._end is not None and offset is not None and offset + 1 >= self._end:
-                self._ready.set()
 
 
 class FeedConnector:

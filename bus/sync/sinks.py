@@ -168,9 +168,10 @@ def update_payload(event: ChangeEvent) -> dict[str, Any]:
 
 
 class UpdateDelivery:
-    """An update operation of another national database, keyed by the event id (the adapter
-    applies an idempotency key at most once). A `SourceError` that is not `retryable` is
-    permanent; the retryable ones (unavailable, timeout, a fault of its own) are retried."""
+    """An update operation of another national database, keyed by the event id and the
+    operation (the adapter applies an idempotency key at most once). A `SourceError` that is
+    not `retryable` is permanent; the retryable ones (unavailable, timeout, a fault of its own)
+    are retried."""
 
     def __init__(self, source: str, operation: str, updater: Updater, *, timeout_s: float) -> None:
         self.source = source
@@ -184,7 +185,7 @@ class UpdateDelivery:
             self._updater.update(
                 self.operation,
                 update_payload(event),
-                idempotency_key=event.message_id,
+                idempotency_key=self.idempotency_key(event),
                 timeout=self._timeout_s,
             )
         except SourceError as exc:  # its message is written to carry no personal data
@@ -195,6 +196,12 @@ class UpdateDelivery:
             raise DeliveryFailed(
                 f"{self.name}: internal error: {exception_site(exc)}", permanent=False
             ) from None
+
+    def idempotency_key(self, event: ChangeEvent) -> str:
+        """The event id and the operation: one event may drive several operations of the same
+        database (a death stops the participation and opens a funeral case), and a database
+        applies a key once, whatever the operation."""
+        return f"{event.message_id}:{self.operation}"
 
     def close(self) -> None:
         close = getattr(self._updater, "close", None)

@@ -350,6 +350,7 @@ def compose_worker(settings: Settings) -> ComposedWorker:
     from bus.router import LookupRouter
     from bus.runtime import KafkaRunner, RunnerSettings, hosted
     from bus.streams import create_app
+    from bus.tooling.sync_cli import subscription_runner
     from connectors.lookup import LookupConnector
     from connectors.sync import FeedConnectors
 
@@ -420,8 +421,13 @@ def compose_worker(settings: Settings) -> ComposedWorker:
         settings.sync.feeds,
         name,
     )
+    try:
+        subscriptions = subscription_runner(settings, outbox)
+    except BusError as exc:  # a sink naming a database or operation that does not exist
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
     # The runner stops before the writers, so that what it consumed is stored before they stop.
-    runtime = hosted(outbox, *writers, runner, *connectors.values(), feeds)
+    runtime = hosted(outbox, *writers, runner, *connectors.values(), feeds, subscriptions)
     return ComposedWorker(faust_app, runtime, [*direct, aggregator.subscriber()])
 
 

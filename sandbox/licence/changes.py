@@ -169,4 +169,6 @@ def revoked_record(record: dict[str, Any], revocation: dict[str, Any]) -> dict[s
         "thu_hoi": {key: revocation[key] for key in ("ngay", "ly_do", "so_quyet_dinh")},
         "trang_thai": REVOKED,
         "cap_nhat_luc": revocation["at"].strftime("%d/%m/%Y %H:%M:%S"),
+        # The record is as of the update: its status (derived on this day) is revoked.
+        "ngay_du_lieu": revocation["at"].strftime("%d/%m/%Y"),
     }

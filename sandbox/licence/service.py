@@ -239,6 +239,7 @@ class LicenceService(SimulatedSource):
             }
             native["trang_thai"] = "bi_tuoc_quyen"
             native["cap_nhat_luc"] = suspension["at"].strftime("%d/%m/%Y %H:%M:%S")
+            native["ngay_du_lieu"] = suspension["at"].strftime("%d/%m/%Y")  # data as of then
         if revocation is not None:
             native = revoked_record(native, revocation)
         return orjson.dumps(native)

@@ -206,9 +206,10 @@ class PopulationGenerator:
         self._build = lru_cache(maxsize=cache_size)(self._generate)
         self._core = lru_cache(maxsize=cache_size * 2)(self._core_uncached)
         # Pure functions of (seed, index) that the other databases' feeds ask again and again.
-        self._pair_draws = lru_cache(maxsize=cache_size * 4)(self._pair_draws)
-        self.couple = lru_cache(maxsize=cache_size * 2)(self.couple)
-        self.death = lru_cache(maxsize=cache_size * 2)(self.death)
+        # (Per instance, over bound methods: a class-level cache would keep every generator.)
+        self._pair_draws = lru_cache(maxsize=cache_size * 4)(self._pair_draws)  # type: ignore[method-assign]
+        self.couple = lru_cache(maxsize=cache_size * 2)(self.couple)  # type: ignore[method-assign]
+        self.death = lru_cache(maxsize=cache_size * 2)(self.death)  # type: ignore[method-assign]
 
     # -- identity -----------------------------------------------------------------------------
     def _rng(self, index: int) -> random.Random:

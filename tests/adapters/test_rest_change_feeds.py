@@ -331,7 +331,7 @@ def test_revoke_licences_shows_in_the_driver_lookup_and_the_feed_once(
     assert revoked.applied and len(revoked.detail["thu_hoi"]) == 1
     record = fetch(licence, "driver", holder)
     assert record["trang_thai"] == "da_thu_hoi" and record["thu_hoi"]["ngay"] == "30/11/2026"
-    load_mapping("licence-driver").apply(record)  # the bus reads it
+    assert load_mapping("licence-driver").apply(record).status == "revoked"  # as the bus reads it
     head = service.changes.head
     again = licence.update("revoke_licences", death(holder), idempotency_key="d-1", timeout=3.0)
     assert not again.applied and service.changes.head == head

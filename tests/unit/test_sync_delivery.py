@@ -139,12 +139,13 @@ class RecordingUpdater:
         return {"applied": True}
 
 
-def test_the_update_sink_sends_the_event_identity_and_data_keyed_by_the_event_id() -> None:
+def test_the_update_sink_sends_the_event_identity_and_data_keyed_by_event_and_operation() -> None:
     updater = RecordingUpdater()
     sink = UpdateDelivery("population", "remove_permanent_residence", updater, timeout_s=2.5)
     sink.deliver(death())
     [(operation, payload, key, timeout)] = updater.calls
-    assert (operation, key, timeout) == ("remove_permanent_residence", "civil.41", 2.5)
+    key_wanted = "civil.41:remove_permanent_residence"  # two operations of one event: two keys
+    assert (operation, key, timeout) == ("remove_permanent_residence", key_wanted, 2.5)
     assert payload == {
         "entity": "001089012345",
         "entity_kind": "personal_id",
