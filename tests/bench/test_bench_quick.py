@@ -520,7 +520,9 @@ def test_rss_over_window_takes_start_peak_end_inside_it() -> None:
 
 
 @pytest.mark.integration
-def test_quick_sync_throughput_measures_the_raw_pipe(kafka_broker: Any, tmp_path: Path) -> None:
+def test_quick_sync_throughput_measures_the_raw_pipe_and_the_bus_path(
+    kafka_broker: Any, tmp_path: Path
+) -> None:
     result = run_scenario(
         "sync-throughput",
         quick=True,
@@ -530,8 +532,12 @@ def test_quick_sync_throughput_measures_the_raw_pipe(kafka_broker: Any, tmp_path
     assert_well_formed(result, tmp_path)
     assert result["sync"]["raw_pipe"]["events"] == result["params"]["events"] > 0
     assert result["figures"]["raw_pipe_events_per_s"] > 0
-    assert result["figures"]["sync_ratio"] is None  # the bus path is not built: no fake ratio
-    assert "bus path: not built yet (sync streams issue)" in result["notes"]
+    bus = result["sync"]["bus"]
+    # Every change of the sandbox's backlog reached the webhook, each key once at least.
+    assert bus["complete"] and bus["events"] == bus["expected"] == result["params"]["bus_events"]
+    assert bus["source"].startswith("bench")
+    ratio = result["figures"]["sync_ratio"]
+    assert ratio == round(bus["events_per_s"] / result["figures"]["raw_pipe_events_per_s"], 3)
 
 
 @pytest.fixture(scope="module")
