@@ -58,7 +58,7 @@ def read_all(bootstrap: str, topic: str) -> list[Read]:
         parts = []
         for number in metadata.partitions:
             part = confluent_kafka.TopicPartition(topic, number)
-            low, high = consumer.get_watermark_offsets(part, timeout=10)
+            low, high = watermarks(consumer, part)
             if high > low:
                 ends[number] = high
                 parts.append(confluent_kafka.TopicPartition(topic, number, low))
@@ -79,6 +79,19 @@ def read_all(bootstrap: str, topic: str) -> list[Read]:
         return found
     finally:
         consumer.close()
+
+
+def watermarks(consumer: confluent_kafka.Consumer, part: Any) -> tuple[int, int]:
+    """A partition's offsets, waiting out a leader election (after a broker restart)."""
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            low, high = consumer.get_watermark_offsets(part, timeout=10)
+            return int(low), int(high)
+        except confluent_kafka.KafkaException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def wait_for(stack: DevStack, source: str, sequence: int, timeout: float = 90.0) -> list[Read]:
