@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from bus.tooling.devstack import DevStack
 
 AUDIT_ENV = "TTHC_BUS_AUDIT__ENABLED"
+# The lookup scenarios' stack polls no change feed and runs no subscription: their work would
+# be noise in the lookup figures, and their streams and cursors belong to the broker's other
+# stacks (sync-throughput starts a stack of its own, bench/sync_path.py).
+NO_SYNC_ENV = {"TTHC_BUS_SYNC__FEEDS__SOURCES": "[]", "TTHC_BUS_SYNC__SUBSCRIPTIONS": "[]"}
 
 
 def git_commit(cwd: Path = PROJECT_ROOT) -> str:
@@ -110,7 +114,9 @@ def started_stack(settings: Settings, workers: int = 1) -> Iterator[StackEndpoin
 
     with (
         tempfile.TemporaryDirectory(prefix="tthc-bench-") as workdir,
-        DevStack(settings, workdir=Path(workdir), workers=workers) as stack,
+        DevStack(
+            settings, workdir=Path(workdir), workers=workers, worker_env=dict(NO_SYNC_ENV)
+        ) as stack,
     ):
         yield endpoints_of(stack, settings)
 

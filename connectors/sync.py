@@ -418,6 +418,8 @@ class FeedConnectors:
         return self._store
 
     async def start(self) -> None:
+        if not self.connectors:  # nothing to poll: stay out of the group that decides who polls
+            return
         await self._producer.start()
         self._store.start()
         for source, connector in self.connectors.items():
@@ -437,6 +439,9 @@ class FeedConnectors:
                 await asyncio.sleep(1)
 
     async def stop(self) -> None:
+        if not self.connectors:
+            self._pool.shutdown(wait=False)
+            return
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -40,6 +40,11 @@ class Broker:
 
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    yield from local_broker(tmp_path_factory)
+
+
+def local_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
+    """A real broker of its own (or the external cluster the settings name)."""
     settings = load_settings()
     external = settings.kafka.bootstrap_servers  # settings.toml or TTHC_BUS_KAFKA__...
     if external:

@@ -754,6 +754,11 @@ def assert_profiled(
         if name in idle and entry["samples"] == 0:
             assert not raw.read_text(encoding="utf-8").strip()
             continue
+        if name in idle and not entry["top_frames"]:
+            # Nearly idle: a few samples, each only the stack's entry frames (the summary drops
+            # them up to the dispatch frame), so nothing is left to rank.
+            assert entry["samples"] < 50, entry["samples"]
+            continue
         assert raw.read_text(encoding="utf-8").strip()
         assert entry["samples"] > 0
         assert 0 < len(entry["top_frames"]) <= 15
