@@ -192,7 +192,18 @@ def sync_throughput(stack: StackEndpoints, options: ScenarioOptions) -> dict[str
     bootstrap = stack.need("bootstrap_servers")
     baseline = asyncio.run(measure_raw_pipe(bootstrap, options.events, stack.partitions))
     bus_events = min(options.events, SYNC_BUS_EVENTS)
-    bus = measure_bus_sync_path(stack, bus_events)
+    try:
+        bus = measure_bus_sync_path(stack, bus_events)
+    except Exception as exc:  # reported, not raised: the raw pipe's figures still stand
+        bus = {
+            "complete": False,
+            "events": 0,
+            "expected": bus_events,
+            "elapsed_s": None,
+            "events_per_s": None,
+            "duplicates": None,
+            "error": f"{type(exc).__name__}: {str(exc)[:500]}",
+        }
     bus_rate = bus["events_per_s"] if bus["complete"] else None
     sync_ratio = ratio(bus_rate, baseline["events_per_s"])
     figures = {
@@ -208,6 +219,8 @@ def sync_throughput(stack: StackEndpoints, options: ScenarioOptions) -> dict[str
     incomplete = None
     if not bus["complete"]:
         incomplete = f"bus path: {bus['events']} of {bus['expected']} events reached the sink"
+        if bus.get("error"):
+            incomplete += f" ({bus['error']})"
     notes = [
         f"raw pipe: {baseline['events']} events consume -> rename -> produce on aiokafka "
         "(acks=all, offsets after the acks); bus: "
