@@ -174,6 +174,14 @@ class AsyncConsumer:
 
     Either `subscribe` (a consumer group; `on_revoke` runs in the poll thread during a
     rebalance, before the partitions go) or `assign` (fixed partitions, no group).
+
+    A rebalance starts a new epoch. Batches fetched before it and not yet taken are dropped:
+    their records were never handed out, so none was committed, and whoever owns their
+    partitions now reads them again from the committed offset. Without that, records fetched
+    ahead under the old assignment would be handed out before the ones the new assignment reads
+    again, out of order, or for partitions another member owns now. The batch of the poll in
+    which the rebalance happened may mix records from before and after it: it is handed out,
+    and the users' lanes take an offset going back as a rewind (`bus.sync.subscription`).
     """
 
     def __init__(
@@ -204,7 +212,7 @@ class AsyncConsumer:
         }
         self._max_batch = max_batch
         self._consumer: confluent_kafka.Consumer | None = None
-        self._queue: asyncio.Queue[list[Record]] | None = None
+        self._queue: asyncio.Queue[tuple[int, list[Record]]] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._running = False
@@ -213,6 +221,7 @@ class AsyncConsumer:
         self._commits_lock = threading.Lock()
         self._subscribe: list[str] | None = None
         self._assign: list[tuple[str, int, int]] | None = None
+        self._epoch = 0  # rebalances seen; changed only in the poll thread
         self.on_revoke: Revoked | None = None
 
     def subscribe(self, topics: Sequence[str]) -> None:
@@ -227,7 +236,7 @@ class AsyncConsumer:
         self._queue = asyncio.Queue()
         consumer = self._consumer = confluent_kafka.Consumer(self._config)
         if self._subscribe is not None:
-            consumer.subscribe(self._subscribe, on_revoke=self._revoked)
+            consumer.subscribe(self._subscribe, on_assign=self._assigned, on_revoke=self._revoked)
         elif self._assign is not None:
             partitions = []
             for topic, partition, wanted in self._assign:
@@ -258,7 +267,11 @@ class AsyncConsumer:
                     raise
                 await asyncio.sleep(0.2)
 
+    def _assigned(self, _consumer: Any, _partitions: list[Any]) -> None:
+        self._epoch += 1
+
     def _revoked(self, _consumer: Any, partitions: list[Any]) -> None:
+        self._epoch += 1  # first: batches fetched until now are stale from here on
         if self.on_revoke is not None:
             try:
                 self.on_revoke([(p.topic, p.partition) for p in partitions])
@@ -292,20 +305,27 @@ class AsyncConsumer:
                 self._send_commits()
             if not self._running:
                 return
-            loop.call_soon_threadsafe(queue.put_nowait, batch)
+            # A rebalance during this poll: its records count as of the new epoch.
+            loop.call_soon_threadsafe(queue.put_nowait, (self._epoch, batch))
 
     async def getmany(self, timeout_s: float) -> list[Record]:
+        """The next batch of records fetched in the current assignment ([] after `timeout_s`)."""
         assert self._queue is not None, "start() the consumer"
         queue = self._queue
-        if queue.empty():
-            try:
-                batch = await asyncio.wait_for(queue.get(), timeout_s)
-            except TimeoutError:
-                return []
-        else:
-            batch = queue.get_nowait()
-        self._room.release()
-        return batch
+        loop = asyncio.get_running_loop()
+        ends = loop.time() + timeout_s
+        while True:
+            if queue.empty():
+                try:
+                    epoch, batch = await asyncio.wait_for(queue.get(), max(0.0, ends - loop.time()))
+                except TimeoutError:
+                    return []
+            else:
+                epoch, batch = queue.get_nowait()
+            self._room.release()
+            if epoch == self._epoch:
+                return batch
+            # Fetched before a rebalance: read again from the committed offsets.
 
     def commit(self, offsets: Sequence[tuple[str, int, int]], *, wait: bool = False) -> None:
         """Commit `next offset to read` per partition.

@@ -192,6 +192,13 @@ class SandboxSettings(Section):
         le=10_000,
         description="Live changes per second, over all databases, appended while it runs.",
     )
+    state_file: Path | None = Field(
+        default=None,
+        description="Where the sandbox keeps what changed while it ran (updates applied, "
+        "changes recorded), so that a restart keeps them as a database would (the broker "
+        "keeps the streams and cursors); none: forgotten at exit. `tthc-bus dev` keeps it "
+        "beside the children's logs.",
+    )
     faults: dict[str, dict[str, Any]] = Field(
         default_factory=dict,
         description="Faults from the start, per simulated source (the fields of "

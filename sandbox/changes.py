@@ -132,6 +132,24 @@ class ChangeLog:
             self._appended.append(change)
             return change
 
+    def appended(self) -> list[Change]:
+        """The changes appended after the backlog (what `sandbox.persist` keeps)."""
+        with self._lock:
+            return list(self._appended)
+
+    def restore(self, changes: list[Change]) -> None:
+        """Put back the changes a previous run appended (before anything else is appended)."""
+        with self._lock:
+            if self._appended:
+                raise RuntimeError(f"{self.source}: changes appended before the restore")
+            for offset, change in enumerate(changes):
+                if change.sequence != self.backlog + offset + 1:
+                    raise ValueError(
+                        f"{self.source}: saved change {change.sequence} is not "
+                        f"{self.backlog + offset + 1} (a state saved over another backlog)"
+                    )
+            self._appended.extend(changes)
+
     def get(self, sequence: int) -> Change:
         if not 1 <= sequence <= self.head:
             raise IndexError(f"{self.source}: no change {sequence} (head {self.head})")
@@ -174,6 +192,18 @@ class SandboxState:
     @property
     def lock(self) -> threading.RLock:
         return self._lock
+
+    def applied_count(self) -> int:
+        with self._lock:
+            return len(self._applied)
+
+    def applied_snapshot(self) -> dict[tuple[str, str], Applied]:
+        with self._lock:
+            return dict(self._applied)
+
+    def restore_applied(self, applied: dict[tuple[str, str], Applied]) -> None:
+        with self._lock:
+            self._applied.update(applied)
 
     def once(
         self, source: str, key: str, operation: str, apply: Callable[[], dict[str, Any]]

@@ -28,6 +28,7 @@ import random
 import threading
 import time
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -38,6 +39,7 @@ from starlette.routing import BaseRoute, Route
 
 from sandbox.changes import SandboxState
 from sandbox.faults import FaultInjector, Faults
+from sandbox.persist import StateFile, WorldKey
 from sandbox.registry import SimulatedSource, discover
 from sandbox.world import World
 
@@ -225,11 +227,13 @@ def build_app(
     faults: Mapping[str, Mapping[str, Any]] | None = None,
     changes_backlog: int = 0,
     changes_rate: float = 0.0,
+    state_file: Path | None = None,
 ) -> Starlette:
     """The sandbox app: every registered source over ``count`` citizens from ``seed``, with
     ``faults`` (source name -> `Faults` fields) set from the start, the others faultless,
     ``changes_backlog`` changes in each database's change feed from the start, and
-    ``changes_rate`` live changes a second recorded while the app runs (its lifespan)."""
+    ``changes_rate`` live changes a second recorded while the app runs (its lifespan). With a
+    ``state_file``, what changed is kept there across restarts (`sandbox.persist`)."""
     faults = faults or {}
     classes = discover()
     unknown = sorted(set(faults) - set(classes))
@@ -241,12 +245,20 @@ def build_app(
         for name, cls in classes.items()
     }
     state = SandboxState()
+    stored = StateFile(state_file, WorldKey(count, seed, changes_backlog)) if state_file else None
+    saved = stored.read() if stored is not None else None
+    if saved is not None:
+        StateFile.restore_state(saved, state)
     for source in sources.values():
         source.enable_changes(changes_backlog, state)
+    if saved is not None:
+        StateFile.restore_logs(saved, sources)
     routes: list[BaseRoute] = [route for source in sources.values() for route in source.routes()]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if stored is not None:
+            stored.start(state, sources)
         live = LiveChanges(sources, changes_rate, seed).start() if changes_rate > 0 else None
         app.state.live_changes = live
         try:
@@ -254,6 +266,8 @@ def build_app(
         finally:
             if live is not None:
                 live.stop()
+            if stored is not None:
+                stored.stop()
 
     app = Starlette(routes=[*routes, *SandboxAdmin(world, sources).routes()], lifespan=lifespan)
     app.state.world = world
@@ -271,10 +285,12 @@ def serve(
     faults: Mapping[str, Mapping[str, Any]] | None = None,
     changes_backlog: int = 0,
     changes_rate: float = 0.0,
+    state_file: Path | None = None,
 ) -> None:
     """Serve the sandbox with uvicorn until interrupted; with a live change generator of
-    ``changes_rate`` changes a second (over all databases) when it is above 0."""
-    app = build_app(count, seed, faults, changes_backlog, changes_rate)
+    ``changes_rate`` changes a second (over all databases) when it is above 0, and what changed
+    kept in ``state_file`` across restarts when one is given."""
+    app = build_app(count, seed, faults, changes_backlog, changes_rate, state_file)
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
 
 
@@ -287,6 +303,7 @@ def main() -> None:
     parser.add_argument("--faults", type=json.loads, default={}, help='{"insurance": {...}}')
     parser.add_argument("--changes-backlog", type=int, default=0)
     parser.add_argument("--changes-rate", type=float, default=0.0)
+    parser.add_argument("--state-file", type=Path, default=None)
     args = parser.parse_args()
     serve(
         args.host,
@@ -296,6 +313,7 @@ def main() -> None:
         args.faults,
         args.changes_backlog,
         args.changes_rate,
+        args.state_file,
     )
 
 

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import requests
@@ -67,14 +68,22 @@ def serve_sandbox(
     *,
     changes_backlog: int = 0,
     changes_rate: float = 0.0,
+    state_file: Path | None = None,
 ) -> RunningSandbox:
     """The sandbox of `count` citizens from `seed`, answering on `port` (or a free port), with
-    `changes_backlog` changes in each feed and `changes_rate` live changes a second."""
+    `changes_backlog` changes in each feed, `changes_rate` live changes a second, and what
+    changed kept in `state_file` (if given) across a stop and a new start."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds its own
     sock.bind(("127.0.0.1", port or 0))
     bound: int = sock.getsockname()[1]
-    app = build_app(count, seed, changes_backlog=changes_backlog, changes_rate=changes_rate)
+    app = build_app(
+        count,
+        seed,
+        changes_backlog=changes_backlog,
+        changes_rate=changes_rate,
+        state_file=state_file,
+    )
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     thread = threading.Thread(
         target=server.run, kwargs={"sockets": [sock]}, name=f"sandbox-{bound}", daemon=True

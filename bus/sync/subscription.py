@@ -77,32 +77,50 @@ class _Lane:
         self.committed: int | None = None
         self.held = False  # its first record has failed at least once
         self.last_added: int | None = None
+        self.delivering: int | None = None  # the offset in the sink now
+        self.rewound = False  # the partition was read again from before `delivering`
         self._deliver = deliver
         self._wake = asyncio.Event()
         self.task = asyncio.create_task(self._run(), name=f"lane-{key[0]}-{key[1]}")
 
     def add(self, record: Inbound) -> None:
-        # A record at or before the last one taken is a repeat (fetched again after the
-        # partition came back in a rebalance): delivering it twice could reorder the entity.
+        # An offset at or before the last one taken: the consumer reads the partition again
+        # from there (a poll that straddled a rebalance, see bus.kafka.AsyncConsumer). Drop
+        # what waits from that offset on; it comes again, in order, after this record.
         if self.last_added is not None and record.offset <= self.last_added:
-            return
+            self._rewind(record.offset)
         self.last_added = record.offset
         self.records.append(record)
         self._wake.set()
+
+    def _rewind(self, offset: int) -> None:
+        waiting = list(self.records)
+        kept: deque[Inbound] = deque()
+        if self.delivering is not None and waiting:  # in the sink now: it finishes, then again
+            kept.append(waiting.pop(0))
+            self.rewound = True
+        kept.extend(r for r in waiting if r.offset < offset)
+        self.records = kept
+        if self.done is not None and self.done > offset:
+            self.done = offset
 
     async def _run(self) -> None:
         while True:
             while self.records:
                 record = self.records[0]
+                self.delivering, self.rewound = record.offset, False
                 try:
                     await self._deliver(record, self)
                 except Exception as exc:  # a bug: hold the partition rather than skip the event
                     log.error("lane %s[%s]: %s", *self.key, exception_site(exc))
                     await asyncio.sleep(1.0)
                     continue
+                finally:
+                    self.delivering = None
                 self.records.popleft()
                 self.held = False
-                self.done = record.offset + 1
+                if not self.rewound:  # else the records before it come again first
+                    self.done = record.offset + 1
             self._wake.clear()
             await self._wake.wait()
 

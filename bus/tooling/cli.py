@@ -199,6 +199,7 @@ def sandbox_serve(
             cfg.faults,
             cfg.changes_backlog,
             cfg.changes_rate,
+            cfg.state_file,
         )
     except ValueError as exc:  # faults for an unknown source, or a wrong fault value
         err_console.print(f"[red]sandbox.faults: {exc}[/red]")

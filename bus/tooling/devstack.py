@@ -263,6 +263,8 @@ class DevStack:
             env["TTHC_BUS_AUDIT__LEDGER_URL"] = f"sqlite:///{self.root / 'audit.db'}"
         if self.sandbox_count is not None:
             env["TTHC_BUS_SANDBOX__COUNT"] = str(self.sandbox_count)
+        if self.settings.sandbox.state_file is None:  # a restarted sandbox keeps its changes
+            env["TTHC_BUS_SANDBOX__STATE_FILE"] = str(self.root / "sandbox-state.pickle")
         for name, source in self.settings.sources.items():
             if source.url.startswith(f"http://127.0.0.1:{self.settings.sandbox.port}/"):
                 path = source.url.split("/", 3)[3]

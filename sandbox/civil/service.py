@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 from xml.sax.saxutils import escape
 
-from sandbox.changes import Change, feed_cursor, soap_feed_page, vietnam_now
+from sandbox.changes import Change, SandboxState, feed_cursor, soap_feed_page, vietnam_now
 from sandbox.civil.feed import RECORDABLE, CivilFeed
 from sandbox.civil.generator import (
     BIRTH,
@@ -130,6 +130,11 @@ class CivilStatusService(SoapService):
 
     # -- the change feed (sandbox.civil.feed) -------------------------------------------------
     recordable: ClassVar[tuple[str, ...]] = RECORDABLE
+
+    def enable_changes(self, backlog: int, state: SandboxState) -> None:
+        super().enable_changes(backlog, state)
+        with state.lock:  # what officers record here lives in the shared state (sandbox.persist)
+            self.register.recorded = state.of(self.name).setdefault("recorded", {})
 
     def backlog_change(self, sequence: int) -> Change:
         return self.feed.backlog_change(sequence)
