@@ -100,6 +100,9 @@ RECOVERY = Goal(
 )
 # sync-throughput, memory
 SYNC_RATIO = Goal("bus sync events/s / raw pipe events/s", "sync_ratio", ">=", 0.5)
+SYNC_BATCHED_RATIO = Goal(
+    "bus sync events/s, webhook batches / raw pipe events/s", "sync_batched_ratio", ">=", 0.5
+)
 MEMORY_FLAT = Goal(
     "worker memory flat (second-half slope, 10-min soak)", "slope_mb_per_min", "<=", 1.0, " MB/min"
 )

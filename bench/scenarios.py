@@ -44,6 +44,8 @@ from bench.sync_path import measure_bus_sync_path
 
 # The bus path's backlog: at most this many events (its rate, not its size, is compared).
 SYNC_BUS_EVENTS = 20_000
+# Events per webhook POST at most on the batched run of the bus path (the sink's batch_max).
+SYNC_BATCH_MAX = 100
 
 __all__ = [
     "KAFKA_ONLY",
@@ -186,53 +188,94 @@ def lookup_overhead(stack: StackEndpoints, options: ScenarioOptions) -> dict[str
     return with_profile(outcome, profile)
 
 
-def sync_throughput(stack: StackEndpoints, options: ScenarioOptions) -> dict[str, Any]:
-    """A raw consume -> transform -> produce pipe over a backlog (the baseline), then the bus's
-    path over a backlog of its own (bench/sync_path.py): feed -> event -> subscription -> sink."""
-    bootstrap = stack.need("bootstrap_servers")
-    baseline = asyncio.run(measure_raw_pipe(bootstrap, options.events, stack.partitions))
-    bus_events = min(options.events, SYNC_BUS_EVENTS)
+def _bus_sync_run(stack: StackEndpoints, events: int, batch_max: int) -> dict[str, Any]:
     try:
-        bus = measure_bus_sync_path(stack, bus_events)
+        return measure_bus_sync_path(stack, events, batch_max)
     except Exception as exc:  # reported, not raised: the raw pipe's figures still stand
-        bus = {
+        return {
+            "batch_max": batch_max,
             "complete": False,
             "events": 0,
-            "expected": bus_events,
+            "expected": events,
             "elapsed_s": None,
             "events_per_s": None,
             "duplicates": None,
+            "cpu": None,
             "error": f"{type(exc).__name__}: {str(exc)[:500]}",
         }
-    bus_rate = bus["events_per_s"] if bus["complete"] else None
-    sync_ratio = ratio(bus_rate, baseline["events_per_s"])
+
+
+def _cpu_ms(run: dict[str, Any], process: str) -> float | None:
+    cpu = run.get("cpu")
+    if not cpu:
+        return None
+    value = cpu["processes"].get(process, {}).get("ms_per_lookup")
+    return None if value is None else float(value)
+
+
+def _incomplete(run: dict[str, Any], what: str) -> str | None:
+    if run["complete"]:
+        return None
+    text = f"{what}: {run['events']} of {run['expected']} events reached the sink"
+    return text + (f" ({run['error']})" if run.get("error") else "")
+
+
+def sync_throughput(stack: StackEndpoints, options: ScenarioOptions) -> dict[str, Any]:
+    """A raw consume -> transform -> produce pipe over a backlog (the baseline), then the bus's
+    path over a backlog of its own (bench/sync_path.py): feed -> event -> subscription -> sink,
+    once with one webhook POST per event and once with batches of up to SYNC_BATCH_MAX."""
+    bootstrap = stack.need("bootstrap_servers")
+    baseline = asyncio.run(measure_raw_pipe(bootstrap, options.events, stack.partitions))
+    bus_events = min(options.events, SYNC_BUS_EVENTS)
+    bus = _bus_sync_run(stack, bus_events, 1)
+    batched = _bus_sync_run(stack, bus_events, SYNC_BATCH_MAX)
+    raw_rate = baseline["events_per_s"]
     figures = {
         "raw_pipe_events": baseline["events"],
         "raw_pipe_elapsed_s": baseline["elapsed_s"],
-        "raw_pipe_events_per_s": baseline["events_per_s"],
+        "raw_pipe_events_per_s": raw_rate,
         "bus_events": bus["events"],
         "bus_elapsed_s": bus["elapsed_s"],
         "bus_events_per_s": bus["events_per_s"],
         "bus_duplicates": bus["duplicates"],
-        "sync_ratio": _rounded(sync_ratio),
+        "bus_worker_cpu_ms_per_event": _cpu_ms(bus, "worker"),
+        "bus_sandbox_cpu_ms_per_event": _cpu_ms(bus, "sandbox"),
+        "sync_ratio": _rounded(ratio(bus["events_per_s"] if bus["complete"] else None, raw_rate)),
+        "batched_events": batched["events"],
+        "batched_events_per_s": batched["events_per_s"],
+        "batched_duplicates": batched["duplicates"],
+        "batched_worker_cpu_ms_per_event": _cpu_ms(batched, "worker"),
+        "batched_sandbox_cpu_ms_per_event": _cpu_ms(batched, "sandbox"),
+        "sync_batched_ratio": _rounded(
+            ratio(batched["events_per_s"] if batched["complete"] else None, raw_rate)
+        ),
     }
-    incomplete = None
-    if not bus["complete"]:
-        incomplete = f"bus path: {bus['events']} of {bus['expected']} events reached the sink"
-        if bus.get("error"):
-            incomplete += f" ({bus['error']})"
+    incomplete = _incomplete(bus, "bus path")
+    incomplete_batched = _incomplete(batched, f"bus path, batches of {SYNC_BATCH_MAX}")
     notes = [
         f"raw pipe: {baseline['events']} events consume -> rename -> produce on aiokafka "
         "(acks=all, offsets after the acks); bus: "
         f"{bus_events} population changes, SOAP feed pages -> ChangeEvent -> "
-        "tthc.sync.<source>.change -> subscription -> one signed webhook POST per event",
+        "tthc.sync.<source>.change -> subscription -> a signed webhook POST per event, then "
+        f"per batch of up to {SYNC_BATCH_MAX} events (sink batch_max)",
+        "cpu ms/event: the sync stack's worker (the whole bus path but the broker) and its "
+        "sandbox (the simulated database generating and rendering the feed), first to last "
+        "delivery",
         *([incomplete] if incomplete else []),
+        *([incomplete_batched] if incomplete_batched else []),
     ]
     return {
-        "params": {**params(options, "events"), "bus_events": bus_events},
-        "sync": {"raw_pipe": baseline, "bus": bus},
+        "params": {
+            **params(options, "events"),
+            "bus_events": bus_events,
+            "batch_max": SYNC_BATCH_MAX,
+        },
+        "sync": {"raw_pipe": baseline, "bus": bus, "bus_batched": batched},
         "figures": figures,
-        "goals": [goals.SYNC_RATIO.evaluate(figures, not_applicable=incomplete)],
+        "goals": [
+            goals.SYNC_RATIO.evaluate(figures, not_applicable=incomplete),
+            goals.SYNC_BATCHED_RATIO.evaluate(figures, not_applicable=incomplete_batched),
+        ],
         "notes": notes,
     }
 

@@ -231,6 +231,14 @@ class WebhookSink(Section):
     url: str = Field(pattern=r"^https?://", description="Where the events are POSTed.")
     secret: SecretStr = Field(description="The HMAC key of the signature header.")
     timeout_ms: int = Field(default=5_000, ge=1)
+    batch_max: int = Field(
+        default=1,
+        ge=1,
+        le=1_000,
+        description="Events per POST at most: 1 posts each event alone; above 1, what waits "
+        'in a partition goes as {"events": [...]}, in order, and the receiver dedupes by each '
+        "event's message_id.",
+    )
 
 
 class UpdateSink(Section):

@@ -246,33 +246,55 @@ class FeedConnector:
         self._published = 0.0
 
     async def run(self) -> None:
-        """Poll until cancelled."""
+        """Poll until cancelled. While one page is produced, the next is already asked for
+        (from the cursor after it): the database renders it while this worker maps and
+        produces, instead of each waiting for the other. The cursor still moves only once a
+        page is acknowledged, and the page read ahead is used only if it starts there."""
         backoff = self._settings.backoff_first_ms / 1000
-        while True:
-            if not self._store.owns():
-                self._set("standby")
-                generation = await self._store.wait_owner()
-            else:
-                generation = self._store.generation
-            cursor = self._store.cursor(self.source)
-            self.status.cursor = cursor
-            try:
-                page = await self._page(cursor)
-                await self._produce(page)
-            except (TimeoutError, SourceError, KafkaSendError, OSError) as exc:
-                self._set("backing_off", _reason(exc))
-                log.warning("%s feed: %s; next poll in %.1f s", self.source, _reason(exc), backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self._settings.backoff_max_ms / 1000)
-                continue
-            backoff = self._settings.backoff_first_ms / 1000
-            if not self._store.owns(generation):
-                continue  # another worker polls now, from the last cursor written
-            if page.changes:
-                await self._commit(page.cursor)
-            self._set("running")
-            if not page.more:
-                await asyncio.sleep(self._settings.poll_interval_ms / 1000)
+        ahead: tuple[str, asyncio.Task[ChangePage]] | None = None
+        try:
+            while True:
+                if not self._store.owns():
+                    _drop(ahead)
+                    ahead = None
+                    self._set("standby")
+                    generation = await self._store.wait_owner()
+                else:
+                    generation = self._store.generation
+                cursor = self._store.cursor(self.source)
+                self.status.cursor = cursor
+                try:
+                    if ahead is not None and ahead[0] == cursor:
+                        page = await ahead[1]
+                    else:
+                        _drop(ahead)
+                        page = await self._page(cursor)
+                    ahead = None
+                    if page.more and page.changes:
+                        ahead = (page.cursor, asyncio.create_task(self._page(page.cursor)))
+                    await self._produce(page)
+                except (TimeoutError, SourceError, KafkaSendError, OSError) as exc:
+                    _drop(ahead)
+                    ahead = None
+                    self._set("backing_off", _reason(exc))
+                    log.warning(
+                        "%s feed: %s; next poll in %.1f s", self.source, _reason(exc), backoff
+                    )
+                    await asyncio.sleep(backoff)
+                    backoff = min(backoff * 2, self._settings.backoff_max_ms / 1000)
+                    continue
+                backoff = self._settings.backoff_first_ms / 1000
+                if not self._store.owns(generation):
+                    _drop(ahead)
+                    ahead = None
+                    continue  # another worker polls now, from the last cursor written
+                if page.changes:
+                    await self._commit(page.cursor)
+                self._set("running")
+                if not page.more:
+                    await asyncio.sleep(self._settings.poll_interval_ms / 1000)
+        finally:
+            _drop(ahead)
 
     async def _page(self, cursor: str | None) -> ChangePage:
         loop = asyncio.get_running_loop()
@@ -372,6 +394,21 @@ class FeedConnector:
         future.add_done_callback(_ignore_failure)
 
 
+_Ahead = tuple[str, asyncio.Task[ChangePage]]
+
+
+def _drop(ahead: _Ahead | None) -> None:
+    """Cancel a page read ahead that will not be used (its failure, if any, is not news)."""
+    if ahead is not None:
+        ahead[1].cancel()
+        ahead[1].add_done_callback(_ignore_page)
+
+
+def _ignore_page(task: asyncio.Task[ChangePage]) -> None:
+    if not task.cancelled():
+        task.exception()  # retrieved: no "never retrieved" warning
+
+
 def _ignore_failure(future: asyncio.Future[None]) -> None:
     if not future.cancelled() and future.exception() is not None:
         log.warning("sync status not published: %s", future.exception())
@@ -400,7 +437,9 @@ class FeedConnectors:
         )
         self._producer = AsyncProducer(bootstrap_servers, f"{worker}-sync", idempotent=True)
         self._pool = ThreadPoolExecutor(
-            max_workers=max(1, len(adapters)), thread_name_prefix="sync-feed"
+            # Two per feed: the page being read, and the next one read ahead.
+            max_workers=max(2, 2 * len(adapters)),
+            thread_name_prefix="sync-feed",
         )
         self.connectors: dict[str, FeedConnector] = {}
         for source, adapter in adapters.items():

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -81,11 +81,32 @@ async def deliver_with_retries(
     """Deliver `event`, retrying what may succeed later; None once delivered, else why not.
     `run` calls the blocking sink (in a thread pool); `on_failure` hears of each failed try.
     Cancellation stops the retries at once."""
+    return await _with_retries(lambda: sink.deliver(event), policy, run, on_failure)
+
+
+async def deliver_batch_with_retries(
+    sink: Sink,
+    events: Sequence[ChangeEvent],
+    policy: RetryPolicy,
+    run: Blocking = _in_thread,
+    *,
+    on_failure: Callable[[str], None] | None = None,
+) -> GivenUp | None:
+    """`deliver_with_retries` for several events in one delivery (`Sink.deliver_batch`)."""
+    return await _with_retries(lambda: sink.deliver_batch(events), policy, run, on_failure)
+
+
+async def _with_retries(
+    send: Callable[[], None],
+    policy: RetryPolicy,
+    run: Blocking,
+    on_failure: Callable[[str], None] | None,
+) -> GivenUp | None:
     failures: list[tuple[datetime, DeliveryFailed]] = []
 
     async def attempt() -> None:
         try:
-            await run(lambda: sink.deliver(event))
+            await run(send)
         except DeliveryFailed as exc:
             failures.append((utc_now(), exc))
             if on_failure is not None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 from collections import deque
@@ -43,7 +44,12 @@ from bus.settings import Settings, Subscription
 from bus.sync import offsets
 from bus.sync.control import ControlState, read_states
 from bus.sync.deadletter import dead_letter_headers
-from bus.sync.retry import GivenUp, RetryPolicy, deliver_with_retries
+from bus.sync.retry import (
+    GivenUp,
+    RetryPolicy,
+    deliver_batch_with_retries,
+    deliver_with_retries,
+)
 from bus.sync.sinks import Sink
 from bus.sync.status import State, SubscriptionStatus, read_statuses, subscription_key
 
@@ -66,10 +72,14 @@ def streams_of(subscription: Subscription) -> list[str]:
 
 
 class _Lane:
-    """One partition: its records in offset order, delivered one at a time."""
+    """One partition: its records in offset order, delivered one batch at a time (a batch is
+    one record unless the sink takes more, `Sink.batch_max`)."""
 
     def __init__(
-        self, key: tuple[str, int], deliver: Callable[[Inbound, _Lane], Awaitable[None]]
+        self,
+        key: tuple[str, int],
+        deliver: Callable[[list[Inbound], _Lane], Awaitable[None]],
+        batch_max: int = 1,
     ) -> None:
         self.key = key
         self.records: deque[Inbound] = deque()
@@ -77,8 +87,9 @@ class _Lane:
         self.committed: int | None = None
         self.held = False  # its first record has failed at least once
         self.last_added: int | None = None
-        self.delivering: int | None = None  # the offset in the sink now
-        self.rewound = False  # the partition was read again from before `delivering`
+        self.in_flight = 0  # the first records, in the sink now
+        self.rewound = False  # the partition was read again from before what is in flight
+        self.batch_max = batch_max
         self._deliver = deliver
         self._wake = asyncio.Event()
         self.task = asyncio.create_task(self._run(), name=f"lane-{key[0]}-{key[1]}")
@@ -95,11 +106,10 @@ class _Lane:
 
     def _rewind(self, offset: int) -> None:
         waiting = list(self.records)
-        kept: deque[Inbound] = deque()
-        if self.delivering is not None and waiting:  # in the sink now: it finishes, then again
-            kept.append(waiting.pop(0))
+        kept: deque[Inbound] = deque(waiting[: self.in_flight])  # they finish, then come again
+        if self.in_flight:
             self.rewound = True
-        kept.extend(r for r in waiting if r.offset < offset)
+        kept.extend(r for r in waiting[self.in_flight :] if r.offset < offset)
         self.records = kept
         if self.done is not None and self.done > offset:
             self.done = offset
@@ -107,20 +117,21 @@ class _Lane:
     async def _run(self) -> None:
         while True:
             while self.records:
-                record = self.records[0]
-                self.delivering, self.rewound = record.offset, False
+                batch = list(itertools.islice(self.records, self.batch_max))
+                self.in_flight, self.rewound = len(batch), False
                 try:
-                    await self._deliver(record, self)
+                    await self._deliver(batch, self)
                 except Exception as exc:  # a bug: hold the partition rather than skip the event
                     log.error("lane %s[%s]: %s", *self.key, exception_site(exc))
                     await asyncio.sleep(1.0)
                     continue
                 finally:
-                    self.delivering = None
-                self.records.popleft()
+                    self.in_flight = 0
+                for _ in batch:
+                    self.records.popleft()
                 self.held = False
                 if not self.rewound:  # else the records before it come again first
-                    self.done = record.offset + 1
+                    self.done = batch[-1].offset + 1
             self._wake.clear()
             await self._wake.wait()
 
@@ -195,7 +206,9 @@ class _Session:
     def _lane(self, topic: str, partition: int) -> _Lane:
         lane = self.lanes.get((topic, partition))
         if lane is None:
-            lane = self.lanes[(topic, partition)] = _Lane((topic, partition), self.owner.handle)
+            lane = self.lanes[(topic, partition)] = _Lane(
+                (topic, partition), self.owner.handle, self.owner.sink.batch_max
+            )
         return lane
 
     def commit(self) -> None:
@@ -341,32 +354,63 @@ class SubscriptionConsumer:
 
     # -- delivery ---------------------------------------------------------------------------
 
-    async def handle(self, record: Inbound, lane: _Lane) -> None:
-        """Deliver one record, or skip it, or dead-letter it; return only when one is done."""
+    async def handle(self, records: list[Inbound], lane: _Lane) -> None:
+        """Deliver a lane's batch of records (or skip them, or dead-letter them); return only
+        when each one is done."""
         self._dirty = True
-        try:
-            event = decode(ChangeEvent, record.value, record.header_map())
-        except DecodeError as exc:
-            now = utc_now()
-            await self._dead_letter(record, GivenUp(f"undecodable: {exc}", 0, True, now, now))
-            return
-        if self.types and event.event_type not in self.types:
-            self.status.skipped += 1
-            return
+        wanted: list[tuple[Inbound, ChangeEvent]] = []
+        for record in records:
+            try:
+                event = decode(ChangeEvent, record.value, record.header_map())
+            except DecodeError as exc:
+                now = utc_now()
+                await self._dead_letter(record, GivenUp(f"undecodable: {exc}", 0, True, now, now))
+                continue
+            if self.types and event.event_type not in self.types:
+                self.status.skipped += 1
+                continue
+            wanted.append((record, event))
+        if len(wanted) > 1:
+            given_up = await deliver_batch_with_retries(
+                self.sink,
+                [event for _, event in wanted],
+                self.policy,
+                self._run_blocking,
+                on_failure=lambda reason: self._failed(lane, reason),
+            )
+            if given_up is None:
+                for _, event in wanted:
+                    self._delivered(event)
+                return
+            if not given_up.permanent:  # the budget is spent on the batch: each is given up
+                for record, _ in wanted:
+                    await self._dead_letter(record, given_up)
+                return
+            # The sink refused the batch: one at a time, to find the event(s) it refuses.
+        for record, event in wanted:
+            await self._deliver_one(record, event, lane)
 
-        def failed(reason: str) -> None:
-            lane.held = True
-            self.status.last_error = reason
-
+    async def _deliver_one(self, record: Inbound, event: ChangeEvent, lane: _Lane) -> None:
         given_up = await deliver_with_retries(
-            self.sink, event, self.policy, self._run_blocking, on_failure=failed
+            self.sink,
+            event,
+            self.policy,
+            self._run_blocking,
+            on_failure=lambda reason: self._failed(lane, reason),
         )
         if given_up is None:
-            self.status.delivered += 1
-            self.status.last_delivered_event_time = event.occurred_at
-            self.status.last_delivered_at = utc_now()
+            self._delivered(event)
         else:
             await self._dead_letter(record, given_up)
+
+    def _failed(self, lane: _Lane, reason: str) -> None:
+        lane.held = True
+        self.status.last_error = reason
+
+    def _delivered(self, event: ChangeEvent) -> None:
+        self.status.delivered += 1
+        self.status.last_delivered_event_time = event.occurred_at
+        self.status.last_delivered_at = utc_now()
 
     async def _run_blocking(self, call: Callable[[], None]) -> None:
         await asyncio.get_running_loop().run_in_executor(self._pool, call)

@@ -55,7 +55,10 @@ def build_sink(settings: Settings, subscription: Subscription) -> Sink:
     sink = subscription.sink
     if isinstance(sink, WebhookSink):
         return WebhookDelivery(
-            sink.url, sink.secret.get_secret_value().encode(), timeout_s=sink.timeout_ms / 1000
+            sink.url,
+            sink.secret.get_secret_value().encode(),
+            timeout_s=sink.timeout_ms / 1000,
+            batch_max=sink.batch_max,
         )
     assert isinstance(sink, UpdateSink)
     from connectors.catalog import load_sources

@@ -538,6 +538,10 @@ def test_quick_sync_throughput_measures_the_raw_pipe_and_the_bus_path(
     assert bus["source"].startswith("bench")
     ratio = result["figures"]["sync_ratio"]
     assert ratio == round(bus["events_per_s"] / result["figures"]["raw_pipe_events_per_s"], 3)
+    batched = result["sync"]["bus_batched"]
+    assert batched["complete"] and batched["events"] == bus["expected"]
+    assert batched["batch_max"] > 1 and batched["posts"] < batched["events"]
+    assert result["figures"]["batched_worker_cpu_ms_per_event"] > 0
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,13 @@ from bus.settings import Settings, load_settings
 from bus.sync import offsets
 from bus.sync.deadletter import H_ATTEMPTS, H_FIRST_FAILED, H_LAST_FAILED, H_PERMANENT
 from bus.sync.replay import pending
-from bus.sync.sinks import H_IDEMPOTENCY_KEY, H_SIGNATURE, WebhookDelivery, verify_signature
+from bus.sync.sinks import (
+    H_BATCH_SIZE,
+    H_IDEMPOTENCY_KEY,
+    H_SIGNATURE,
+    WebhookDelivery,
+    verify_signature,
+)
 from bus.sync.subscription import SubscriptionRunner
 from bus.tooling.cli import app
 
@@ -50,20 +56,24 @@ class Call:
     status: int
     body: bytes
     headers: dict[str, str]
+    ids: list[str]  # the event ids it carried (one, or a batch's)
 
 
 @dataclass
 class Receiver:
-    """An HTTP server in a thread; `answer(key, call number)` decides each status."""
+    """An HTTP server in a thread; `answer(key, call number)` decides each one-event POST's
+    status, `answer_batch(event ids, call number)` each batch's."""
 
     answer: Callable[[str, int], int] = lambda _key, _n: 200
+    answer_batch: Callable[[list[str], int], int] = lambda _ids, _n: 200
     calls: list[Call] = field(default_factory=list)
     lock: threading.RLock = field(default_factory=threading.RLock)  # answer() may look too
     url: str = ""
 
     def accepted(self) -> list[str]:
+        """The event ids of the POSTs answered 2xx, in the order they came."""
         with self.lock:
-            return [c.key for c in self.calls if 200 <= c.status < 300]
+            return [i for c in self.calls if 200 <= c.status < 300 for i in c.ids]
 
 
 @pytest.fixture
@@ -74,9 +84,12 @@ def receiver() -> Iterator[Receiver]:
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             key = self.headers[H_IDEMPOTENCY_KEY]
+            batch = self.headers.get(H_BATCH_SIZE) is not None
+            ids = [e["message_id"] for e in json.loads(body)["events"]] if batch else [key]
             with state.lock:
-                status = state.answer(key, len(state.calls))
-                state.calls.append(Call(key, status, body, dict(self.headers.items())))
+                n = len(state.calls)
+                status = state.answer_batch(ids, n) if batch else state.answer(key, n)
+                state.calls.append(Call(key, status, body, dict(self.headers.items()), ids))
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -114,7 +127,14 @@ class World:
 
 
 @pytest.fixture
-def world(kafka_broker: Any, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> World:
+def world(
+    kafka_broker: Any,
+    receiver: Receiver,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+) -> World:
+    """Parametrized indirectly with the webhook's `batch_max` (1 unless given)."""
+    batch_max = getattr(request, "param", 1)
     tag = uuid.uuid4().hex[:8]
     bootstrap = kafka_broker.bootstrap_servers
     source, name, app_id = f"t{tag}", f"sub-{tag}", f"test-{tag}"
@@ -122,7 +142,13 @@ def world(kafka_broker: Any, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
         "name": name,
         "sources": [source],
         "event_types": ["CitizenDeceased", "ResidenceChanged"],
-        "sink": {"kind": "webhook", "url": receiver.url, "secret": SECRET, "timeout_ms": 2000},
+        "sink": {
+            "kind": "webhook",
+            "url": receiver.url,
+            "secret": SECRET,
+            "timeout_ms": 2000,
+            "batch_max": batch_max,
+        },
         "max_attempts": 8,
         "backoff_first_ms": 40,
         "backoff_max_ms": 200,
@@ -208,7 +234,12 @@ async def runner(world: World) -> AsyncIterator[SubscriptionRunner]:
 
 def new_runner(world: World) -> SubscriptionRunner:
     sink = world.settings.sync.subscriptions[0].sink
-    webhook = WebhookDelivery(sink.url, SECRET.encode(), timeout_s=2)  # type: ignore[union-attr]
+    webhook = WebhookDelivery(
+        sink.url,  # type: ignore[union-attr]
+        SECRET.encode(),
+        timeout_s=2,
+        batch_max=sink.batch_max,  # type: ignore[union-attr]
+    )
     return SubscriptionRunner(
         world.bootstrap, world.settings, {world.name: webhook}, status_interval_s=0.2
     )
@@ -276,6 +307,57 @@ async def test_a_webhook_that_fails_for_a_while_receives_every_event_once_in_ord
     finally:
         await again.stop()
     assert len(receiver.calls) == calls
+
+
+@pytest.mark.parametrize("world", [8], indirect=True)
+async def test_a_batching_webhook_that_fails_for_a_while_receives_every_event_once_in_order(
+    world: World, receiver: Receiver, runner: SubscriptionRunner
+) -> None:
+    receiver.answer_batch = lambda _ids, n: 503 if n < 4 else 200
+    events = [
+        change(world, n, ENTITIES[n % 4], "ResidenceChanged" if n % 3 else "CitizenDeceased")
+        for n in range(1, 61)
+    ]
+    unwanted = change(world, 99, ENTITIES[0], "MarriageRegistered")
+    await produce(world, [*events[:30], unwanted, *events[30:]])
+
+    wanted = {e.message_id for e in events}
+    await until(lambda: set(receiver.accepted()) >= wanted)
+    assert sorted(receiver.accepted()) == sorted(wanted)  # each exactly once, nothing else
+    in_order_per_entity(receiver, events)
+    batches = [c for c in receiver.calls if H_BATCH_SIZE in c.headers]
+    assert batches and max(len(c.ids) for c in receiver.calls) > 1
+    assert all(len(c.ids) <= 8 for c in receiver.calls)
+    assert any(c.status == 503 for c in batches)
+    for call in batches:
+        assert verify_signature(call.body, SECRET.encode(), call.headers[H_SIGNATURE])
+        assert call.headers[H_BATCH_SIZE] == str(len(call.ids))
+        assert call.key.startswith("batch-")
+    # A batch tried again is the same batch: the same key for the same events.
+    keys: dict[tuple[str, ...], set[str]] = {}
+    for call in batches:
+        keys.setdefault(tuple(call.ids), set()).add(call.key)
+    assert all(len(found) == 1 for found in keys.values())
+
+
+@pytest.mark.parametrize("world", [8], indirect=True)
+async def test_a_batch_the_sink_refuses_goes_one_by_one_and_only_the_refused_event_is_dead_lettered(
+    world: World, receiver: Receiver, runner: SubscriptionRunner
+) -> None:
+    refused = change(world, 5, ENTITIES[1])
+    receiver.answer_batch = lambda ids, _n: 422 if refused.message_id in ids else 200
+    receiver.answer = lambda key, _n: 422 if key == refused.message_id else 200
+    events = [change(world, n, ENTITIES[n % 2]) for n in range(1, 21)]
+    await produce(world, events)
+
+    others = {e.message_id for e in events} - {refused.message_id}
+    await until(lambda: set(receiver.accepted()) == others)
+    await until(lambda: len(pending(world.bootstrap, world.app_id, world.name)) == 1)
+    assert sorted(receiver.accepted()) == sorted(others)
+    in_order_per_entity(receiver, events)
+    [letter] = pending(world.bootstrap, world.app_id, world.name)
+    assert letter.event().message_id == refused.message_id
+    assert letter.reason == f"webhook {receiver.url}: HTTP 422 Unprocessable Entity"
 
 
 async def test_an_event_being_retried_holds_its_partition_and_no_other(

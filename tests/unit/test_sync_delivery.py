@@ -8,12 +8,14 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
+import orjson
 import pytest
 
 from bus.errors import SourceRejected, SourceTimeout, SourceUnavailable
 from bus.schemas.change import ChangeEvent, change_event_id
 from bus.sync.retry import RetryPolicy, deliver_with_retries
 from bus.sync.sinks import (
+    H_BATCH_SIZE,
     H_IDEMPOTENCY_KEY,
     H_SIGNATURE,
     DeliveryFailed,
@@ -297,3 +299,16 @@ def test_an_update_sink_naming_an_operation_its_database_does_not_accept_is_refu
     )
     with pytest.raises(SettingsError, match=r"operation = 'no_such_operation': population accepts"):
         build_sink(load_settings(), subscription)
+
+
+def test_a_batch_is_one_signed_body_of_its_events_in_order_keyed_by_exactly_them() -> None:
+    sink = WebhookDelivery("http://127.0.0.1:9/hook", b"s3cret", timeout_s=1, batch_max=10)
+    events = [death(n) for n in (41, 42, 47)]
+    body, headers = sink.batch_request_of(events)
+    assert [ChangeEvent.model_validate(e) for e in orjson.loads(body)["events"]] == events
+    assert verify_signature(body, b"s3cret", headers[H_SIGNATURE])
+    assert headers[H_BATCH_SIZE] == "3"
+    assert headers[H_IDEMPOTENCY_KEY] == sink.batch_request_of(events)[1][H_IDEMPOTENCY_KEY]
+    assert headers[H_IDEMPOTENCY_KEY] != sink.batch_request_of(events[:2])[1][H_IDEMPOTENCY_KEY]
+    with pytest.raises(ValueError, match="batch_max"):
+        WebhookDelivery("http://127.0.0.1:9/hook", b"s3cret", timeout_s=1, batch_max=0)

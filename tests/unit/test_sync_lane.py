@@ -26,8 +26,8 @@ async def settle(lane: _Lane, last: int) -> None:
 async def test_a_rewind_before_anything_is_delivered_delivers_in_order_from_the_rewind() -> None:
     delivered: list[int] = []
 
-    async def deliver(item: Inbound, _lane: _Lane) -> None:
-        delivered.append(item.offset)
+    async def deliver(items: list[Inbound], _lane: _Lane) -> None:
+        delivered.extend(item.offset for item in items)
 
     lane = _Lane(("t", 0), deliver)
     try:
@@ -44,7 +44,8 @@ async def test_a_rewind_while_an_event_is_in_the_sink_holds_the_commit_point_bac
     release = asyncio.Event()
     commit_points: list[int | None] = []  # the offset to commit, as each delivery starts
 
-    async def deliver(item: Inbound, lane: _Lane) -> None:
+    async def deliver(items: list[Inbound], lane: _Lane) -> None:
+        [item] = items
         commit_points.append(lane.done)
         if item.offset == 100 and not release.is_set():
             await release.wait()
@@ -64,5 +65,22 @@ async def test_a_rewind_while_an_event_is_in_the_sink_holds_the_commit_point_bac
         assert delivered == [100, *range(90, 105)]
         assert commit_points[:2] == [None, None]
         assert commit_points[2:] == list(range(91, 105))
+    finally:
+        lane.task.cancel()
+
+
+async def test_a_batching_lane_hands_out_what_waits_in_order_a_batch_at_most_at_a_time() -> None:
+    batches: list[list[int]] = []
+
+    async def deliver(items: list[Inbound], _lane: _Lane) -> None:
+        batches.append([item.offset for item in items])
+        await asyncio.sleep(0.01)
+
+    lane = _Lane(("t", 0), deliver, batch_max=4)
+    try:
+        for offset in range(10):
+            lane.add(record(offset))
+        await settle(lane, 9)
+        assert batches == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
     finally:
         lane.task.cancel()
