@@ -136,13 +136,18 @@ class Dataset:
 
     The bus's name for it is `<source>.<name>`. `mapping` is the file `mappings/<mapping>.toml`
     that turns the native record into the normalized schema the file names as its target;
-    `subject` is the kind of identifier the dataset is asked by.
+    `subject` is the kind of identifier the dataset is asked by. `call` names the native call
+    that answers it when several datasets of the adapter come from one call (population's
+    identity and residence are both one `TraCuuThongTinCongDan`): asked together for the same
+    subject in one request (a dossier prefill), they are answered by one call. Empty: a call of
+    its own.
     """
 
     name: str
     mapping: str
     subject: SubjectKind = "personal_id"
     description: str = ""
+    call: str = ""
 
 
 @dataclass(frozen=True)

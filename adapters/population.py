@@ -54,12 +54,14 @@ class PopulationAdapter(SoapAdapter):
             "population",
             description="Who the citizen is: name, birth, sex, ethnicity, religion, "
             "nationality, addresses and relatives.",
+            call=OPERATION,
         ),
         Dataset(
             "residence",
             "population-residence",
             description="Where the citizen lives: permanent and current residence in the 2025 "
             "units, and the head of the household.",
+            call=OPERATION,
         ),
     )
 

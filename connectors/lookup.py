@@ -7,6 +7,11 @@ Every outcome, including failures, is a `SourceResult`: nothing raises for an ex
 The router calls `answer` directly for a single-source lookup (the common case: no hop in
 between); on the fan-out path the connector's `subscriber` consumes
 `tthc.source.<source>.request` and sends the result to the aggregator.
+
+Datasets that the adapter answers from one native call (`Dataset.call`), asked at the same time
+for the same subject in the same request, share that call: the first query makes it, the others
+wait for its record (or its error) and map it their own way. A dossier prefill asks population
+for identity and residence at once: one `TraCuuThongTinCongDan`, not two.
 """
 
 from __future__ import annotations
@@ -38,6 +43,12 @@ from connectors.resilience.retry import Retry
 from mappings.engine import Mapping, load_mapping
 
 log = logging.getLogger(__name__)
+
+
+def _retrieved(future: asyncio.Future[NativeRecord]) -> None:
+    """A shared call's failure is raised to each query that waited for it; none may have."""
+    if not future.cancelled():
+        future.exception()
 
 
 def build_chain(
@@ -90,6 +101,11 @@ class LookupConnector:
         self.name = f"lookup-connector-{source}"
         self._call, self.breaker = build_chain(source, settings, adapter)
         self.bulkhead = Bulkhead(source, settings.concurrency, settings.max_waiting)
+        self._calls = {
+            f"{source}.{dataset.name}": dataset.call for dataset in adapter.datasets if dataset.call
+        }
+        # (request id, subject, native call) -> the record of the call being made.
+        self._shared: dict[tuple[str, str, str], asyncio.Future[NativeRecord]] = {}
 
     def subscriber(self, outbox: Outbox) -> Subscriber:
         """The connector's consumer on the fan-out path: queries from the router, results to
@@ -136,26 +152,7 @@ class LookupConnector:
             budget = deadline.budget()
             if budget < MIN_ATTEMPT_S:
                 raise SourceTimeout(self.source, "no time left before the deadline")
-            self.bulkhead.enter()
-            try:
-                loop = asyncio.get_running_loop()
-                call = SourceCall(
-                    self.source,
-                    query.dataset.split(".", 1)[1],
-                    query.subject,
-                    deadline,
-                    query.request_id,
-                    query.requester_agency,
-                )
-                pending = loop.run_in_executor(self._pool, self._call, call)
-                # The adapter's socket timeouts are per read, so a trickling answer could outlast
-                # the deadline; the result goes out just before it whatever the thread does.
-                try:
-                    record = await asyncio.wait_for(pending, budget)
-                except TimeoutError:
-                    raise SourceTimeout(self.source, "no answer before the deadline") from None
-            finally:
-                self.bulkhead.leave()
+            record = await self._record(query, deadline, budget)
             data, withheld = self._normalize(query, record)
             return self._found(query, record, data, withheld, time.monotonic() - started)
         except SourceNotFound as exc:
@@ -181,6 +178,59 @@ class LookupConnector:
             return self._error(
                 query, "error", "internal_error", type(exc).__name__, retryable=False
             )
+
+    async def _record(self, query: SourceQuery, deadline: Deadline, budget: float) -> NativeRecord:
+        """The native record for `query`: from a call of its own, or from the same call
+        another query of the request is making (see the module doc)."""
+        call_name = self._calls.get(query.dataset)
+        if call_name is None:
+            return await self._fetch(query, deadline, budget)
+        key = (query.request_id, query.subject.key, call_name)
+        pending = self._shared.get(key)
+        if pending is not None:
+            try:
+                record = await asyncio.wait_for(asyncio.shield(pending), budget)
+            except TimeoutError:
+                raise SourceTimeout(self.source, "no answer before the deadline") from None
+            name = query.dataset.split(".", 1)[1]
+            return NativeRecord(record.source, name, record.data, record.record_time)
+        pending = self._shared[key] = asyncio.get_running_loop().create_future()
+        pending.add_done_callback(_retrieved)
+        try:
+            record = await self._fetch(query, deadline, budget)
+        except Exception as exc:
+            pending.set_exception(exc)
+            raise
+        except BaseException:  # cancelled: the queries waiting for it still get an answer
+            pending.set_exception(SourceTimeout(self.source, "the shared call was cancelled"))
+            raise
+        else:
+            pending.set_result(record)
+        finally:
+            del self._shared[key]
+        return record
+
+    async def _fetch(self, query: SourceQuery, deadline: Deadline, budget: float) -> NativeRecord:
+        self.bulkhead.enter()
+        try:
+            loop = asyncio.get_running_loop()
+            call = SourceCall(
+                self.source,
+                query.dataset.split(".", 1)[1],
+                query.subject,
+                deadline,
+                query.request_id,
+                query.requester_agency,
+            )
+            pending = loop.run_in_executor(self._pool, self._call, call)
+            # The adapter's socket timeouts are per read, so a trickling answer could outlast
+            # the deadline; the result goes out just before it whatever the thread does.
+            try:
+                return await asyncio.wait_for(pending, budget)
+            except TimeoutError:
+                raise SourceTimeout(self.source, "no answer before the deadline") from None
+        finally:
+            self.bulkhead.leave()
 
     def _found(
         self,
