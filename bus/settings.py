@@ -13,7 +13,15 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,7 +30,7 @@ from pydantic_settings import (
 )
 
 from bus.errors import SettingsError
-from bus.schemas.change import CHANGE_TYPES
+from bus.schemas.change import CHANGE_DATA, CHANGE_TYPES
 from bus.topics import CLI_REPLY_PARTITION
 
 ENV_PREFIX = "TTHC_BUS_"
@@ -253,6 +261,21 @@ class UpdateSink(Section):
 SUBSCRIPTION_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
 
+class EventFilter(Section):
+    """One condition on an event's data: `equals` one of the values, or a date `within_days`
+    of the event (e.g. a birth date at most 2190 days, six years, before it)."""
+
+    field: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$", description="A field of the data.")
+    equals: list[str] = Field(default_factory=list)
+    within_days: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _one_condition(self) -> EventFilter:
+        if bool(self.equals) == (self.within_days is not None):
+            raise ValueError(f"filter on {self.field!r}: give either equals or within_days")
+        return self
+
+
 class Subscription(Section):
     """Change events of some types from some sources, delivered to one sink, in order per
     entity, by its own consumer group; past the retry budget an event goes to
@@ -265,6 +288,11 @@ class Subscription(Section):
         default_factory=list, description="ChangeEvent types wanted; empty = every type."
     )
     sink: WebhookSink | UpdateSink = Field(discriminator="kind")
+    where: list[EventFilter] = Field(
+        default_factory=list,
+        description="Conditions on the event's data, all of them met, else the event is "
+        "skipped (like a type not wanted); each field must be in every wanted type's data.",
+    )
 
     @field_validator("event_types")
     @classmethod
@@ -273,6 +301,19 @@ class Subscription(Section):
         if unknown:
             raise ValueError(f"unknown event types {unknown}; known: {list(CHANGE_TYPES)}")
         return event_types
+
+    @field_validator("where")
+    @classmethod
+    def _known_fields(cls, where: list[EventFilter], info: Any) -> list[EventFilter]:
+        types = info.data.get("event_types") or list(CHANGE_TYPES)
+        for condition in where:
+            lacking = [t for t in types if condition.field not in CHANGE_DATA[t].model_fields]
+            if lacking:
+                raise ValueError(
+                    f"where: {condition.field!r} is not in the data of {lacking}; "
+                    "name the event_types whose data has it"
+                )
+        return where
 
     max_attempts: int = Field(default=5, ge=1, le=100, description="Tries before the DLQ.")
     backoff_first_ms: int = Field(default=200, ge=1)

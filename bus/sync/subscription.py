@@ -30,6 +30,7 @@ import os
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import date
 from typing import Any
 
 from bus import topics
@@ -40,7 +41,7 @@ from bus.outbox import Outbox
 from bus.runtime import Inbound
 from bus.schemas.change import ChangeEvent
 from bus.schemas.common import utc_now
-from bus.settings import Settings, Subscription
+from bus.settings import EventFilter, Settings, Subscription
 from bus.sync import offsets
 from bus.sync.control import ControlState, read_states
 from bus.sync.deadletter import dead_letter_headers
@@ -65,6 +66,20 @@ def group_of(app_id: str, subscription: str) -> str:
 
 def replay_group_of(app_id: str, subscription: str) -> str:
     return f"{app_id}.dlq-replay.{subscription}"
+
+
+def matches(condition: EventFilter, event: ChangeEvent) -> bool:
+    """One `where` condition on the event's data; a missing or unreadable value does not match."""
+    value = event.data.get(condition.field)
+    if value is None:
+        return False
+    if condition.within_days is None:
+        return str(value) in condition.equals
+    try:
+        day = value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return False
+    return 0 <= (event.occurred_at.date() - day).days <= condition.within_days
 
 
 def streams_of(subscription: Subscription) -> list[str]:
@@ -366,7 +381,7 @@ class SubscriptionConsumer:
                 now = utc_now()
                 await self._dead_letter(record, GivenUp(f"undecodable: {exc}", 0, True, now, now))
                 continue
-            if self.types and event.event_type not in self.types:
+            if (self.types and event.event_type not in self.types) or not self._wanted(event):
                 self.status.skipped += 1
                 continue
             wanted.append((record, event))
@@ -389,6 +404,10 @@ class SubscriptionConsumer:
             # The sink refused the batch: one at a time, to find the event(s) it refuses.
         for record, event in wanted:
             await self._deliver_one(record, event, lane)
+
+    def _wanted(self, event: ChangeEvent) -> bool:
+        """Whether the event's data meets every `where` condition of the subscription."""
+        return all(matches(condition, event) for condition in self.subscription.where)
 
     async def _deliver_one(self, record: Inbound, event: ChangeEvent, lane: _Lane) -> None:
         given_up = await deliver_with_retries(
