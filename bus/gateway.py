@@ -40,6 +40,8 @@ from bus.catalog import Catalog
 from bus.client import BusUnavailable, LookupClient, Reply
 from bus.deadline import deadline_in
 from bus.errors import SettingsError, exception_site
+from bus.ops.parts import gateway_fill
+from bus.ops.status import StatusPublisher
 from bus.outbox import Outbox
 from bus.outcome import deadline_exceeded
 from bus.procedures import Procedure, ProcedureCatalogue, load_procedures
@@ -602,6 +604,31 @@ def relay(request: LookupRequest, reply: Reply | None, instance: str) -> Respons
     )
 
 
+async def _connect(
+    settings: Settings, client: LookupClient, guard: KeyGuard, pseudonymize: Pseudonymizer
+) -> StatusPublisher:
+    """At the start: the client connected, the audit recorder on its producer, and the
+    gateway's status publishing on tthc.status (bus/ops/status.py), started."""
+    await client.start()
+    assert client.producer is not None
+    outbox = Outbox.over(client.producer, settings.gateway.instance_id)
+    guard.audit = AuditRecorder(
+        outbox,
+        pseudonymize,
+        enabled=settings.audit.enabled,
+        timeout_s=settings.audit.write_timeout_ms / 1000,
+    )
+    status = StatusPublisher(
+        lambda topic, key, value: outbox.send_raw(topic, value, [], key=key),
+        settings.gateway.instance_id,
+        "gateway",
+        interval_s=settings.ops.status_interval_s,
+        fill=gateway_fill(client),
+    )
+    await status.start()
+    return status
+
+
 def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
     procedures = load_procedures(settings.lookup, catalog)
     listed = procedures.all()
@@ -621,17 +648,11 @@ def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        await client.start()
-        assert client.producer is not None
-        guard.audit = AuditRecorder(
-            Outbox.over(client.producer, instance),
-            pseudonymize,
-            enabled=settings.audit.enabled,
-            timeout_s=settings.audit.write_timeout_ms / 1000,
-        )
+        status = await _connect(settings, client, guard, pseudonymize)
         try:
             yield
         finally:
+            await status.stop()
             await client.stop()
             ledger_access.close()
 

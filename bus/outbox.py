@@ -12,6 +12,8 @@ import logging
 import time
 from typing import Any
 
+from prometheus_client import Counter
+
 from bus import topics
 from bus.codec import Headers, encode, encode_response
 from bus.kafka import AsyncProducer
@@ -26,6 +28,11 @@ H_ORIGIN_OFFSET = "tthc-dlq-origin-offset"
 H_REASON = "tthc-dlq-reason"
 H_CONSUMER = "tthc-dlq-consumer"
 H_TIME = "tthc-dlq-time"
+DEAD_LETTERS = Counter(
+    "tthc_dead_letters",
+    "Records parked on tthc.deadletter, by the consumer that could not process them.",
+    ["consumer"],
+)
 DLQ_HEADERS = (H_ORIGIN_TOPIC, H_ORIGIN_PARTITION, H_ORIGIN_OFFSET, H_REASON, H_CONSUMER, H_TIME)
 
 
@@ -108,6 +115,7 @@ class Outbox:
 
     async def dead_letter(self, record: Inbound, consumer: str, reason: str) -> None:
         """Park a record that cannot be processed, with where it came from and why."""
+        DEAD_LETTERS.labels(consumer).inc()
         origin: Headers = [
             (H_ORIGIN_TOPIC, record.topic.encode()),
             (H_ORIGIN_PARTITION, str(record.partition).encode()),

@@ -40,6 +40,7 @@ from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Protocol
 
+from prometheus_client import Counter
 from pydantic import ValidationError
 
 from bus import topics
@@ -64,6 +65,10 @@ from bus.schemas.audit import AuditEvent
 from bus.schemas.lookup import AuditContext
 
 log = logging.getLogger(__name__)
+
+LOOKUPS = Counter(
+    "tthc_worker_lookups", "Lookups a worker's router answered, by status.", ["status"]
+)
 
 # How long a request id is remembered after its deadline, against repeated deliveries.
 RECENT_GRACE_S = 60.0
@@ -339,11 +344,13 @@ class LookupRouter:
         *,
         retry_after_ms: int | None = None,
     ) -> None:
+        status = lookup_status(results, errors)
+        LOOKUPS.labels(status).inc()
         reply = LookupResponse(
             correlation_id=request.message_id,
             request_id=request.message_id,
             producer=self._outbox.producer_name,
-            status=lookup_status(results, errors),
+            status=status,
             results=results,
             errors=errors,
             retry_after_ms=retry_after_ms,

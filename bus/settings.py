@@ -107,6 +107,18 @@ class GatewaySettings(Section):
     )
 
 
+class OpsSettings(Section):
+    """What processes report for operating the bus (bus/ops)."""
+
+    status_interval_s: float = Field(
+        default=3.0,
+        ge=0.2,
+        le=300,
+        description="Every process publishes its status to tthc.status this often; one not "
+        "heard from for three intervals shows as not reporting.",
+    )
+
+
 class WorkerSettings(Section):
     app_id: str = "tthc-bus"
     web_port: int = Field(default=6066, ge=1, le=65535)
@@ -450,6 +462,7 @@ class Settings(BaseSettings):
     auth: AuthSettings = AuthSettings()
     audit: AuditSettings = AuditSettings()
     sync: SyncSettings = SyncSettings()
+    ops: OpsSettings = OpsSettings()
     sources: dict[str, SourceSettings] = Field(default_factory=dict)
 
     @classmethod

@@ -24,6 +24,7 @@ from bus.settings import Settings, get_settings
 from bus.tooling.audit_cli import audit_app
 from bus.tooling.keys_cli import keys_app
 from bus.tooling.scaffold import SourceProtocol
+from bus.tooling.status_cli import status_command
 from bus.tooling.sync_cli import dlq_app, sync_app
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(sync_app, name="sync")
+app.command("status")(status_command)
 
 
 def settings_or_exit() -> Settings:
@@ -302,6 +304,8 @@ def ledger_writer_or_exit(settings: Settings) -> Any:
 @app.command()
 def ledger() -> None:
     """Store tthc.audit into the ledger, on its own (when `audit.ledger_writer` is off)."""
+    from bus.ops.parts import ledger_fill
+    from bus.ops.status import StatusPublisher
     from bus.outbox import Outbox
     from bus.runtime import KafkaRunner
 
@@ -318,8 +322,17 @@ def ledger() -> None:
         client_id=f"ledger-{os.getpid()}",
     )
 
+    member = f"ledger-{os.getpid()}"
+    status = StatusPublisher(
+        lambda topic, key, value: outbox.send_raw(topic, value, [], key=key),
+        member,
+        "ledger",
+        interval_s=settings.ops.status_interval_s,
+        fill=ledger_fill(),
+    )
+
     async def run() -> None:
-        parts = [outbox, writer, runner]
+        parts = [outbox, writer, runner, status]
         for part in parts:
             await part.start()
         try:
@@ -346,6 +359,8 @@ def compose_worker(settings: Settings) -> ComposedWorker:
     from bus.audit.pseudonym import Pseudonymizer
     from bus.audit.recorder import AuditRecorder
     from bus.auth import Keyring
+    from bus.ops.parts import worker_fill
+    from bus.ops.status import StatusPublisher
     from bus.outbox import Outbox
     from bus.requesters import RequesterCheck
     from bus.router import LookupRouter
@@ -427,8 +442,15 @@ def compose_worker(settings: Settings) -> ComposedWorker:
     except BusError as exc:  # a sink naming a database or operation that does not exist
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+    status = StatusPublisher(
+        lambda topic, key, value: outbox.send_raw(topic, value, [], key=key),
+        name,
+        "worker",
+        interval_s=settings.ops.status_interval_s,
+        fill=worker_fill(connectors, feeds, subscriptions),
+    )
     # The runner stops before the writers, so that what it consumed is stored before they stop.
-    runtime = hosted(outbox, *writers, runner, *connectors.values(), feeds, subscriptions)
+    runtime = hosted(outbox, *writers, runner, *connectors.values(), feeds, subscriptions, status)
     return ComposedWorker(faust_app, runtime, [*direct, aggregator.subscriber()])
 
 

@@ -1,0 +1,1 @@
+"""Operating the bus: process status on tthc.status (and, later, health and metrics)."""

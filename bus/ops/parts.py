@@ -1,0 +1,115 @@
+"""What a worker and a gateway put in their status (bus/ops/status.py): the parts only the
+composed process knows, its lookup and feed connectors, subscriptions and counters. The parts
+are taken as they are (duck-typed): the core imports nothing of connectors/."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bus import topics
+from bus.ops.status import ConnectorState, Fill, ProcessStatus, totals
+
+# States in which a part is doing its job (or waiting its turn) rather than failing.
+FEED_OK = frozenset({"starting", "standby", "running", "stopped"})
+SUBSCRIPTION_OK = frozenset({"starting", "running", "paused", "resetting", "stopped"})
+
+
+def worker_fill(lookups: Mapping[str, Any], feeds: Any, subscriptions: Any) -> Fill:
+    """`lookups`: source -> LookupConnector; `feeds`: FeedConnectors; `subscriptions`:
+    SubscriptionRunner."""
+
+    def fill(status: ProcessStatus) -> None:
+        parts: list[ConnectorState] = []
+        for source in lookups:
+            breaker = status.sources[source].breaker if source in status.sources else "closed"
+            parts.append(
+                ConnectorState(
+                    name=source,
+                    kind="lookup",
+                    state=f"breaker {breaker}",
+                    healthy=breaker != "open",
+                    detail="the circuit breaker is open: calls fail fast"
+                    if breaker == "open"
+                    else None,
+                )
+            )
+        streams: dict[str, Any] = {}
+        for source, connector in feeds.connectors.items():
+            feed = connector.status
+            parts.append(
+                ConnectorState(
+                    name=source,
+                    kind="feed",
+                    state=feed.state,
+                    healthy=feed.state in FEED_OK,
+                    detail=feed.error,
+                )
+            )
+            streams[topics.sync_change(source)] = feed.last_event_time
+        dlq = 0
+        for name, consumer in subscriptions.consumers.items():
+            sub = consumer.status
+            dlq += sub.dead_lettered
+            parts.append(
+                ConnectorState(
+                    name=name,
+                    kind="subscription",
+                    state=sub.state,
+                    healthy=sub.state in SUBSCRIPTION_OK and sub.retrying == 0,
+                    detail=sub.last_error if sub.retrying else None,
+                )
+            )
+        status.connectors = parts
+        status.streams = streams
+        results = totals("tthc_worker_lookups", "status")
+        calls = sum(totals("tthc_source_calls", "source").values())
+        attempts = sum(totals("tthc_source_attempts", "source").values())
+        status.counters = {
+            "requests": sum(results.values()),
+            **{f"results_{name}": value for name, value in sorted(results.items())},
+            "source_calls": calls,
+            "retries": max(attempts - calls, 0.0),
+            "dead_letters": sum(totals("tthc_dead_letters", "consumer").values()),
+            "subscription_dead_letters": float(dlq),
+        }
+
+    return fill
+
+
+def gateway_fill(client: Any) -> Fill:
+    """`client`: the gateway's LookupClient (its reply reader)."""
+
+    def fill(status: ProcessStatus) -> None:
+        healthy = bool(client.healthy)
+        status.connectors = [
+            ConnectorState(
+                name="replies",
+                kind="reply-reader",
+                state="running" if healthy else "stopped",
+                healthy=healthy,
+                detail=None if healthy else "the reply reader stopped",
+            )
+        ]
+        results = totals("tthc_gateway_lookups", "status")
+        refused = totals("tthc_gateway_refused", "reason")
+        status.counters = {
+            "requests": sum(results.values()) + sum(refused.values()),
+            **{f"results_{name}": value for name, value in sorted(results.items())},
+            **{f"refused_{name}": value for name, value in sorted(refused.items())},
+            "in_flight": float(client.in_flight),
+        }
+
+    return fill
+
+
+def ledger_fill() -> Fill:
+    """The audit ledger writer's process: it runs one consumer, its dead letters counted."""
+
+    def fill(status: ProcessStatus) -> None:
+        status.connectors = [
+            ConnectorState(name="audit-ledger", kind="ledger", state="running", healthy=True)
+        ]
+        status.counters = {"dead_letters": sum(totals("tthc_dead_letters", "consumer").values())}
+
+    return fill

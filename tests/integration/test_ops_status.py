@@ -1,0 +1,96 @@
+"""`tthc-bus status` against the running stack, as an operator runs it: every process reports
+on tthc.status, and a national database that stops answering shows as unhealthy within
+seconds, then healthy again once it is back."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import requests
+
+from bus.tooling.devstack import DevStack
+
+pytestmark = pytest.mark.integration
+
+SOURCE = "insurance"
+
+
+def status(stack: DevStack) -> tuple[int, dict[str, Any]]:
+    done = subprocess.run(
+        [sys.executable, "-m", "bus.tooling.cli", "status", "--json"],
+        env=dict(os.environ, TTHC_BUS_KAFKA__BOOTSTRAP_SERVERS=stack.bootstrap_servers),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode in (0, 1), done.stderr
+    return done.returncode, json.loads(done.stdout)
+
+
+def until(
+    stack: DevStack, check: Callable[[dict[str, Any]], bool], timeout_s: float, what: str
+) -> tuple[int, dict[str, Any], float]:
+    started = time.monotonic()
+    last: dict[str, Any] = {}
+    while time.monotonic() - started < timeout_s:
+        code, last = status(stack)
+        if check(last):
+            return code, last, time.monotonic() - started
+        time.sleep(1)
+    raise AssertionError(f"{what}: not within {timeout_s:.0f} s (last: {last.get('sources')})")
+
+
+def ours(report: dict[str, Any], pid: int) -> dict[str, Any]:
+    [row] = [p for p in report["processes"] if p["pid"] == pid]
+    return row
+
+
+def faults(stack: DevStack, **values: Any) -> None:
+    url = f"{stack.sandbox_url}/_sandbox/faults/{SOURCE}"
+    requests.put(url, json=values, timeout=5).raise_for_status()
+
+
+def test_every_process_reports_and_a_stopped_database_is_unhealthy_then_healthy_again(
+    stack: DevStack,
+) -> None:
+    worker_pid = stack.worker_pid
+    gateway_pid = stack.children["gateway"].process.pid
+    assert worker_pid is not None
+
+    def source_healthy(report: dict[str, Any]) -> bool:
+        entry = report["sources"].get(SOURCE)
+        return entry is not None and entry["healthy"] and "feed" in entry
+
+    _, report, _ = until(stack, source_healthy, 60, f"{SOURCE} healthy at the start")
+    worker, gateway = ours(report, worker_pid), ours(report, gateway_pid)
+    assert worker["kind"] == "worker" and worker["healthy"], worker
+    assert gateway["kind"] == "gateway" and gateway["healthy"], gateway
+    kinds = {c["kind"] for c in worker["connectors"]}
+    assert {"lookup", "feed", "subscription"} <= kinds
+    assert [c["kind"] for c in gateway["connectors"]] == ["reply-reader"]
+    assert {"requests", "retries", "dead_letters"} <= set(worker["counters"])
+    assert any(name.startswith("tthc.sync.") for name in worker["streams"])
+    assert report["groups"], "the consumer groups and their lag"
+
+    faults(stack, outage=True)
+    try:
+        code, report, took = until(
+            stack, lambda r: not r["sources"][SOURCE]["healthy"], 30, f"{SOURCE} unhealthy"
+        )
+        assert code == 1 and not report["healthy"]
+        assert any(SOURCE in problem for problem in report["problems"]), report["problems"]
+        assert report["sources"][SOURCE]["feed"] == "backing_off"
+        assert report["sources"][SOURCE].get("error")
+        assert took < 30
+    finally:
+        faults(stack)
+    _, report, _ = until(stack, source_healthy, 60, f"{SOURCE} healthy again")
+    assert not any(SOURCE in problem for problem in report["problems"])
