@@ -20,7 +20,7 @@ UV := UV_SYSTEM_CERTS=1 UV_PYTHON_DOWNLOADS=never $(BIN)/uv
 UV_COMPILE := $(UV) pip compile --quiet --python $(BIN)/python --python-version 3.11 --universal \
   --generate-hashes --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
 
-.PHONY: run test lint typecheck unit bench kafka lock prereqs postgres clean
+.PHONY: run test lint typecheck unit bench kafka lock prereqs postgres prometheus clean
 
 # The venv, with uv in it.
 $(UV_STAMP): $(UV_LOCK)
@@ -77,6 +77,18 @@ postgres:
 	($(PG_FOUND)) || { \
 	  echo "error: postgresql is installed but $(PG_BINARIES) are not in /usr/lib/postgresql/*/bin"; exit 1; }
 
+# promtool checks the metrics and the alert rules (docker/prometheus): from Debian's prometheus
+# package, installed here when missing.
+prometheus:
+	@if command -v promtool >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+	  echo "error: promtool is not installed: the metrics and alert-rule tests need it."; \
+	  echo "       On Debian, as root: apt-get update && apt-get install --no-install-recommends prometheus"; exit 1; fi; \
+	echo "promtool missing: installing Debian's prometheus package"; \
+	{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; } || { \
+	  echo "error: apt-get could not install prometheus (see above); the tests need its promtool"; exit 1; }; \
+	command -v promtool >/dev/null || { echo "error: prometheus is installed but promtool is not on PATH"; exit 1; }
+
 kafka: $(STAMP)
 	$(BIN)/tthc-bus kafka install
 
@@ -91,7 +103,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) lint typecheck postgres
+test: $(STAMP) lint typecheck postgres prometheus
 	$(BIN)/tthc-bus kafka install
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 

@@ -40,6 +40,7 @@ from bus.catalog import Catalog
 from bus.client import BusUnavailable, LookupClient, Reply
 from bus.deadline import deadline_in
 from bus.errors import SettingsError, exception_site
+from bus.ops.health import readiness
 from bus.ops.parts import gateway_fill
 from bus.ops.status import StatusPublisher
 from bus.outbox import Outbox
@@ -270,6 +271,13 @@ class Unhealthy(Model):
 
     status: Literal["unhealthy"]
     reason: str
+
+
+class Readiness(Model):
+    """Whether the gateway can do its work: each check's "ok" or what is wrong."""
+
+    status: Literal["ready", "not ready"]
+    checks: dict[str, str]
 
 
 SCHEMA_REF = "#/components/schemas/{model}"
@@ -549,6 +557,23 @@ def add_info_routes(app: FastAPI, client: LookupClient, listed: list[Procedure])
         if not client.healthy:
             return JSONResponse({"status": "unhealthy", "reason": "reply reader stopped"}, 503)
         return JSONResponse({"status": "ok", "in_flight": client.in_flight})
+
+    async def replies() -> str | None:
+        return None if client.healthy else "the reply reader stopped"
+
+    async def broker() -> str | None:
+        producer = client.producer
+        return "not started" if producer is None else await producer.reachable()
+
+    @app.get(
+        "/readyz",
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "Not ready: the checks say why."}},
+    )
+    async def readyz() -> JSONResponse:
+        ready, results = await readiness({"replies": replies, "broker": broker})
+        body = {"status": "ready" if ready else "not ready", "checks": results}
+        return JSONResponse(body, 200 if ready else 503)
 
     @app.get(
         "/metrics",

@@ -68,6 +68,19 @@ class AsyncProducer:
         self._reports: list[tuple[asyncio.Future[None], Any]] = []
         self._reports_lock = threading.Lock()
 
+    async def reachable(self, timeout_s: float = 2.0) -> str | None:
+        """None if the cluster answers a metadata request within `timeout_s`; else why not."""
+        producer = self._producer
+        if producer is None:
+            return "the producer is not started"
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                None, lambda: producer.list_topics(timeout=timeout_s)
+            )
+        except confluent_kafka.KafkaException as exc:
+            return f"the broker does not answer: {exc.args[0]}"
+        return None
+
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._producer = confluent_kafka.Producer(self._config)
@@ -222,6 +235,7 @@ class AsyncConsumer:
         self._subscribe: list[str] | None = None
         self._assign: list[tuple[str, int, int]] | None = None
         self._epoch = 0  # rebalances seen; changed only in the poll thread
+        self.joined = False  # a group consumer that has had an assignment (an empty one too)
         self.on_revoke: Revoked | None = None
 
     def subscribe(self, topics: Sequence[str]) -> None:
@@ -269,6 +283,7 @@ class AsyncConsumer:
 
     def _assigned(self, _consumer: Any, _partitions: list[Any]) -> None:
         self._epoch += 1
+        self.joined = True
 
     def _revoked(self, _consumer: Any, partitions: list[Any]) -> None:
         self._epoch += 1  # first: batches fetched until now are stale from here on

@@ -44,6 +44,13 @@ class Outbox:
         self._producer: Any = None
         self._started: asyncio.Event | None = None
 
+    async def reachable(self, timeout_s: float = 2.0) -> str | None:
+        """None if the broker answers (see AsyncProducer.reachable); else why not."""
+        if self._producer is None:
+            return "the outbox is not started"
+        reason: str | None = await self._producer.reachable(timeout_s)
+        return reason
+
     @classmethod
     def over(cls, producer: Any, producer_name: str) -> Outbox:
         """An outbox over an already started producer (anything with `AsyncProducer.send`)."""

@@ -69,6 +69,12 @@ log = logging.getLogger(__name__)
 LOOKUPS = Counter(
     "tthc_worker_lookups", "Lookups a worker's router answered, by status.", ["status"]
 )
+DATASET_ERRORS = Counter(
+    "tthc_worker_dataset_errors",
+    "Datasets a reply could not give, by source and error code (deadline_exceeded: no answer "
+    "in time).",
+    ["source", "code"],
+)
 
 # How long a request id is remembered after its deadline, against repeated deliveries.
 RECENT_GRACE_S = 60.0
@@ -346,6 +352,8 @@ class LookupRouter:
     ) -> None:
         status = lookup_status(results, errors)
         LOOKUPS.labels(status).inc()
+        for error in errors:
+            DATASET_ERRORS.labels(error.source, error.code).inc()
         reply = LookupResponse(
             correlation_id=request.message_id,
             request_id=request.message_id,

@@ -6,10 +6,14 @@ run `bus.runtime.Subscriber.dispatch`, which never raises and dead-letters what 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import faust
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from bus.ops.health import Check, readiness
 from bus.settings import Settings
 
 
@@ -42,3 +46,22 @@ def create_app(settings: Settings, *, datadir: Path | None = None) -> faust.App:
         broker_session_timeout=settings.worker.session_timeout_ms / 1000,
         broker_heartbeat_interval=min(3.0, settings.worker.session_timeout_ms / 3000),
     )
+
+
+def add_ops_pages(app: faust.App, checks: Mapping[str, Check]) -> None:
+    """On the worker's web port: `/healthz` (alive), `/readyz` (the `checks`, bus/ops/health.py;
+    503 naming what fails) and `/metrics` (the Prometheus exposition of the process)."""
+
+    @app.page("/healthz")
+    async def healthz(web: Any, _request: Any) -> Any:
+        return web.json({"status": "ok"})
+
+    @app.page("/readyz")
+    async def readyz(web: Any, _request: Any) -> Any:
+        ready, results = await readiness(checks)
+        body = {"status": "ready" if ready else "not ready", "checks": results}
+        return web.json(body, status=200 if ready else 503)
+
+    @app.page("/metrics")
+    async def metrics(web: Any, _request: Any) -> Any:
+        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)

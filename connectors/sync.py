@@ -35,6 +35,7 @@ from typing import Any, Literal
 
 import confluent_kafka
 import orjson
+from prometheus_client import Counter
 from pydantic import ValidationError
 
 from adapters.base import Adapter, ChangePage, NativeChange
@@ -57,6 +58,15 @@ STATUS_EVERY_S = 5.0
 PAGE_TIMEOUT_S = 30.0
 
 State = Literal["starting", "standby", "running", "backing_off", "stopped"]
+
+FEED_EVENTS = Counter(
+    "tthc_sync_feed_changes",
+    "Changes read from a national database's feed and put on its stream (or dead-lettered).",
+    ["source"],
+)
+FEED_FAILURES = Counter(
+    "tthc_sync_feed_failures", "Feed polls that failed and backed off.", ["source"]
+)
 
 
 def has_feed(adapter: Adapter) -> bool:
@@ -276,6 +286,7 @@ class FeedConnector:
                 except (TimeoutError, SourceError, KafkaSendError, OSError) as exc:
                     _drop(ahead)
                     ahead = None
+                    FEED_FAILURES.labels(self.source).inc()
                     self._set("backing_off", _reason(exc))
                     log.warning(
                         "%s feed: %s; next poll in %.1f s", self.source, _reason(exc), backoff
@@ -322,6 +333,7 @@ class FeedConnector:
             self.status.last_event_time = event.occurred_at
         await asyncio.gather(*pending)
         self.status.events += len(page.changes)
+        FEED_EVENTS.labels(self.source).inc(len(page.changes))
 
     def event_of(self, change: NativeChange) -> ChangeEvent | None:
         """The normalized event of a native change; None for a kind the bus does not carry;

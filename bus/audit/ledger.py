@@ -386,6 +386,23 @@ class Ledger:
             )
         return [_access_record(row) for row in rows]
 
+    def released(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
+        """Every dataset of every release with `since <= time < until`: its source, outcome
+        and latency, with the release's agency and time (what `tthc-bus report sla` counts)."""
+        with self._lock:
+            rows = self._backend.of_kind("release", format_time(since), format_time(until))
+        found = []
+        for row in rows:
+            try:
+                datasets = orjson.loads(row.datasets)
+            except ValueError:
+                raise LedgerError(
+                    f"chain {row.chain} row {row.seq} cannot be read; it was changed outside "
+                    "the ledger: run `tthc-bus audit verify`"
+                ) from None
+            found += [{"time": row.time, "agency": row.agency, **item} for item in datasets]
+        return found
+
 
 def _access_record(row: LedgerRow) -> AccessRecord:
     try:
@@ -456,6 +473,7 @@ class _Backend(ABC):
                 "prev_hash" {text} NOT NULL, "hash" {text} NOT NULL,
                 PRIMARY KEY ("chain", "seq"))""",
             f'CREATE INDEX IF NOT EXISTS {TABLE}_subject_time ON {TABLE} ("subject", "time")',
+            f'CREATE INDEX IF NOT EXISTS {TABLE}_kind_time ON {TABLE} ("kind", "time")',
         ]
 
     # Time: the row holds `format_time` text; each backend stores it in its own type.
@@ -510,6 +528,14 @@ class _Backend(ABC):
         sql = f'SELECT {COLUMN_LIST} FROM {TABLE} ORDER BY "chain", "seq"'
         for values in self.stream(sql):
             yield self.from_db(values)
+
+    def of_kind(self, kind: str, since: str, until: str) -> list[LedgerRow]:
+        sql = (
+            f'SELECT {COLUMN_LIST} FROM {TABLE} WHERE "kind" = ? AND "time" >= ? AND "time" < ? '
+            'ORDER BY "time", "chain", "seq"'
+        )
+        params = [kind, self.time_param(since), self.time_param(until)]
+        return [self.from_db(values) for values in self.execute(self.sql(sql), params)]
 
     def accesses(
         self, subject: str, since: str | None, until: str | None, limit: int

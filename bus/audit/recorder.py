@@ -113,6 +113,7 @@ class AuditRecorder:
                 outcome="found",
                 fields=sorted(result.data),
                 withheld=[withheld.field for withheld in result.withheld],
+                latency_ms=result.provenance.latency_ms,
             )
             for result in results
         ]

@@ -9,9 +9,9 @@ Its `message_id` is derived from the request (`<request id>.<kind>`), so that an
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, SerializerFunctionWrapHandler, model_serializer
 
 from bus.schemas.common import Model
 from bus.schemas.envelope import Envelope
@@ -41,6 +41,20 @@ class AuditedDataset(Model):
     withheld: list[str] = Field(
         default_factory=list, description="Fields of the record removed by policy."
     )
+    latency_ms: float | None = Field(
+        default=None,
+        ge=0,
+        description="Release of a found dataset: how long its source took (the service-quality "
+        "report's figure, `tthc-bus report sla`). Left out when there is none.",
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_empty_latency(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # A decision or a failed dataset has no latency: its record keeps the shape it had.
+        dumped: dict[str, Any] = handler(self)
+        if dumped.get("latency_ms") is None:
+            dumped.pop("latency_ms", None)
+        return dumped
 
 
 class AuditEvent(Envelope):

@@ -33,6 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from typing import Any
 
+from prometheus_client import Counter
+
 from bus import topics
 from bus.codec import DecodeError, decode
 from bus.errors import exception_site
@@ -57,6 +59,14 @@ from bus.sync.status import State, SubscriptionStatus, read_statuses, subscripti
 log = logging.getLogger(__name__)
 
 DELIVERY_THREADS = 8
+SYNC_DEAD_LETTERS = Counter(
+    "tthc_sync_dead_letters",
+    "Change events a subscription gave up on, sent to tthc.dlq.<subscription>.",
+    ["subscription"],
+)
+SYNC_DELIVERED = Counter(
+    "tthc_sync_delivered_events", "Change events a subscription delivered.", ["subscription"]
+)
 COMMIT_INTERVAL_S = 0.2
 
 
@@ -428,6 +438,7 @@ class SubscriptionConsumer:
 
     def _delivered(self, event: ChangeEvent) -> None:
         self.status.delivered += 1
+        SYNC_DELIVERED.labels(self.name).inc()
         self.status.last_delivered_event_time = event.occurred_at
         self.status.last_delivered_at = utc_now()
 
@@ -449,6 +460,7 @@ class SubscriptionConsumer:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 10.0)
         self.status.dead_lettered += 1
+        SYNC_DEAD_LETTERS.labels(self.name).inc()
         self.status.last_error = failure.reason
         log.warning(
             "subscription %s: dead-lettered %s[%s]@%s after %d attempt(s): %s",

@@ -181,3 +181,55 @@ def _datasets(record: AccessRecord) -> list[str]:
         withheld = f"; withheld: {', '.join(item.withheld)}" if item.withheld else ""
         lines.append(f"{item.dataset} ({item.outcome}): {fields}{withheld}")
     return lines
+
+
+# -- report ----------------------------------------------------------------------------------------
+
+report_app = typer.Typer(help="Reports from the audit ledger.", no_args_is_help=True)
+
+
+@report_app.command("sla")
+def report_sla(
+    since: Annotated[
+        str, typer.Option(help="From this time on (ISO 8601; without an offset, Vietnam time).")
+    ],
+    until: Annotated[
+        str | None,
+        typer.Option(help="Before this time (ISO 8601; default: now)."),
+    ] = None,
+    as_csv: Annotated[bool, typer.Option("--csv", help="CSV instead of a table.")] = False,
+) -> None:
+    """The service quality per national database and agency: datasets asked, found, not found,
+    errors, deadline misses, and the source's p50/p95/p99 latency (bus/ops/sla.py)."""
+    from bus.ops.sla import as_csv as to_csv
+    from bus.ops.sla import sla_rows
+
+    start = _time(since, "--since")
+    end = _time(until, "--until") or datetime.now(VIETNAM_TIME)
+    assert start is not None
+    if end <= start:
+        raise typer.BadParameter("must be after --since", param_hint="--until")
+    with _ledger() as ledger, _one_line_errors():
+        rows = sla_rows(ledger.released(start, end))
+    if as_csv:
+        typer.echo(to_csv(rows), nl=False)
+        return
+    console = Console()
+    table = Table(title=f"Service quality {start.isoformat()} .. {end.isoformat()}")
+    columns = ("source", "agency", "requests", "found", "not found", "errors", "deadline misses")
+    for column in (*columns, "p50 ms", "p95 ms", "p99 ms"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(
+            row.source,
+            row.agency,
+            str(row.requests),
+            str(row.found),
+            str(row.not_found),
+            str(row.errors),
+            str(row.deadline_misses),
+            *("-" if v is None else f"{v:g}" for v in (row.p50_ms, row.p95_ms, row.p99_ms)),
+        )
+    console.print(table)
+    if not rows:
+        console.print("No lookup in that period.")

@@ -21,7 +21,7 @@ from rich.console import Console
 
 from bus.errors import BusError
 from bus.settings import Settings, get_settings
-from bus.tooling.audit_cli import audit_app
+from bus.tooling.audit_cli import audit_app, report_app
 from bus.tooling.keys_cli import keys_app
 from bus.tooling.scaffold import SourceProtocol
 from bus.tooling.status_cli import status_command
@@ -50,6 +50,7 @@ app.add_typer(adapter_app, name="adapter")
 app.add_typer(policy_app, name="policy")
 app.add_typer(keys_app, name="keys")
 app.add_typer(audit_app, name="audit")
+app.add_typer(report_app, name="report")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(sync_app, name="sync")
 app.command("status")(status_command)
@@ -359,13 +360,14 @@ def compose_worker(settings: Settings) -> ComposedWorker:
     from bus.audit.pseudonym import Pseudonymizer
     from bus.audit.recorder import AuditRecorder
     from bus.auth import Keyring
+    from bus.ops.health import breakers, joined
     from bus.ops.parts import worker_fill
     from bus.ops.status import StatusPublisher
     from bus.outbox import Outbox
     from bus.requesters import RequesterCheck
     from bus.router import LookupRouter
     from bus.runtime import KafkaRunner, RunnerSettings, hosted
-    from bus.streams import create_app
+    from bus.streams import add_ops_pages, create_app
     from bus.tooling.sync_cli import subscription_runner
     from connectors.lookup import LookupConnector
     from connectors.sync import FeedConnectors
@@ -448,6 +450,14 @@ def compose_worker(settings: Settings) -> ComposedWorker:
         "worker",
         interval_s=settings.ops.status_interval_s,
         fill=worker_fill(connectors, feeds, subscriptions),
+    )
+    add_ops_pages(
+        faust_app,
+        {
+            "broker": outbox.reachable,
+            "consumers": joined(lambda: [lane.consumer for lane in runner.lanes]),
+            "breakers": breakers(lambda: {s: c.breaker.state for s, c in connectors.items()}),
+        },
     )
     # The runner stops before the writers, so that what it consumed is stored before they stop.
     runtime = hosted(outbox, *writers, runner, *connectors.values(), feeds, subscriptions, status)

@@ -94,3 +94,24 @@ def test_every_process_reports_and_a_stopped_database_is_unhealthy_then_healthy_
         faults(stack)
     _, report, _ = until(stack, source_healthy, 60, f"{SOURCE} healthy again")
     assert not any(SOURCE in problem for problem in report["problems"])
+
+
+def test_the_worker_and_the_gateway_serve_healthz_readyz_and_metrics(stack: DevStack) -> None:
+    worker = f"http://127.0.0.1:{stack.worker_web_port}"
+    for base in (worker, stack.gateway_url):
+        alive = requests.get(f"{base}/healthz", timeout=10)
+        assert alive.status_code == 200 and alive.json()["status"] == "ok", base
+        ready = requests.get(f"{base}/readyz", timeout=10)
+        assert ready.status_code == 200, ready.text
+        body = ready.json()
+        assert body["status"] == "ready" and set(body["checks"].values()) == {"ok"}, body
+    assert set(requests.get(f"{worker}/readyz", timeout=10).json()["checks"]) == {
+        "broker",
+        "consumers",
+        "breakers",
+    }
+    metrics = requests.get(f"{worker}/metrics", timeout=10)
+    assert metrics.status_code == 200
+    assert metrics.headers["content-type"].startswith("text/plain")
+    assert "tthc_source_calls_total" in metrics.text
+    assert "tthc_worker_lookups_total" in metrics.text
