@@ -64,4 +64,5 @@ def add_ops_pages(app: faust.App, checks: Mapping[str, Check]) -> None:
 
     @app.page("/metrics")
     async def metrics(web: Any, _request: Any) -> Any:
-        return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+        # aiohttp refuses a charset in content_type: the exposition type goes as a header.
+        return web.bytes(generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
