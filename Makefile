@@ -20,7 +20,7 @@ UV := UV_SYSTEM_CERTS=1 UV_PYTHON_DOWNLOADS=never $(BIN)/uv
 UV_COMPILE := $(UV) pip compile --quiet --python $(BIN)/python --python-version 3.11 --universal \
   --generate-hashes --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
 
-.PHONY: run test lint typecheck unit bench kafka lock prereqs postgres prometheus clean
+.PHONY: run test lint typecheck unit bench kafka lock prereqs postgres prometheus chromium clean
 
 # The venv, with uv in it.
 $(UV_STAMP): $(UV_LOCK)
@@ -89,6 +89,18 @@ prometheus:
 	  echo "error: apt-get could not install prometheus (see above); the tests need its promtool"; exit 1; }; \
 	command -v promtool >/dev/null || { echo "error: prometheus is installed but promtool is not on PATH"; exit 1; }
 
+# The dashboard's test drives a headless browser: Debian's chromium (Playwright downloads no
+# browser of its own), installed here when missing.
+chromium:
+	@if command -v chromium >/dev/null; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+	  echo "error: chromium is not installed: the dashboard's test runs it headless."; \
+	  echo "       On Debian, as root: apt-get update && apt-get install --no-install-recommends chromium"; exit 1; fi; \
+	echo "chromium missing: installing Debian's chromium package"; \
+	{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; } || { \
+	  echo "error: apt-get could not install chromium (see above); the dashboard's test needs it"; exit 1; }; \
+	command -v chromium >/dev/null || { echo "error: chromium is installed but not on PATH"; exit 1; }
+
 kafka: $(STAMP)
 	$(BIN)/tthc-bus kafka install
 
@@ -103,7 +115,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) lint typecheck postgres prometheus
+test: $(STAMP) lint typecheck postgres prometheus chromium
 	$(BIN)/tthc-bus kafka install
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 

@@ -26,7 +26,7 @@ import orjson
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pydantic import Field, ValidationError, field_validator
 from pydantic.json_schema import JsonSchemaMode
@@ -40,6 +40,8 @@ from bus.catalog import Catalog
 from bus.client import BusUnavailable, LookupClient, Reply
 from bus.deadline import deadline_in
 from bus.errors import SettingsError, exception_site
+from bus.ops.board import StatusBoard
+from bus.ops.dashboard import DASHBOARD_HTML
 from bus.ops.health import readiness
 from bus.ops.parts import gateway_fill
 from bus.ops.status import StatusPublisher
@@ -537,6 +539,23 @@ def add_audit_route(
         return Response(answer.model_dump_json(), media_type=JSON)
 
 
+def add_ops_routes(app: FastAPI, board: StatusBoard) -> None:
+    """The operator's live view: its data and the page that shows it (bus/ops)."""
+
+    @app.get(
+        "/v1/ops/status",
+        response_model=dict[str, Any],
+        summary="Every process, national database, stream, subscription and consumer group, "
+        "with what is unhealthy and the service quality of the last hour (no personal data)",
+    )
+    async def ops_status() -> dict[str, Any]:
+        return await board.snapshot()
+
+    @app.get("/dashboard", include_in_schema=False)
+    async def dashboard() -> HTMLResponse:
+        return HTMLResponse(DASHBOARD_HTML)
+
+
 def add_info_routes(app: FastAPI, client: LookupClient, listed: list[Procedure]) -> None:
     """The procedure catalogue, health and metrics."""
 
@@ -630,10 +649,14 @@ def relay(request: LookupRequest, reply: Reply | None, instance: str) -> Respons
 
 
 async def _connect(
-    settings: Settings, client: LookupClient, guard: KeyGuard, pseudonymize: Pseudonymizer
+    settings: Settings,
+    client: LookupClient,
+    guard: KeyGuard,
+    pseudonymize: Pseudonymizer,
+    board: StatusBoard,
 ) -> StatusPublisher:
-    """At the start: the client connected, the audit recorder on its producer, and the
-    gateway's status publishing on tthc.status (bus/ops/status.py), started."""
+    """At the start: the client connected, the audit recorder on its producer, the gateway's
+    status publishing on tthc.status (bus/ops/status.py) and the dashboard's board, started."""
     await client.start()
     assert client.producer is not None
     outbox = Outbox.over(client.producer, settings.gateway.instance_id)
@@ -651,6 +674,7 @@ async def _connect(
         fill=gateway_fill(client),
     )
     await status.start()
+    await board.start()
     return status
 
 
@@ -671,13 +695,15 @@ def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
     ledger_access = LedgerAccess(settings.audit.ledger_url)
     refuse, authenticate = guard.refuse, guard.authenticate
 
+    board = StatusBoard(settings.kafka.resolved_bootstrap(), instance, ledger_access)
+
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        status = await _connect(settings, client, guard, pseudonymize)
+        status = await _connect(settings, client, guard, pseudonymize, board)
         try:
             yield
         finally:
-            await status.stop()
+            await asyncio.gather(board.stop(), status.stop())
             await client.stop()
             ledger_access.close()
 
@@ -744,6 +770,7 @@ def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
 
     add_audit_route(app, guard, ledger_access, pseudonymize)
     add_info_routes(app, client, listed)
+    add_ops_routes(app, board)
     app.openapi = lambda: lookup_openapi(app, catalog, procedures)  # type: ignore[method-assign]
     app.state.post_lookup = post_lookup
     return app

@@ -275,11 +275,17 @@ SUBSCRIPTION_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
 class EventFilter(Section):
     """One condition on an event's data: `equals` one of the values, or a date `within_days`
-    of the event (e.g. a birth date at most 2190 days, six years, before it)."""
+    before the event (or the delivery, `of`): e.g. a birth date at most 2190 days, six years,
+    before it."""
 
     field: str = Field(pattern=r"^[a-z][a-z0-9_]{0,63}$", description="A field of the data.")
     equals: list[str] = Field(default_factory=list)
     within_days: int | None = Field(default=None, ge=0)
+    of: Literal["event", "delivery"] = Field(
+        default="event",
+        description="within_days of the event's time, or of the delivery (a rule the receiving "
+        "database applies on the day it is asked, such as a child's card before 6 years).",
+    )
 
     @model_validator(mode="after")
     def _one_condition(self) -> EventFilter:

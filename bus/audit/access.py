@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from datetime import datetime
+from typing import Any
 
 from bus.audit.ledger import AccessRecord, Ledger
 from bus.schemas.common import Model
@@ -38,6 +39,10 @@ class LedgerAccess:
             return self._open().query(subject, since, until, limit)
 
         return await asyncio.to_thread(run)
+
+    async def released(self, since: datetime, until: datetime) -> list[dict[str, Any]]:
+        """The released datasets of a period (Ledger.released), read in a thread."""
+        return await asyncio.to_thread(lambda: self._open().released(since, until))
 
     def close(self) -> None:
         with self._lock:

@@ -22,7 +22,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Literal
 
@@ -275,7 +275,7 @@ def stale(status: ProcessStatus, now: datetime | None = None, missed: float = 3.
     )
 
 
-def decode_statuses(records: dict[str, bytes]) -> dict[str, ProcessStatus]:
+def decode_statuses(records: Mapping[str, bytes]) -> dict[str, ProcessStatus]:
     """The `process.*` records of `tthc.status` (the latest per key) by member."""
     found: dict[str, ProcessStatus] = {}
     for key, value in records.items():

@@ -89,7 +89,8 @@ def matches(condition: EventFilter, event: ChangeEvent) -> bool:
         day = value if isinstance(value, date) else date.fromisoformat(str(value)[:10])
     except ValueError:
         return False
-    return 0 <= (event.occurred_at.date() - day).days <= condition.within_days
+    reference = event.occurred_at.date() if condition.of == "event" else utc_now().date()
+    return 0 <= (reference - day).days <= condition.within_days
 
 
 def streams_of(subscription: Subscription) -> list[str]:

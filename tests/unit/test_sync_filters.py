@@ -3,13 +3,14 @@ the start, and met or not by each event (not met: skipped, like a type not wante
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from bus.errors import SettingsError
 from bus.schemas.change import ChangeEvent, change_event_id
+from bus.schemas.common import utc_now
 from bus.settings import EventFilter, load_settings
 from bus.sync.subscription import matches
 
@@ -65,3 +66,12 @@ def test_a_field_not_in_the_wanted_types_data_stops_the_start_naming_it() -> Non
 def test_a_condition_needs_exactly_one_of_equals_and_within_days() -> None:
     with pytest.raises(SettingsError, match="give either equals or within_days"):
         load_settings(sync={"subscriptions": [subscription(field="birth_date")]})
+
+
+def test_within_days_of_the_delivery_counts_from_today() -> None:
+    today = utc_now().date()
+    on_delivery = EventFilter(field="birth_date", within_days=10, of="delivery")
+    assert matches(on_delivery, registered(today))
+    assert not matches(on_delivery, registered(today - timedelta(days=11)))
+    # the event itself is recent, the delivery is what counts
+    assert matches(EventFilter(field="birth_date", within_days=10), registered(WHEN.date()))

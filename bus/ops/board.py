@@ -1,0 +1,84 @@
+"""What the gateway's `/dashboard` shows, kept live: the latest of every `tthc.status` key
+(read from the start of the compacted topic and followed), every group's lag (asked of the
+admin client every few seconds, in a thread), and the service quality of the last hour from
+the audit ledger. `snapshot` is the report of bus/ops/report.py plus the quality rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import confluent_kafka
+
+from bus import topics
+from bus.audit.access import LedgerAccess
+from bus.kafka import AsyncConsumer
+from bus.ops.report import build_report, group_lags
+from bus.ops.sla import sla_rows
+
+log = logging.getLogger(__name__)
+
+LAG_EVERY_S = 5.0
+QUALITY_WINDOW = timedelta(hours=1)
+
+
+class StatusBoard:
+    def __init__(self, bootstrap: str, client_id: str, ledger: LedgerAccess | None) -> None:
+        self._bootstrap = bootstrap
+        self._consumer = AsyncConsumer(bootstrap, f"{client_id}-status-board")
+        self._consumer.assign([(topics.STATUS, 0, confluent_kafka.OFFSET_BEGINNING)])
+        self._ledger = ledger
+        self.records: dict[str, bytes] = {}
+        self.groups: dict[str, dict[str, Any]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        self._tasks = [
+            asyncio.create_task(self._follow(), name="status-board"),
+            asyncio.create_task(self._lags(), name="status-board-lags"),
+        ]
+
+    async def _follow(self) -> None:
+        while True:
+            for record in await self._consumer.getmany(timeout_s=1.0):
+                key = (record.key or b"").decode("utf-8", "replace")
+                if record.value is None:
+                    self.records.pop(key, None)
+                else:
+                    self.records[key] = record.value
+
+    async def _lags(self) -> None:
+        while True:
+            try:
+                self.groups = await asyncio.to_thread(group_lags, self._bootstrap)
+            except Exception as exc:  # shown as it was; the next round tries again
+                log.warning("status board: consumer lag not read: %r", exc)
+            await asyncio.sleep(LAG_EVERY_S)
+
+    async def snapshot(self) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        report = build_report(dict(self.records), self.groups, now)
+        quality: list[dict[str, Any]] = []
+        if self._ledger is not None:
+            try:
+                released = await self._ledger.released(now - QUALITY_WINDOW, now)
+                quality = [asdict(row) for row in sla_rows(released)]
+            except Exception as exc:  # the ledger may be elsewhere or down: say so, go on
+                report["quality_error"] = f"{type(exc).__name__}: {exc}"[:300]
+        report["quality"] = quality
+        report["quality_window_s"] = QUALITY_WINDOW.total_seconds()
+        return report
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._consumer.stop()
