@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from bus.errors import BusError
 
+DRAIN_RETRY_S = 10.0
+
 
 class Overloaded(BusError):
     """The bus is past its capacity: ask again after `retry_after_s` seconds."""
@@ -31,9 +33,19 @@ class Admission:
         self.retry_after_s = retry_after_s
         self.in_flight = 0
         self.refused = 0
+        # In maintenance (bus/ops/maintenance.py): why; no new lookup, those in flight finish.
+        self.draining: str | None = None
 
     def check(self) -> None:
         """Raise `Overloaded` if a lookup sent now would be refused (nothing is counted)."""
+        if self.draining is not None:
+            self.refused += 1
+            raise Overloaded(
+                f"this gateway is in maintenance ({self.draining}): it finishes the lookups in "
+                f"flight and takes no new one; retry after {DRAIN_RETRY_S:g} s, or on another "
+                "gateway",
+                DRAIN_RETRY_S,
+            )
         if self.in_flight >= self.max_in_flight:
             self.refused += 1
             raise Overloaded(

@@ -40,11 +40,9 @@ from bus.catalog import Catalog
 from bus.client import BusUnavailable, LookupClient, Reply
 from bus.deadline import deadline_in
 from bus.errors import SettingsError, exception_site
-from bus.ops.board import StatusBoard
 from bus.ops.dashboard import DASHBOARD_HTML
 from bus.ops.health import readiness
-from bus.ops.parts import gateway_fill
-from bus.ops.status import StatusPublisher
+from bus.ops.service import GatewayOps
 from bus.outbox import Outbox
 from bus.outcome import deadline_exceeded
 from bus.procedures import Procedure, ProcedureCatalogue, load_procedures
@@ -539,7 +537,7 @@ def add_audit_route(
         return Response(answer.model_dump_json(), media_type=JSON)
 
 
-def add_ops_routes(app: FastAPI, board: StatusBoard) -> None:
+def add_ops_routes(app: FastAPI, ops: GatewayOps) -> None:
     """The operator's live view: its data and the page that shows it (bus/ops)."""
 
     @app.get(
@@ -549,14 +547,16 @@ def add_ops_routes(app: FastAPI, board: StatusBoard) -> None:
         "with what is unhealthy and the service quality of the last hour (no personal data)",
     )
     async def ops_status() -> dict[str, Any]:
-        return await board.snapshot()
+        return await ops.board.snapshot()
 
     @app.get("/dashboard", include_in_schema=False)
     async def dashboard() -> HTMLResponse:
         return HTMLResponse(DASHBOARD_HTML)
 
 
-def add_info_routes(app: FastAPI, client: LookupClient, listed: list[Procedure]) -> None:
+def add_info_routes(
+    app: FastAPI, client: LookupClient, listed: list[Procedure], ops: GatewayOps
+) -> None:
     """The procedure catalogue, health and metrics."""
 
     @app.get(
@@ -590,7 +590,9 @@ def add_info_routes(app: FastAPI, client: LookupClient, listed: list[Procedure])
         responses={503: {"model": Readiness, "description": "Not ready: the checks say why."}},
     )
     async def readyz() -> JSONResponse:
-        ready, results = await readiness({"replies": replies, "broker": broker})
+        ready, results = await readiness(
+            {"replies": replies, "broker": broker, "maintenance": ops.maintenance.check}
+        )
         body = {"status": "ready" if ready else "not ready", "checks": results}
         return JSONResponse(body, 200 if ready else 503)
 
@@ -649,14 +651,9 @@ def relay(request: LookupRequest, reply: Reply | None, instance: str) -> Respons
 
 
 async def _connect(
-    settings: Settings,
-    client: LookupClient,
-    guard: KeyGuard,
-    pseudonymize: Pseudonymizer,
-    board: StatusBoard,
-) -> StatusPublisher:
-    """At the start: the client connected, the audit recorder on its producer, the gateway's
-    status publishing on tthc.status (bus/ops/status.py) and the dashboard's board, started."""
+    settings: Settings, client: LookupClient, guard: KeyGuard, pseudonymize: Pseudonymizer
+) -> Outbox:
+    """At the start: the client connected, and the audit recorder on its producer."""
     await client.start()
     assert client.producer is not None
     outbox = Outbox.over(client.producer, settings.gateway.instance_id)
@@ -666,16 +663,7 @@ async def _connect(
         enabled=settings.audit.enabled,
         timeout_s=settings.audit.write_timeout_ms / 1000,
     )
-    status = StatusPublisher(
-        lambda topic, key, value: outbox.send_raw(topic, value, [], key=key),
-        settings.gateway.instance_id,
-        "gateway",
-        interval_s=settings.ops.status_interval_s,
-        fill=gateway_fill(client),
-    )
-    await status.start()
-    await board.start()
-    return status
+    return outbox
 
 
 def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
@@ -695,15 +683,15 @@ def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
     ledger_access = LedgerAccess(settings.audit.ledger_url)
     refuse, authenticate = guard.refuse, guard.authenticate
 
-    board = StatusBoard(settings.kafka.resolved_bootstrap(), instance, ledger_access)
+    ops = GatewayOps(settings, client, ledger_access)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        status = await _connect(settings, client, guard, pseudonymize, board)
+        await ops.start(await _connect(settings, client, guard, pseudonymize))
         try:
             yield
         finally:
-            await asyncio.gather(board.stop(), status.stop())
+            await ops.stop()
             await client.stop()
             ledger_access.close()
 
@@ -769,8 +757,8 @@ def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
         return relay(request, reply, instance)
 
     add_audit_route(app, guard, ledger_access, pseudonymize)
-    add_info_routes(app, client, listed)
-    add_ops_routes(app, board)
+    add_info_routes(app, client, listed, ops)
+    add_ops_routes(app, ops)
     app.openapi = lambda: lookup_openapi(app, catalog, procedures)  # type: ignore[method-assign]
     app.state.post_lookup = post_lookup
     return app

@@ -18,6 +18,8 @@ STATUS = "tthc.status"
 # by subscription. Both compacted: the last value per key is the state.
 SYNC_CURSORS = "tthc.sync.cursors"
 SYNC_CONTROL = "tthc.sync.control"
+# Operators' commands to the processes, compacted: maintenance (bus/ops/maintenance.py).
+OPS_CONTROL = "tthc.ops.control"
 
 REPLY_PARTITIONS = 8
 # The last reply partition is shared by command-line clients; gateways own the others.
@@ -68,6 +70,7 @@ def bus_topics(
         TopicSpec(DEAD_LETTER, partitions, {"retention.ms": str(14 * 24 * 3600 * 1000)}),
         TopicSpec(AUDIT, partitions),
         TopicSpec(STATUS, 1, {"cleanup.policy": "compact"}),
+        TopicSpec(OPS_CONTROL, 1, {"cleanup.policy": "compact"}),
     ]
     specs += [TopicSpec(source_request(name), partitions, short) for name in sources]
     compacted = {"cleanup.policy": "compact"}

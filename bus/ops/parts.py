@@ -91,6 +91,14 @@ def gateway_fill(client: Any) -> Fill:
                 detail=None if healthy else "the reply reader stopped",
             )
         ]
+        draining = client.admission.draining
+        if draining is not None:  # in maintenance: not a failure, but worth seeing
+            status.connectors.append(
+                ConnectorState(
+                    name="lookups", kind="admission", state="draining", healthy=True,
+                    detail=draining,
+                )
+            )  # fmt: skip
         results = totals("tthc_gateway_lookups", "status")
         refused = totals("tthc_gateway_refused", "reason")
         status.counters = {

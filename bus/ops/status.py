@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 PROCESS_PREFIX = "process."
 Kind = Literal["worker", "gateway", "ledger"]
 ProcessState = Literal["running", "stopped"]
-ConnectorKind = Literal["lookup", "feed", "subscription", "reply-reader", "ledger"]
+ConnectorKind = Literal["lookup", "feed", "subscription", "reply-reader", "ledger", "admission"]
 
 
 def process_key(member: str) -> str:

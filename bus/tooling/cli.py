@@ -24,7 +24,7 @@ from bus.settings import Settings, get_settings
 from bus.tooling.audit_cli import audit_app, report_app
 from bus.tooling.keys_cli import keys_app
 from bus.tooling.scaffold import SourceProtocol
-from bus.tooling.status_cli import status_command
+from bus.tooling.status_cli import maintenance_command, status_command
 from bus.tooling.sync_cli import dlq_app, sync_app
 
 if TYPE_CHECKING:
@@ -54,6 +54,7 @@ app.add_typer(report_app, name="report")
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(sync_app, name="sync")
 app.command("status")(status_command)
+app.command("maintenance")(maintenance_command)
 
 
 def settings_or_exit() -> Settings:
@@ -361,6 +362,7 @@ def compose_worker(settings: Settings) -> ComposedWorker:
     from bus.audit.recorder import AuditRecorder
     from bus.auth import Keyring
     from bus.ops.health import breakers, joined
+    from bus.ops.maintenance import MaintenanceFollower
     from bus.ops.parts import worker_fill
     from bus.ops.status import StatusPublisher
     from bus.outbox import Outbox
@@ -451,9 +453,11 @@ def compose_worker(settings: Settings) -> ComposedWorker:
         interval_s=settings.ops.status_interval_s,
         fill=worker_fill(connectors, feeds, subscriptions),
     )
+    maintenance = MaintenanceFollower(bootstrap, name)
     add_ops_pages(
         faust_app,
         {
+            "maintenance": maintenance.check,
             "broker": outbox.reachable,
             "consumers": joined(lambda: [lane.consumer for lane in runner.lanes]),
             "breakers": breakers(lambda: {s: c.breaker.state for s, c in connectors.items()}),

@@ -107,3 +107,28 @@ def status_command(
         if not watch:
             raise typer.Exit(0 if report["healthy"] else EXIT_UNHEALTHY)
         time.sleep(watch)
+
+
+def maintenance_command(
+    state: Annotated[str, typer.Argument(help="on or off.")],
+    member: Annotated[
+        str | None,
+        typer.Option(help="One process, by its member name (`tthc-bus status`); default: all."),
+    ] = None,
+    reason: Annotated[str, typer.Option(help="Why, shown to refused clients.")] = "maintenance",
+) -> None:
+    """Drain a process before stopping it (bus/ops/maintenance.py): a gateway takes no new
+    lookup (503 with Retry-After) and finishes those in flight; /readyz answers 503."""
+    from bus.ops.maintenance import set_maintenance
+    from bus.tooling.cli import settings_or_exit
+
+    if state not in ("on", "off"):
+        raise typer.BadParameter(f"expected on or off, got {state!r}", param_hint="STATE")
+    settings = settings_or_exit()
+    try:
+        set_maintenance(settings.kafka.resolved_bootstrap(), member, state == "on", reason)
+    except offsets.OffsetsError as exc:
+        Console(stderr=True).print(f"error: {exc}")
+        raise typer.Exit(EXIT_UNREACHABLE) from None
+    who = member or "every process"
+    Console().print(f"maintenance {state} for {who}")

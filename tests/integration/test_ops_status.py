@@ -106,12 +106,70 @@ def test_the_worker_and_the_gateway_serve_healthz_readyz_and_metrics(stack: DevS
         body = ready.json()
         assert body["status"] == "ready" and set(body["checks"].values()) == {"ok"}, body
     assert set(requests.get(f"{worker}/readyz", timeout=10).json()["checks"]) == {
+        "maintenance",
         "broker",
         "consumers",
         "breakers",
     }
+    gateway_checks = requests.get(f"{stack.gateway_url}/readyz", timeout=10).json()["checks"]
+    assert set(gateway_checks) == {"replies", "broker", "maintenance"}
     metrics = requests.get(f"{worker}/metrics", timeout=10)
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain")
     assert "tthc_source_calls_total" in metrics.text
     assert "tthc_worker_lookups_total" in metrics.text
+
+
+def maintenance(stack: DevStack, *args: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "bus.tooling.cli", "maintenance", *args],
+        env=dict(os.environ, TTHC_BUS_KAFKA__BOOTSTRAP_SERVERS=stack.bootstrap_servers),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_maintenance_drains_the_gateway_and_it_takes_lookups_again_after(
+    stack: DevStack,
+) -> None:
+    from bus.tooling.devstack import example_lookup
+
+    _, report = status(stack)
+    member = ours(report, stack.children["gateway"].process.pid)["member"]
+    subject = requests.get(f"{stack.sandbox_url}/_sandbox/sample?n=1", timeout=5).json()[0]
+
+    def lookup() -> requests.Response:
+        return requests.post(
+            f"{stack.gateway_url}/v1/lookups",
+            json=example_lookup(subject),
+            headers=stack.keys.headers(),
+            timeout=30,
+        )
+
+    def wait_status(code: int) -> requests.Response:
+        ends = time.monotonic() + 20
+        while True:
+            answer = lookup()
+            if answer.status_code == code or time.monotonic() > ends:
+                return answer
+            time.sleep(0.3)
+
+    maintenance(stack, "on", "--member", member, "--reason", "upgrade to 1.2")
+    try:
+        refused = wait_status(503)
+        assert refused.status_code == 503, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        assert "maintenance (upgrade to 1.2)" in refused.json()["detail"]
+        assert int(refused.headers["Retry-After"]) >= 1
+        ready = requests.get(f"{stack.gateway_url}/readyz", timeout=10)
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["maintenance"] == "in maintenance: upgrade to 1.2"
+        assert requests.get(f"{stack.gateway_url}/healthz", timeout=10).status_code == 200
+    finally:
+        maintenance(stack, "off", "--member", member)
+    back = wait_status(200)
+    assert back.status_code == 200 and back.json()["status"] == "complete", back.text
+    assert requests.get(f"{stack.gateway_url}/readyz", timeout=10).status_code == 200
