@@ -77,29 +77,26 @@ postgres:
 	($(PG_FOUND)) || { \
 	  echo "error: postgresql is installed but $(PG_BINARIES) are not in /usr/lib/postgresql/*/bin"; exit 1; }
 
-# promtool checks the metrics and the alert rules (docker/prometheus): from Debian's prometheus
-# package, installed here when missing.
-prometheus:
-	@if command -v promtool >/dev/null; then exit 0; fi; \
+# A command the tests need, from a Debian package installed here when missing:
+# $(call debian_tool,COMMAND,PACKAGE,WHAT NEEDS IT) (no commas in the last argument).
+define debian_tool
+	@if command -v $(1) >/dev/null; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
-	  echo "error: promtool is not installed: the metrics and alert-rule tests need it."; \
-	  echo "       On Debian, as root: apt-get update && apt-get install --no-install-recommends prometheus"; exit 1; fi; \
-	echo "promtool missing: installing Debian's prometheus package"; \
-	{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus; } || { \
-	  echo "error: apt-get could not install prometheus (see above); the tests need its promtool"; exit 1; }; \
-	command -v promtool >/dev/null || { echo "error: prometheus is installed but promtool is not on PATH"; exit 1; }
+	  echo "error: $(1) is not installed: $(3)."; \
+	  echo "       On Debian, as root: apt-get update && apt-get install --no-install-recommends $(2)"; exit 1; fi; \
+	echo "$(1) missing: installing Debian's $(2) package"; \
+	{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $(2); } || { \
+	  echo "error: apt-get could not install $(2) (see above): $(3)"; exit 1; }; \
+	command -v $(1) >/dev/null || { echo "error: $(2) is installed but $(1) is not on PATH"; exit 1; }
+endef
 
-# The dashboard's test drives a headless browser: Debian's chromium (Playwright downloads no
-# browser of its own), installed here when missing.
+# promtool checks the metrics and the alert rules (docker/prometheus).
+prometheus:
+	$(call debian_tool,promtool,prometheus,the metrics and alert-rule tests need it)
+
+# The dashboard's test drives a headless browser (Playwright downloads no browser of its own).
 chromium:
-	@if command -v chromium >/dev/null; then exit 0; fi; \
-	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
-	  echo "error: chromium is not installed: the dashboard's test runs it headless."; \
-	  echo "       On Debian, as root: apt-get update && apt-get install --no-install-recommends chromium"; exit 1; fi; \
-	echo "chromium missing: installing Debian's chromium package"; \
-	{ apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium; } || { \
-	  echo "error: apt-get could not install chromium (see above); the dashboard's test needs it"; exit 1; }; \
-	command -v chromium >/dev/null || { echo "error: chromium is installed but not on PATH"; exit 1; }
+	$(call debian_tool,chromium,chromium,the dashboard's test runs it headless)
 
 kafka: $(STAMP)
 	$(BIN)/tthc-bus kafka install
