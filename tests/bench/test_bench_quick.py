@@ -793,8 +793,15 @@ def test_profile_needs_a_bus_load_run() -> None:
 def test_quick_profiled_lookup_throughput_against_dev_stack(
     dev_stack: StackEndpoints, tmp_path: Path
 ) -> None:
+    # Longer than the quick default: profiled, the bus run makes few lookups, and in 2 s the
+    # worker's source calls (parsing, with the GIL) may not be sampled at all.
     result = run_scenario(
-        "lookup-throughput", quick=True, profile=True, stack=dev_stack, results_dir=tmp_path
+        "lookup-throughput",
+        quick=True,
+        profile=True,
+        stack=dev_stack,
+        results_dir=tmp_path,
+        duration_s=6.0,
     )
     assert_well_formed(result, tmp_path)
     assert_profiled(result, tmp_path, {"worker", "gateway"})
