@@ -1,7 +1,8 @@
 """What the gateway's `/dashboard` shows, kept live: the latest of every `tthc.status` key
 (read from the start of the compacted topic and followed), every group's lag (asked of the
-admin client every few seconds, in a thread), and the service quality of the last hour from
-the audit ledger. `snapshot` is the report of bus/ops/report.py plus the quality rows.
+admin client in a thread, only while someone looks: at most every few seconds, when a snapshot
+is asked for; a bus nobody watches pays nothing for it), and the service quality of the last
+hour from the audit ledger. `snapshot` is the report of bus/ops/report.py plus the quality rows.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import confluent_kafka
 from bus import topics
 from bus.audit.access import LedgerAccess
 from bus.kafka import AsyncConsumer
-from bus.ops.report import build_report, group_lags
+from bus.ops.report import LagReader, build_report
 from bus.ops.sla import sla_rows
 
 log = logging.getLogger(__name__)
@@ -35,13 +36,15 @@ class StatusBoard:
         self._ledger = ledger
         self.records: dict[str, bytes] = {}
         self.groups: dict[str, dict[str, Any]] = {}
+        self._lag_reader: LagReader | None = None
+        self._lags_read_at = -LAG_EVERY_S
+        self._lags_task: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         await self._consumer.start()
         self._tasks = [
             asyncio.create_task(self._follow(), name="status-board"),
-            asyncio.create_task(self._lags(), name="status-board-lags"),
         ]
 
     async def _follow(self) -> None:
@@ -53,15 +56,31 @@ class StatusBoard:
                 else:
                     self.records[key] = record.value
 
+    def _read_lags(self) -> None:
+        if self._lag_reader is None:
+            self._lag_reader = LagReader(self._bootstrap)
+        self.groups = self._lag_reader.read()
+
     async def _lags(self) -> None:
-        while True:
-            try:
-                self.groups = await asyncio.to_thread(group_lags, self._bootstrap)
-            except Exception as exc:  # shown as it was; the next round tries again
-                log.warning("status board: consumer lag not read: %r", exc)
-            await asyncio.sleep(LAG_EVERY_S)
+        try:
+            await asyncio.to_thread(self._read_lags)
+        except Exception as exc:  # shown as it was; the next snapshot tries again
+            log.warning("status board: consumer lag not read: %r", exc)
+        finally:
+            self._lags_read_at = asyncio.get_running_loop().time()
+
+    async def _fresh_lags(self) -> None:
+        """Starts a lag read when the last is older than LAG_EVERY_S; waits for it only when no
+        lag has been read yet (a first look), so a slow admin answer never holds a snapshot."""
+        running = self._lags_task is not None and not self._lags_task.done()
+        if not running and asyncio.get_running_loop().time() - self._lags_read_at >= LAG_EVERY_S:
+            self._lags_task = asyncio.create_task(self._lags(), name="status-board-lags")
+            running = True
+        if running and not self.groups and self._lags_task is not None:
+            await asyncio.shield(self._lags_task)
 
     async def snapshot(self) -> dict[str, Any]:
+        await self._fresh_lags()
         now = datetime.now(UTC)
         report = build_report(dict(self.records), self.groups, now)
         quality: list[dict[str, Any]] = []
@@ -76,6 +95,8 @@ class StatusBoard:
         return report
 
     async def stop(self) -> None:
+        if self._lags_task is not None:
+            self._tasks.append(self._lags_task)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from bus import topics
-from bus.ops.status import ConnectorState, Fill, ProcessStatus, totals
+from bus.ops.status import ConnectorState, Fill, ProcessStatus, Reading
 
 # States in which a part is doing its job (or waiting its turn) rather than failing.
 FEED_OK = frozenset({"starting", "standby", "running", "stopped"})
@@ -19,7 +19,7 @@ def worker_fill(lookups: Mapping[str, Any], feeds: Any, subscriptions: Any) -> F
     """`lookups`: source -> LookupConnector; `feeds`: FeedConnectors; `subscriptions`:
     SubscriptionRunner."""
 
-    def fill(status: ProcessStatus) -> None:
+    def fill(status: ProcessStatus, reading: Reading) -> None:
         parts: list[ConnectorState] = []
         for source in lookups:
             breaker = status.sources[source].breaker if source in status.sources else "closed"
@@ -62,15 +62,15 @@ def worker_fill(lookups: Mapping[str, Any], feeds: Any, subscriptions: Any) -> F
             )
         status.connectors = parts
         status.streams = streams
-        results = totals("tthc_worker_lookups", "status")
-        calls = sum(totals("tthc_source_calls", "source").values())
-        attempts = sum(totals("tthc_source_attempts", "source").values())
+        results = reading.totals("tthc_worker_lookups", "status")
+        calls = sum(reading.totals("tthc_source_calls", "source").values())
+        attempts = sum(reading.totals("tthc_source_attempts", "source").values())
         status.counters = {
             "requests": sum(results.values()),
             **{f"results_{name}": value for name, value in sorted(results.items())},
             "source_calls": calls,
             "retries": max(attempts - calls, 0.0),
-            "dead_letters": sum(totals("tthc_dead_letters", "consumer").values()),
+            "dead_letters": sum(reading.totals("tthc_dead_letters", "consumer").values()),
             "subscription_dead_letters": float(dlq),
         }
 
@@ -80,7 +80,7 @@ def worker_fill(lookups: Mapping[str, Any], feeds: Any, subscriptions: Any) -> F
 def gateway_fill(client: Any) -> Fill:
     """`client`: the gateway's LookupClient (its reply reader)."""
 
-    def fill(status: ProcessStatus) -> None:
+    def fill(status: ProcessStatus, reading: Reading) -> None:
         healthy = bool(client.healthy)
         status.connectors = [
             ConnectorState(
@@ -99,8 +99,8 @@ def gateway_fill(client: Any) -> Fill:
                     detail=draining,
                 )
             )  # fmt: skip
-        results = totals("tthc_gateway_lookups", "status")
-        refused = totals("tthc_gateway_refused", "reason")
+        results = reading.totals("tthc_gateway_lookups", "status")
+        refused = reading.totals("tthc_gateway_refused", "reason")
         status.counters = {
             "requests": sum(results.values()) + sum(refused.values()),
             **{f"results_{name}": value for name, value in sorted(results.items())},
@@ -114,10 +114,11 @@ def gateway_fill(client: Any) -> Fill:
 def ledger_fill() -> Fill:
     """The audit ledger writer's process: it runs one consumer, its dead letters counted."""
 
-    def fill(status: ProcessStatus) -> None:
+    def fill(status: ProcessStatus, reading: Reading) -> None:
         status.connectors = [
             ConnectorState(name="audit-ledger", kind="ledger", state="running", healthy=True)
         ]
-        status.counters = {"dead_letters": sum(totals("tthc_dead_letters", "consumer").values())}
+        dead_letters = reading.totals("tthc_dead_letters", "consumer")
+        status.counters = {"dead_letters": sum(dead_letters.values())}
 
     return fill

@@ -28,26 +28,50 @@ from bus.sync.status import SOURCE_PREFIX, SUBSCRIPTION_PREFIX
 FORGET_AFTER_S = 600.0
 
 
-def group_lags(bootstrap: str, timeout_s: float = 10.0) -> dict[str, dict[str, Any]]:
-    """Every consumer group's committed offsets against the partitions' ends: its lag."""
-    admin = AdminClient(common_config(bootstrap, "tthc-bus-status"))
-    listed = admin.list_consumer_groups(request_timeout=timeout_s).result(timeout=timeout_s)
-    groups = sorted(g.group_id for g in listed.valid)
-    lags: dict[str, dict[str, Any]] = {}
-    for group in groups:
-        request = [confluent_kafka.ConsumerGroupTopicPartitions(group)]
-        answer = admin.list_consumer_group_offsets(request, request_timeout=timeout_s)
-        committed = {
-            (tp.topic, tp.partition): tp.offset
-            for tp in answer[group].result(timeout=timeout_s).topic_partitions
-            if tp.offset >= 0
+class LagReader:
+    """Every consumer group's committed offsets against the partitions' ends: its lag. One
+    admin client and one offsets consumer, kept for as long as the reader is; each `read` asks
+    for all the groups' offsets at once and for the ends of their topics' partitions once."""
+
+    def __init__(self, bootstrap: str, timeout_s: float = 10.0) -> None:
+        self._bootstrap = bootstrap
+        self._timeout_s = timeout_s
+        self._admin = AdminClient(common_config(bootstrap, "tthc-bus-status"))
+
+    def read(self) -> dict[str, dict[str, Any]]:
+        timeout_s = self._timeout_s
+        listed = self._admin.list_consumer_groups(request_timeout=timeout_s)
+        groups = sorted(g.group_id for g in listed.result(timeout=timeout_s).valid)
+        asked = {
+            group: self._admin.list_consumer_group_offsets(
+                [confluent_kafka.ConsumerGroupTopicPartitions(group)], request_timeout=timeout_s
+            )[group]
+            for group in groups
         }
-        if not committed:
-            continue
-        marks = offsets.watermarks(bootstrap, sorted({t for t, _ in committed}))
-        lag = sum(max(marks[tp][1] - offset, 0) for tp, offset in committed.items() if tp in marks)
-        lags[group] = {"topics": sorted({t for t, _ in committed}), "lag": lag}
-    return lags
+        committed: dict[str, dict[tuple[str, int], int]] = {}
+        for group, future in asked.items():
+            found = {
+                (tp.topic, tp.partition): tp.offset
+                for tp in future.result(timeout=timeout_s).topic_partitions
+                if tp.offset >= 0
+            }
+            if found:
+                committed[group] = found
+        marks = offsets.watermarks(
+            self._bootstrap, sorted({t for found in committed.values() for t, _ in found})
+        )
+        return {
+            group: {
+                "topics": sorted({t for t, _ in found}),
+                "lag": sum(max(marks[tp][1] - at, 0) for tp, at in found.items() if tp in marks),
+            }
+            for group, found in committed.items()
+        }
+
+
+def group_lags(bootstrap: str, timeout_s: float = 10.0) -> dict[str, dict[str, Any]]:
+    """Every consumer group's lag, read once (see LagReader)."""
+    return LagReader(bootstrap, timeout_s).read()
 
 
 def status_report(settings: Settings, now: datetime | None = None) -> dict[str, Any]:

@@ -94,37 +94,39 @@ class ProcessStatus(Model):
 # -- the Prometheus registry, read ----------------------------------------------------------------
 
 
-def samples(
-    name: str, registry: CollectorRegistry = REGISTRY
-) -> list[tuple[str, dict[str, str], float]]:
-    """Every sample of the metric family `name` (e.g. `tthc_source_calls`): (sample name,
-    labels, value)."""
-    found = []
-    for family in registry.collect():
-        if family.name == name:
-            found += [(s.name, dict(s.labels), float(s.value)) for s in family.samples]
-    return found
+class Reading:
+    """One read of a Prometheus registry, by metric family. A publication reads the registry
+    once: `registry.collect()` walks every metric (and the process collector's /proc), which
+    costs a busy worker far more than looking up the few families the status needs."""
 
+    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
+        self._families: dict[str, list[tuple[str, dict[str, str], float]]] = {}
+        for family in registry.collect():
+            self._families.setdefault(family.name, []).extend(
+                (s.name, dict(s.labels), float(s.value)) for s in family.samples
+            )
 
-def totals(name: str, by: str, registry: CollectorRegistry = REGISTRY) -> dict[str, float]:
-    """A counter's `_total` summed per value of the label `by`."""
-    summed: dict[str, float] = {}
-    for sample, labels, value in samples(name, registry):
-        if sample.endswith("_total"):
-            key = labels.get(by, "")
-            summed[key] = summed.get(key, 0.0) + value
-    return summed
+    def samples(self, name: str) -> list[tuple[str, dict[str, str], float]]:
+        """Every sample of the family `name` (e.g. `tthc_source_calls`): (sample name, labels,
+        value)."""
+        return self._families.get(name, [])
 
+    def totals(self, name: str, by: str) -> dict[str, float]:
+        """A counter's `_total` summed per value of the label `by`."""
+        summed: dict[str, float] = {}
+        for sample, labels, value in self.samples(name):
+            if sample.endswith("_total"):
+                key = labels.get(by, "")
+                summed[key] = summed.get(key, 0.0) + value
+        return summed
 
-def buckets(
-    name: str, by: str, registry: CollectorRegistry = REGISTRY
-) -> dict[str, list[tuple[float, float]]]:
-    """A histogram's cumulative buckets per value of the label `by`: [(le, count), ...]."""
-    found: dict[str, list[tuple[float, float]]] = {}
-    for sample, labels, value in samples(name, registry):
-        if sample.endswith("_bucket"):
-            found.setdefault(labels.get(by, ""), []).append((float(labels["le"]), value))
-    return {key: sorted(rows) for key, rows in found.items()}
+    def buckets(self, name: str, by: str) -> dict[str, list[tuple[float, float]]]:
+        """A histogram's cumulative buckets per value of the label `by`: [(le, count), ...]."""
+        found: dict[str, list[tuple[float, float]]] = {}
+        for sample, labels, value in self.samples(name):
+            if sample.endswith("_bucket"):
+                found.setdefault(labels.get(by, ""), []).append((float(labels["le"]), value))
+        return {key: sorted(rows) for key, rows in found.items()}
 
 
 def quantile(q: float, rows: list[tuple[float, float]]) -> float | None:
@@ -162,15 +164,14 @@ class SourceWindow:
     """Per-source calls, errors and latency percentiles over the interval since the last read,
     from the source-call metrics of connectors/resilience/metrics.py."""
 
-    def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
-        self._registry = registry
+    def __init__(self) -> None:
         self._buckets: dict[str, list[tuple[float, float]]] = {}
         self._calls: dict[tuple[str, str], float] = {}
 
-    def read(self) -> dict[str, SourceStats]:
+    def read(self, reading: Reading) -> dict[str, SourceStats]:
         stats: dict[str, SourceStats] = {}
         calls_now: dict[tuple[str, str], float] = {}
-        for sample, labels, value in samples("tthc_source_calls", self._registry):
+        for sample, labels, value in reading.samples("tthc_source_calls"):
             if sample.endswith("_total"):
                 key = (labels["source"], labels["outcome"])
                 calls_now[key] = calls_now.get(key, 0.0) + value
@@ -181,9 +182,7 @@ class SourceWindow:
             if outcome not in ("found", "not_found"):
                 entry.errors += int(new)
         self._calls = calls_now
-        for source, rows in buckets(
-            "tthc_source_call_duration_seconds", "source", self._registry
-        ).items():
+        for source, rows in reading.buckets("tthc_source_call_duration_seconds", "source").items():
             window = delta(rows, self._buckets.get(source))
             self._buckets[source] = rows
             entry = stats.setdefault(source, SourceStats())
@@ -191,7 +190,7 @@ class SourceWindow:
                 seconds = quantile(q, window)
                 setattr(entry, field, None if seconds is None else round(seconds * 1000, 2))
         breaker_names = {0.0: "closed", 0.5: "half_open", 1.0: "open"}
-        for _, labels, value in samples("tthc_source_breaker_open", self._registry):
+        for _, labels, value in reading.samples("tthc_source_breaker_open"):
             stats.setdefault(labels["source"], SourceStats()).breaker = breaker_names.get(
                 value, str(value)
             )
@@ -201,7 +200,7 @@ class SourceWindow:
 # -- publishing -----------------------------------------------------------------------------------
 
 Send = Callable[[str, bytes, bytes | None], Awaitable[None]]
-Fill = Callable[[ProcessStatus], None]
+Fill = Callable[[ProcessStatus, Reading], None]
 
 
 class StatusPublisher:
@@ -221,7 +220,8 @@ class StatusPublisher:
     ) -> None:
         self._send = send
         self._fill = fill
-        self._window = SourceWindow(registry)
+        self._registry = registry
+        self._window = SourceWindow()
         self.status = ProcessStatus(member=member, kind=kind, interval_s=interval_s)
         self._task: asyncio.Task[None] | None = None
 
@@ -236,9 +236,10 @@ class StatusPublisher:
     async def publish(self) -> None:
         status = self.status
         try:
-            status.sources = self._window.read()
+            reading = Reading(self._registry)
+            status.sources = self._window.read(reading)
             if self._fill is not None:
-                self._fill(status)
+                self._fill(status, reading)
             status.updated_at = utc_now()
             await self._send(
                 topics.STATUS,

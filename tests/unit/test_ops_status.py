@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from bus.ops.status import ProcessStatus, SourceWindow, quantile, stale
+from bus.ops.status import ProcessStatus, Reading, SourceWindow, quantile, stale
 from bus.schemas.common import utc_now
 
 
@@ -33,21 +33,21 @@ def test_a_source_window_counts_only_what_happened_since_the_last_read() -> None
         registry=registry,
     )
     breaker = Gauge("tthc_source_breaker_open", "", ["source"], registry=registry)
-    window = SourceWindow(registry)
+    window = SourceWindow()
     for _ in range(9):
         calls.labels("insurance", "participation", "found").inc()
         duration.labels("insurance").observe(0.005)
     calls.labels("insurance", "participation", "unavailable").inc()
     duration.labels("insurance").observe(0.5)
     breaker.labels("insurance").set(0.0)
-    first = window.read()["insurance"]
+    first = window.read(Reading(registry))["insurance"]
     assert (first.calls, first.errors, first.breaker) == (10, 1, "closed")
     assert first.p50_ms is not None and first.p50_ms <= 10
 
     duration.labels("insurance").observe(0.05)
     calls.labels("insurance", "participation", "timeout").inc()
     breaker.labels("insurance").set(1.0)
-    second = window.read()["insurance"]
+    second = window.read(Reading(registry))["insurance"]
     assert (second.calls, second.errors, second.breaker) == (1, 1, "open")
     assert second.p50_ms is not None and 10 < second.p50_ms <= 100  # the one call of the window
 
