@@ -607,6 +607,7 @@ def add_info_routes(
         },
     )
     async def metrics() -> Response:
+        await ops.board.fresh_lags()  # tthc_consumer_group_lag_messages: read while scraped
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

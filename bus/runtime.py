@@ -317,11 +317,16 @@ class KafkaRunner:
         self.client_id = client_id
         self.lanes: list[_Lane] = []
         self._loops: list[asyncio.Task[None]] = []
+        self._running = False
+        self._switch = asyncio.Lock()
+        # Set while the runner has left its groups for maintenance (see `leave`): why.
+        self.left: str | None = None
 
     def group_of(self, subscriber: Subscriber) -> str:
         return f"{self.group_prefix}.{subscriber.name}"
 
     async def start(self) -> None:
+        self._running = True
         for subscriber in self.subscribers:
             consumer = AsyncConsumer(
                 self.bootstrap_servers,
@@ -351,7 +356,25 @@ class KafkaRunner:
                 log.error("%s: fetch loop failed: %s", lane.subscriber.name, exception_site(exc))
                 await asyncio.sleep(1.0)
 
+    async def leave(self, reason: str) -> None:
+        """Maintenance: finish what is in flight, commit it and leave every group, so that the
+        partitions go to the other members and this process can be stopped without loss."""
+        async with self._switch:
+            if self.left is None and self._running:
+                self.left = reason
+                await self.stop()
+                log.warning("%s: left its consumer groups (%s)", self.client_id, reason)
+
+    async def rejoin(self) -> None:
+        """Back from maintenance: join the groups again."""
+        async with self._switch:
+            if self.left is not None:
+                self.left = None
+                await self.start()
+                log.warning("%s: joined its consumer groups again", self.client_id)
+
     async def stop(self) -> None:
+        self._running = False
         for loop in self._loops:
             loop.cancel()
         for loop in self._loops:

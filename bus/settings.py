@@ -117,6 +117,12 @@ class OpsSettings(Section):
         description="Every process publishes its status to tthc.status this often; one not "
         "heard from for three intervals shows as not reporting.",
     )
+    ledger_web_host: str = Field(
+        default="127.0.0.1",
+        description="Where the audit ledger writer (`tthc-bus ledger`) serves /healthz, /readyz "
+        "and /metrics.",
+    )
+    ledger_web_port: int = Field(default=6067, ge=1, le=65535)
 
 
 class WorkerSettings(Section):

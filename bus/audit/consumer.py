@@ -93,6 +93,7 @@ class LedgerWriter:
         self.stored = 0
         self.duplicates = 0  # found already stored: redeliveries, or a batch tried again
         self.refused = 0  # refused for good by the ledger, dead-lettered
+        self.unavailable: str | None = None  # why, while writes wait for the ledger
 
     def subscriber(self) -> Subscriber:
         return Subscriber(
@@ -109,6 +110,12 @@ class LedgerWriter:
             fetch_min_bytes=FETCH_MIN_BYTES,
             fetch_wait_ms=FETCH_WAIT_MS,
         )
+
+    async def check(self) -> str | None:
+        """A readiness check (bus/ops/health.py): not ready while the ledger refuses writes."""
+        if self.unavailable is None:
+            return None
+        return f"the ledger is unavailable: {self.unavailable}"
 
     async def start(self) -> None:
         self._stopping = False
@@ -191,8 +198,10 @@ class LedgerWriter:
         while True:
             try:
                 await loop.run_in_executor(self._thread, self._write, batch)
+                self.unavailable = None
                 return
             except LedgerUnavailable as exc:
+                self.unavailable = f"{type(exc).__name__}: {exc}"[:300]
                 if self._stopping:
                     log.warning(
                         "audit ledger unavailable while stopping: %d events left uncommitted, "

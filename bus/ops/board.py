@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import confluent_kafka
+from prometheus_client import Gauge
 
 from bus import topics
 from bus.audit.access import LedgerAccess
@@ -25,6 +26,14 @@ from bus.ops.sla import sla_rows
 log = logging.getLogger(__name__)
 
 LAG_EVERY_S = 5.0
+FIRST_LAG_WAIT_S = 3.0
+# Every group's lag as the gateway last read it (on a scrape, a snapshot or `tthc-bus status`
+# alike): the bus's own lag figure, for the consumer-lag alert without a Kafka exporter.
+GROUP_LAG = Gauge(
+    "tthc_consumer_group_lag_messages",
+    "Records behind the partitions' ends, summed over a consumer group's partitions.",
+    ["group"],
+)
 QUALITY_WINDOW = timedelta(hours=1)
 
 
@@ -59,7 +68,13 @@ class StatusBoard:
     def _read_lags(self) -> None:
         if self._lag_reader is None:
             self._lag_reader = LagReader(self._bootstrap)
-        self.groups = self._lag_reader.read()
+        groups = self._lag_reader.read()
+        for gone in set(self.groups) - set(groups):
+            with contextlib.suppress(KeyError):
+                GROUP_LAG.remove(gone)
+        for group, lag in groups.items():
+            GROUP_LAG.labels(group).set(lag["lag"])
+        self.groups = groups
 
     async def _lags(self) -> None:
         try:
@@ -69,18 +84,20 @@ class StatusBoard:
         finally:
             self._lags_read_at = asyncio.get_running_loop().time()
 
-    async def _fresh_lags(self) -> None:
+    async def fresh_lags(self) -> None:
         """Starts a lag read when the last is older than LAG_EVERY_S; waits for it only when no
-        lag has been read yet (a first look), so a slow admin answer never holds a snapshot."""
+        lag has been read yet (a first look), and then FIRST_LAG_WAIT_S at most, so that a slow
+        admin answer never holds a snapshot or a scrape."""
         running = self._lags_task is not None and not self._lags_task.done()
         if not running and asyncio.get_running_loop().time() - self._lags_read_at >= LAG_EVERY_S:
             self._lags_task = asyncio.create_task(self._lags(), name="status-board-lags")
             running = True
         if running and not self.groups and self._lags_task is not None:
-            await asyncio.shield(self._lags_task)
+            with contextlib.suppress(TimeoutError):  # a broker slow to answer: no lag yet
+                await asyncio.wait_for(asyncio.shield(self._lags_task), FIRST_LAG_WAIT_S)
 
     async def snapshot(self) -> dict[str, Any]:
-        await self._fresh_lags()
+        await self.fresh_lags()
         now = datetime.now(UTC)
         report = build_report(dict(self.records), self.groups, now)
         quality: list[dict[str, Any]] = []

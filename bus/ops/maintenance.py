@@ -5,9 +5,13 @@
 follows the topic from its start: a member's own record overrides the one for all. In
 maintenance a gateway takes no new lookup (503 problem+json with Retry-After, as when it is
 over capacity, saying why) while those in flight finish, and its `/readyz` answers 503 so that
-a load balancer sends no more; a worker's `/readyz` answers 503 too (its Kafka consumers stay in
-their groups: stop it when drained, and its partitions move to the others). `/healthz` stays
-200: the process is alive.
+a load balancer sends no more. A worker leaves the consumer groups of its lookup path (router,
+lookup connectors, ledger writer) once the messages in flight are handled and committed, so that
+their partitions move to the other workers, and its `/readyz` answers 503; its change feeds and
+subscriptions go on (they resume from their cursors wherever they run next), as does the
+aggregator of fan-out lookups. Back from maintenance it joins the groups again. `/healthz`
+stays 200: the process is alive. `maintenance.*` drains every process: the bus then answers
+no lookup until it is turned off.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Protocol
 
 import confluent_kafka
 import orjson
@@ -100,3 +105,24 @@ class MaintenanceFollower:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
         await self._consumer.stop()
+
+
+class Leaves(Protocol):
+    async def leave(self, reason: str) -> None: ...
+
+    async def rejoin(self) -> None: ...
+
+
+def drain_on_maintenance(runner: Leaves) -> Callable[[str | None], None]:
+    """A worker's `on_change`: in maintenance its runner leaves its consumer groups (the
+    lookups in flight finish, their offsets are committed, the partitions go to the other
+    workers); back, it joins them again."""
+    pending: set[asyncio.Task[None]] = set()
+
+    def on_change(reason: str | None) -> None:
+        switch = runner.leave(reason) if reason is not None else runner.rejoin()
+        task = asyncio.ensure_future(switch)
+        pending.add(task)  # held, so that the switch is not collected half-way
+        task.add_done_callback(pending.discard)
+
+    return on_change

@@ -15,12 +15,22 @@ FEED_OK = frozenset({"starting", "standby", "running", "stopped"})
 SUBSCRIPTION_OK = frozenset({"starting", "running", "paused", "resetting", "stopped"})
 
 
-def worker_fill(lookups: Mapping[str, Any], feeds: Any, subscriptions: Any) -> Fill:
+def worker_fill(
+    lookups: Mapping[str, Any], feeds: Any, subscriptions: Any, runner: Any = None
+) -> Fill:
     """`lookups`: source -> LookupConnector; `feeds`: FeedConnectors; `subscriptions`:
-    SubscriptionRunner."""
+    SubscriptionRunner; `runner`: the KafkaRunner of the lookup path (its `left`)."""
 
     def fill(status: ProcessStatus, reading: Reading) -> None:
         parts: list[ConnectorState] = []
+        left = getattr(runner, "left", None)
+        if left is not None:  # in maintenance: not a failure, but worth seeing
+            parts.append(
+                ConnectorState(
+                    name="lookups", kind="admission", state="drained", healthy=True,
+                    detail=f"left its consumer groups: {left}",
+                )
+            )  # fmt: skip
         for source in lookups:
             breaker = status.sources[source].breaker if source in status.sources else "closed"
             parts.append(
@@ -111,12 +121,20 @@ def gateway_fill(client: Any) -> Fill:
     return fill
 
 
-def ledger_fill() -> Fill:
-    """The audit ledger writer's process: it runs one consumer, its dead letters counted."""
+def ledger_fill(writer: Any = None) -> Fill:
+    """The audit ledger writer's process: it runs one consumer, its dead letters counted;
+    `writer` (the LedgerWriter) says whether the ledger takes writes."""
 
     def fill(status: ProcessStatus, reading: Reading) -> None:
+        unavailable = getattr(writer, "unavailable", None)
         status.connectors = [
-            ConnectorState(name="audit-ledger", kind="ledger", state="running", healthy=True)
+            ConnectorState(
+                name="audit-ledger",
+                kind="ledger",
+                state="waiting for the ledger" if unavailable else "running",
+                healthy=unavailable is None,
+                detail=unavailable,
+            )
         ]
         dead_letters = reading.totals("tthc_dead_letters", "consumer")
         status.counters = {"dead_letters": sum(dead_letters.values())}

@@ -305,9 +305,12 @@ def ledger_writer_or_exit(settings: Settings) -> Any:
 
 @app.command()
 def ledger() -> None:
-    """Store tthc.audit into the ledger, on its own (when `audit.ledger_writer` is off)."""
+    """Store tthc.audit into the ledger, on its own (when `audit.ledger_writer` is off); serve
+    /healthz, /readyz and /metrics on `ops.ledger_web_port`."""
+    from bus.ops.health import joined
     from bus.ops.parts import ledger_fill
     from bus.ops.status import StatusPublisher
+    from bus.ops.web import OpsPages
     from bus.outbox import Outbox
     from bus.runtime import KafkaRunner
 
@@ -330,11 +333,20 @@ def ledger() -> None:
         member,
         "ledger",
         interval_s=settings.ops.status_interval_s,
-        fill=ledger_fill(),
+        fill=ledger_fill(writer),
+    )
+    pages = OpsPages(
+        settings.ops.ledger_web_host,
+        settings.ops.ledger_web_port,
+        {
+            "broker": outbox.reachable,
+            "consumers": joined(lambda: [lane.consumer for lane in runner.lanes]),
+            "ledger": writer.check,
+        },
     )
 
     async def run() -> None:
-        parts = [outbox, writer, runner, status]
+        parts = [outbox, writer, runner, status, pages]
         for part in parts:
             await part.start()
         try:
@@ -362,7 +374,7 @@ def compose_worker(settings: Settings) -> ComposedWorker:
     from bus.audit.recorder import AuditRecorder
     from bus.auth import Keyring
     from bus.ops.health import breakers, joined
-    from bus.ops.maintenance import MaintenanceFollower
+    from bus.ops.maintenance import MaintenanceFollower, drain_on_maintenance
     from bus.ops.parts import worker_fill
     from bus.ops.status import StatusPublisher
     from bus.outbox import Outbox
@@ -451,9 +463,9 @@ def compose_worker(settings: Settings) -> ComposedWorker:
         name,
         "worker",
         interval_s=settings.ops.status_interval_s,
-        fill=worker_fill(connectors, feeds, subscriptions),
+        fill=worker_fill(connectors, feeds, subscriptions, runner),
     )
-    maintenance = MaintenanceFollower(bootstrap, name)
+    maintenance = MaintenanceFollower(bootstrap, name, on_change=drain_on_maintenance(runner))
     add_ops_pages(
         faust_app,
         {
@@ -464,7 +476,9 @@ def compose_worker(settings: Settings) -> ComposedWorker:
         },
     )
     # The runner stops before the writers, so that what it consumed is stored before they stop.
-    runtime = hosted(outbox, *writers, runner, *connectors.values(), feeds, subscriptions, status)
+    runtime = hosted(
+        outbox, *writers, runner, *connectors.values(), feeds, subscriptions, status, maintenance
+    )
     return ComposedWorker(faust_app, runtime, [*direct, aggregator.subscriber()])
 
 

@@ -179,6 +179,7 @@ class DevStack:
         self.sandbox_port = port(cfg.sandbox.port)
         self.gateway_port = port(cfg.gateway.port)
         self.worker_web_port = port(cfg.worker.web_port)
+        self.ledger_web_port = port(cfg.ops.ledger_web_port)
         # With fixed ports the settings are honoured as they are; otherwise all is in the workdir.
         self.worker_data_dir = (
             (PROJECT_ROOT / cfg.worker.data_dir).resolve()
@@ -256,6 +257,7 @@ class DevStack:
                 "TTHC_BUS_SANDBOX__PORT": str(self.sandbox_port),
                 "TTHC_BUS_GATEWAY__PORT": str(self.gateway_port),
                 "TTHC_BUS_WORKER__WEB_PORT": str(self.worker_web_port),
+                "TTHC_BUS_OPS__LEDGER_WEB_PORT": str(self.ledger_web_port),
                 "TTHC_BUS_WORKER__DATA_DIR": str(self.worker_data_dir),
                 "PYTHONUNBUFFERED": "1",
                 # This stack's own keys, issued at its start (DevKeys), beside the keys file's.
@@ -282,6 +284,11 @@ class DevStack:
         wanted = {
             "sandbox": (self.sandbox_port, "TTHC_BUS_SANDBOX__PORT"),
             "gateway": (self.gateway_port, "TTHC_BUS_GATEWAY__PORT"),
+            **(
+                {"ledger web": (self.ledger_web_port, "TTHC_BUS_OPS__LEDGER_WEB_PORT")}
+                if self.ledger_process
+                else {}
+            ),
             **{
                 f"{worker_name(number)} web": (web_port, "TTHC_BUS_WORKER__WEB_PORT")
                 for number, (web_port, _) in self.worker_places.items()

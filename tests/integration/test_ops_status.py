@@ -98,7 +98,8 @@ def test_every_process_reports_and_a_stopped_database_is_unhealthy_then_healthy_
 
 def test_the_worker_and_the_gateway_serve_healthz_readyz_and_metrics(stack: DevStack) -> None:
     worker = f"http://127.0.0.1:{stack.worker_web_port}"
-    for base in (worker, stack.gateway_url):
+    ledger = f"http://127.0.0.1:{stack.ledger_web_port}"
+    for base in (worker, stack.gateway_url, ledger):
         alive = requests.get(f"{base}/healthz", timeout=10)
         assert alive.status_code == 200 and alive.json()["status"] == "ok", base
         ready = requests.get(f"{base}/readyz", timeout=10)
@@ -113,6 +114,9 @@ def test_the_worker_and_the_gateway_serve_healthz_readyz_and_metrics(stack: DevS
     }
     gateway_checks = requests.get(f"{stack.gateway_url}/readyz", timeout=10).json()["checks"]
     assert set(gateway_checks) == {"replies", "broker", "maintenance"}
+    ledger_checks = requests.get(f"{ledger}/readyz", timeout=10).json()["checks"]
+    assert set(ledger_checks) == {"broker", "consumers", "ledger"}
+    assert "tthc_dead_letters" in requests.get(f"{ledger}/metrics", timeout=10).text
     metrics = requests.get(f"{worker}/metrics", timeout=10)
     assert metrics.status_code == 200
     assert metrics.headers["content-type"].startswith("text/plain")
@@ -173,3 +177,61 @@ def test_maintenance_drains_the_gateway_and_it_takes_lookups_again_after(
     back = wait_status(200)
     assert back.status_code == 200 and back.json()["status"] == "complete", back.text
     assert requests.get(f"{stack.gateway_url}/readyz", timeout=10).status_code == 200
+
+
+def test_maintenance_drains_a_worker_out_of_its_groups_and_it_joins_again_after(
+    stack: DevStack,
+) -> None:
+    """Two workers; the second in maintenance leaves the lookup path's groups (the first then
+    holds every request partition and answers every lookup), its /readyz says why and its
+    status shows it drained; back, it holds its share again."""
+    from bus.tooling.devstack import example_lookup
+
+    pids = stack.scale_workers(2)
+    try:
+        second = stack.children["worker-2"].process.pid
+        assert second in pids
+        port = stack.worker_places[2][0]
+        _, report = status(stack)
+        member = ours(report, second)["member"]
+        subjects = requests.get(f"{stack.sandbox_url}/_sandbox/sample?n=5", timeout=5).json()
+
+        def lookups_complete() -> list[str]:
+            answers = [
+                requests.post(
+                    f"{stack.gateway_url}/v1/lookups",
+                    json=example_lookup(subject),
+                    headers=stack.keys.headers(),
+                    timeout=30,
+                )
+                for subject in subjects
+            ]
+            return [a.json().get("status", str(a.status_code)) for a in answers]
+
+        maintenance(stack, "on", "--member", member, "--reason", "kernel update")
+        try:
+            stack.wait_workers_assigned(1, timeout=60)
+            ready = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=10)
+            assert ready.status_code == 503, ready.text
+            assert ready.json()["checks"]["maintenance"] == "in maintenance: kernel update"
+            assert requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 200
+            assert lookups_complete() == ["complete"] * len(subjects)
+            _, drained, _ = until(
+                stack,
+                lambda r: any(
+                    c["name"] == "lookups" and c["state"] == "drained"
+                    for c in ours(r, second)["connectors"]
+                ),
+                30,
+                "the drained worker's status",
+            )
+            row = ours(drained, second)
+            [part] = [c for c in row["connectors"] if c["name"] == "lookups"]
+            assert part["detail"] == "left its consumer groups: kernel update"
+        finally:
+            maintenance(stack, "off", "--member", member)
+        stack.wait_workers_assigned(2, timeout=90)
+        assert requests.get(f"http://127.0.0.1:{port}/readyz", timeout=10).status_code == 200
+        assert lookups_complete() == ["complete"] * len(subjects)
+    finally:
+        stack.scale_workers(1)
