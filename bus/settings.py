@@ -2,16 +2,23 @@
 
 Every key can be set from the environment with the prefix `TTHC_BUS_` and `__` between levels,
 e.g. `TTHC_BUS_KAFKA__BOOTSTRAP_SERVERS=broker1:9092` or `TTHC_BUS_GATEWAY__PORT=8081`.
-A wrong value stops the start with the key, the value and what was expected.
+A wrong value stops the start with the key, the value and what was expected. So does an unknown
+key or section, in settings.toml or in a `TTHC_BUS_` variable (besides those in `NOT_SETTINGS`):
+every one is named, with the closest known key. Names under a table of user-chosen names
+(`sources.<name>`, `sandbox.faults.<source>`) are free; a source's keys beyond `SourceSettings` are
+its adapter's, checked when the sources are loaded (connectors/catalog.py).
 """
 
 from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable, Iterator, Mapping
+from difflib import SequenceMatcher, get_close_matches
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -34,6 +41,14 @@ from bus.schemas.change import CHANGE_DATA, CHANGE_TYPES
 from bus.topics import CLI_REPLY_PARTITION
 
 ENV_PREFIX = "TTHC_BUS_"
+ENV_DELIMITER = "__"
+SETTINGS_FILE_ENV = f"{ENV_PREFIX}SETTINGS_FILE"
+# Variables with the prefix that are not settings, so not refused as unknown.
+NOT_SETTINGS = frozenset(
+    {
+        SETTINGS_FILE_ENV,  # which settings.toml to read: it is read before any setting
+    }
+)
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -460,7 +475,7 @@ class AuditSettings(Section):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
-        env_nested_delimiter="__",
+        env_nested_delimiter=ENV_DELIMITER,
         extra="forbid",
         toml_file=None,
     )
@@ -486,16 +501,21 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        named = os.environ.get(f"{ENV_PREFIX}SETTINGS_FILE")
+        named = os.environ.get(SETTINGS_FILE_ENV)
         toml_path = Path(named) if named else PROJECT_ROOT / "settings.toml"
         if named and not toml_path.is_file():
             # pydantic-settings would read a missing file as empty and start on bare defaults.
-            raise SettingsError(f"{ENV_PREFIX}SETTINGS_FILE={named}: no such file")
-        return (
-            init_settings,
-            env_settings,
-            TomlConfigSettingsSource(settings_cls, toml_file=toml_path),
-        )
+            raise SettingsError(f"{SETTINGS_FILE_ENV}={named}: no such file")
+        toml = TomlConfigSettingsSource(settings_cls, toml_file=toml_path)
+        # pydantic-settings ignores a variable that names no field, and a misspelt section
+        # of the file only fails as an "extra input": both are checked here, all at once.
+        unknown = [
+            *unknown_in_file(settings_cls, toml.toml_data, named or "settings.toml"),
+            *unknown_variables(settings_cls, os.environ),
+        ]
+        if unknown:
+            raise SettingsError("unknown settings:\n  " + "\n  ".join(unknown))
+        return (init_settings, env_settings, toml)
 
     def source(self, name: str) -> SourceSettings:
         try:
@@ -504,6 +524,147 @@ class Settings(BaseSettings):
             raise SettingsError(
                 f"sources.{name}: no such source; configured: {sorted(self.sources)}"
             ) from None
+
+
+def _members(annotation: Any) -> list[Any]:
+    """The types a value of `annotation` may have: a union's members but None."""
+    if get_origin(annotation) in (Union, UnionType):
+        return [arg for arg in get_args(annotation) if arg is not type(None)]
+    return [annotation]
+
+
+def _keys_below(annotation: Any) -> tuple[dict[str, Any], Any] | None:
+    """What may be written under a value of `annotation`: its known keys, with their types, and
+    the type under any other key (None: no other key is allowed); None for a plain value."""
+    known: dict[str, Any] = {}
+    other: Any = None
+    table = False
+    for member in _members(annotation):
+        if member is Any or member is dict:
+            return {}, Any
+        if get_origin(member) is dict:
+            args = get_args(member)
+            other, table = (args[1] if args else Any), True
+        elif isinstance(member, type) and issubclass(member, BaseModel):
+            known.update({name: field.annotation for name, field in member.model_fields.items()})
+            if member.model_config.get("extra") == "allow":
+                other = Any  # keys of a subclass (an adapter's), checked where it is known
+            table = True
+    return (known, other) if table else None
+
+
+def _leaf_paths(annotation: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    """The path of every plain value under `annotation`, through its models (not into tables
+    of free names)."""
+    below = _keys_below(annotation)
+    for name, inner in (below[0] if below else {}).items():
+        if _keys_below(inner) is None:
+            yield (*path, name)
+        yield from _leaf_paths(inner, (*path, name))
+
+
+def _dotted(path: tuple[str | int, ...]) -> str:
+    parts = [f"[{part}]" if isinstance(part, int) else f".{part}" for part in path]
+    return "".join(parts).removeprefix(".")
+
+
+def _unknown_keys(
+    annotation: Any, value: Any, path: tuple[str | int, ...], fold_case: bool = False
+) -> Iterator[str]:
+    """A line for each key in `value` that its type does not know (and those under it)."""
+    if isinstance(value, list):
+        items = [get_args(m)[0] for m in _members(annotation) if get_origin(m) is list]
+        for index, item in enumerate(value if items else []):
+            yield from _unknown_keys(items[0], item, (*path, index))
+        return
+    below = _keys_below(annotation)
+    if below is None or not isinstance(value, Mapping):
+        return  # a wrong type: validation says so
+    known, other = below
+    # pydantic-settings matches the top-level keys whatever their case, the nested ones exactly.
+    by_name = {name.lower() if fold_case else name: name for name in known}
+    for key, item in value.items():
+        name = by_name.get(key.lower() if fold_case else key)
+        if name is not None or other is not None:
+            yield from _unknown_keys(known[name] if name is not None else other, item, (*path, key))
+            continue
+        what = "section" if isinstance(item, Mapping) else "key"
+        line = f'unknown {what} "{_dotted((*path, key))}"'
+        close = [_dotted((*path, match)) for match in get_close_matches(key, known, n=1)]
+        if not close and not path:  # a key of a section written above any section header?
+            close = get_close_matches(key, [".".join(p) for p in _leaf_paths(annotation)], n=1)
+        if close:
+            yield f'{line}; did you mean "{close[0]}"?'
+        else:
+            yield f"{line}; {_dotted(path) or 'the top level'} takes {', '.join(sorted(known))}"
+
+
+def unknown_in_file(root: type[BaseModel], data: Mapping[str, Any], file: str) -> list[str]:
+    """The keys and sections of a settings file that `root` does not know, each with a hint."""
+    return [f"{file}: {line}" for line in _unknown_keys(root, data, (), fold_case=True)]
+
+
+def _corrected(root: type[BaseModel], segments: list[str]) -> tuple[list[str], list[str] | None]:
+    """The key path `segments` most likely meant, level by level; where no known key is close,
+    the path so far and the keys known at that level."""
+    annotation: Any = root
+    path: list[str] = []
+    for written in segments:
+        below = _keys_below(annotation)
+        if below is None:
+            break  # a plain value has nothing under it: the setting is the path so far
+        known, other = below
+        by_name = {key.lower(): key for key in known}
+        if written in by_name:
+            segment = written
+        elif other is not None:
+            path.append(written)  # a free name (or an adapter's key): anything goes below
+            annotation = other
+            continue
+        else:
+            close = get_close_matches(written, by_name, n=1)
+            if not close:
+                return path, sorted(by_name)
+            segment = close[0]
+        path.append(segment)
+        annotation = known[by_name[segment]]
+    return path, None
+
+
+def _unknown_variable(root: type[BaseModel], name: str) -> str | None:
+    """Why variable `name` (with the prefix) is no setting of `root`, with the closest one."""
+    written = name[len(ENV_PREFIX) :].lower()
+    segments = written.split(ENV_DELIMITER)
+    path, known_there = _corrected(root, segments)
+    if known_there is None and path == segments:
+        return None
+    guesses = [] if known_there is not None else [ENV_DELIMITER.join(path)]
+    if known_there is not None or path != segments[: len(path)]:
+        # Matched level by level, `gateway_port` is `gateway`: whole names find `gateway__port`.
+        leaves = [ENV_DELIMITER.join(leaf) for leaf in _leaf_paths(root)]
+        guesses += get_close_matches(written, leaves, n=1)
+    if guesses:
+        best = max(guesses, key=lambda guess: SequenceMatcher(None, written, guess).ratio())
+        return f"{name}: no such setting; did you mean {_variable([best])}?"
+    under = _variable(path) + ENV_DELIMITER if path else ENV_PREFIX
+    names = ", ".join(key.upper() for key in known_there or [])
+    return f"{name}: no such setting; known under {under}: {names}"
+
+
+def _variable(path: Iterable[str]) -> str:
+    return ENV_PREFIX + ENV_DELIMITER.join(path).upper()
+
+
+def unknown_variables(root: type[BaseModel], environ: Mapping[str, str]) -> list[str]:
+    """The variables with the prefix (in any case, as pydantic-settings reads them) that name
+    no setting of `root`, each with the closest variable that does."""
+    lines = []
+    for name in sorted(environ):
+        if name.upper().startswith(ENV_PREFIX) and name.upper() not in NOT_SETTINGS:
+            line = _unknown_variable(root, name)
+            if line is not None:
+                lines.append(line)
+    return lines
 
 
 def describe_validation_error(error: ValidationError) -> str:

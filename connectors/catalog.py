@@ -10,6 +10,7 @@ every problem, each naming the key or the file; nothing starts half-configured.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from difflib import get_close_matches
 
 from pydantic import ValidationError
 
@@ -75,9 +76,15 @@ def _load_source(name: str, raw: SourceSettings, problems: list[str]) -> LoadedS
     unknown_keys = sorted(own.model_extra or {})
     if unknown_keys:
         known = sorted(cls.settings_model.model_fields)
+        guesses = [
+            f"{key!r}: did you mean {close[0]!r}, env TTHC_BUS_SOURCES__{name.upper()}__"
+            f"{close[0].upper()}?"
+            for key in unknown_keys
+            if (close := get_close_matches(key, known, n=1))
+        ]
         problems.append(
-            f"sources.{name}: unknown keys {unknown_keys} for {cls.__name__} (a misspelling?); "
-            f"it takes {known}"
+            f"sources.{name}: unknown keys {unknown_keys} for {cls.__name__} "
+            f"({'; '.join(guesses) or 'a misspelling?'}); it takes {known}"
         )
         return None
     declared = {dataset.name: dataset for dataset in getattr(cls, "datasets", ())}

@@ -110,7 +110,7 @@ def test_unknown_key_in_the_settings_file_is_refused_naming_it(
     with pytest.raises(SettingsError) as info:
         load_settings()
     assert "gateway.prot" in str(info.value)
-    assert "Extra inputs are not permitted" in str(info.value)
+    assert 'did you mean "gateway.port"' in str(info.value)
 
 
 def test_unknown_section_in_the_settings_file_is_refused_naming_it(
