@@ -10,17 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
 
 from pydantic import BaseModel
 
-from bus.schemas.lookup import Subject
+from bus.schemas.lookup import Subject, SubjectKind
+from bus.validation import wrong_subject
 
-SubjectKind = Literal["personal_id", "enterprise_code"]
-SUBJECT_WORDS: dict[SubjectKind, str] = {
-    "personal_id": "a personal id (subject.personal_id)",
-    "enterprise_code": "an enterprise code (subject.enterprise_code)",
-}
+__all__ = ["Catalog", "DatasetInfo", "SubjectKind"]
 
 
 @dataclass(frozen=True)
@@ -55,13 +51,7 @@ class Catalog:
     def subject_problem(self, dataset: str, subject: Subject) -> str | None:
         """Why `subject` cannot be asked of `dataset` (the wrong kind of id), or None."""
         info = self.datasets.get(dataset)
-        if info is None:
-            return None
-        given: SubjectKind = "personal_id" if subject.personal_id is not None else "enterprise_code"
-        if given == info.subject:
-            return None
-        wanted, got = SUBJECT_WORDS[info.subject], SUBJECT_WORDS[given]
-        return f"dataset {dataset!r} is asked by {wanted}, not {got}"
+        return None if info is None else wrong_subject(dataset, info.subject, subject)
 
     @classmethod
     def of(

@@ -18,9 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+import re
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 import orjson
+from pydantic import ValidationError
 
 from bus import topics
 from bus.admission import Admission, Overloaded
@@ -29,13 +33,34 @@ from bus.codec import decode, encode, header_map
 from bus.deadline import Deadline, deadline_in
 from bus.errors import BusError
 from bus.kafka import OFFSET_END, AsyncConsumer, AsyncProducer
-from bus.schemas import LookupRequest, LookupResponse, ReplyTo
+from bus.schemas import LookupRequest, LookupResponse, ReplyTo, Requester, Subject
+from bus.schemas.discovery import (
+    AllowedDatasets,
+    DatasetDescription,
+    DiscoveryQuestion,
+    DiscoveryRequest,
+    DiscoveryResponse,
+)
+from bus.validation import LookupChecks, Problem, field_errors, one_line
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BusUnavailable", "LookupClient", "Overloaded", "Reply", "deadline_in"]
+__all__ = [
+    "AsyncBusClient",
+    "BusClient",
+    "BusUnavailable",
+    "DiscoveryRefused",
+    "InvalidLookup",
+    "LookupClient",
+    "NoReply",
+    "Overloaded",
+    "Reply",
+    "deadline_in",
+]
 
 DEFAULT_MAX_IN_FLIGHT = 256
+MIN_DEADLINE_MS = 100  # as the gateway's `deadline_ms` (ge=100)
+T = TypeVar("T")
 
 
 class BusUnavailable(BusError):
@@ -184,16 +209,22 @@ class LookupClient:
             self.admission.release()
 
     async def _exchange(self, request: LookupRequest) -> Reply | None:
-        assert self._producer is not None
         if request.reply_to != self.reply_to:  # the gateway builds it with ours already
             request = request.model_copy(update={"reply_to": self.reply_to})
-        key = request.message_id.encode()
-        deadline = Deadline.of(request.deadline)
+        return await self.exchange_message(request, Deadline.of(request.deadline))
+
+    async def exchange_message(
+        self, message: LookupRequest | DiscoveryRequest, deadline: Deadline
+    ) -> Reply | None:
+        """Send a signed request on `tthc.lookup.request` and wait until `deadline` for the
+        reply keyed by its id (a lookup's or a discovery question's)."""
+        assert self._producer is not None, "start() the client first"
+        key = message.message_id.encode()
         reply: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._waiting[key] = reply
-        body, headers = encode(request)
+        body, headers = encode(message)
         if self.signer is not None:
-            headers = [*headers, *self.signer.headers(request.requester.agency_code, body)]
+            headers = [*headers, *self.signer.headers(message.requester.agency_code, body)]
         delivery = self._producer.send(topics.LOOKUP_REQUEST, body, key=key, headers=headers)
         delivery.add_done_callback(lambda sent: _fail_on_send_error(sent, reply))
         try:
@@ -243,3 +274,261 @@ def _fail_on_send_error(delivery: asyncio.Future[None], reply: asyncio.Future[Re
     reply.set_exception(
         BusUnavailable(f"the request could not be handed to Kafka ({error!s:.200})")
     )
+
+
+# -- the library API for backend systems ---------------------------------------------------------
+
+
+class InvalidLookup(BusError):
+    """The request breaks a rule (HTTP would answer 400): nothing was sent. `problems` names
+    each field, as the gateway's problem+json `errors` do."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__(f"invalid lookup request: {one_line(problems)}")
+        self.problems = problems
+
+
+class NoReply(BusError):
+    """The request reached the bus and no reply came before its deadline."""
+
+
+class DiscoveryRefused(BusError):
+    """The bus refused a discovery question (a bad signature, a reply topic not the agency's)."""
+
+
+def subject_of(text: str) -> Subject:
+    """A subject from the id as written: an enterprise code if it has the form of one (10
+    digits, or 10-NNN for a branch), else a personal id, whose rules then name what is wrong."""
+    kind = "enterprise_code" if ENTERPRISE_CODE_SHAPE.fullmatch(text.strip()) else "personal_id"
+    try:
+        return Subject.model_validate({kind: text})
+    except ValidationError as exc:
+        raise InvalidLookup(field_errors(exc.errors(), within="subject")) from None
+
+
+ENTERPRISE_CODE_SHAPE = re.compile(r"[0-9]{10}(-[0-9]{3})?")
+
+
+class AsyncBusClient:
+    """A backend system's client of the bus over Kafka: lookups and discovery, for an agency
+    with its own key and reply topic (`auth.kafka_agencies`).
+
+    Requests are checked before they are sent, by the same rules and with the same messages as
+    the gateway's 400 (bus/validation.py, against the catalogue the bus itself answers with);
+    a request that breaks one raises `InvalidLookup` and nothing is sent. `lookup` returns the
+    typed `LookupResponse` whatever its status (complete, partial, not_found, denied, failed),
+    and raises `NoReply` when none came before the deadline, `BusUnavailable` when the request
+    could not be handed to Kafka, `Overloaded` past `max_in_flight`.
+
+        async with AsyncBusClient("127.0.0.1:19092", key=KEY, agency="H26.22") as bus:
+            answer = await bus.lookup(
+                subject="066087691587", procedure="1.004222",
+                purpose="Xác minh nhân thân khi giải quyết hồ sơ",
+                legal_basis="Nghị định 194/2025/NĐ-CP", dossier_id="HS-0001", officer="can-bo-01",
+            )
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        key: str,
+        agency: str,
+        system: str = "tthc-bus-client",
+        reply_partition: int = 0,
+        default_deadline_ms: int = 5000,
+        max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    ) -> None:
+        self._client = LookupClient.for_agency(
+            bootstrap_servers,
+            key,
+            agency,
+            system,
+            reply_partition=reply_partition,
+            max_in_flight=max_in_flight,
+        )
+        self.agency = agency
+        self.system = system
+        self.default_deadline_ms = default_deadline_ms
+        self._checks: LookupChecks | None = None
+        self._datasets: list[DatasetDescription] | None = None
+
+    async def start(self) -> None:
+        await self._client.start()
+
+    async def stop(self) -> None:
+        await self._client.stop()
+
+    async def __aenter__(self) -> AsyncBusClient:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    # -- discovery ------------------------------------------------------------------------------
+
+    async def datasets(self, timeout_s: float = 10.0) -> list[DatasetDescription]:
+        """Every dataset the bus serves (asked once, then remembered)."""
+        if self._datasets is None:
+            answer = await self._ask("datasets", timeout_s)
+            self._datasets = answer.datasets or []
+            self._checks = LookupChecks.of_discovery(self._datasets)
+        return self._datasets
+
+    async def allowed(self, timeout_s: float = 10.0) -> AllowedDatasets:
+        """What this agency may ask for, per dataset and procedure, with the fields granted."""
+        answer = await self._ask("allowed", timeout_s)
+        assert answer.allowed is not None
+        return answer.allowed
+
+    async def _ask(self, question: DiscoveryQuestion, timeout_s: float) -> DiscoveryResponse:
+        request = DiscoveryRequest(
+            producer=self.system,
+            requester=Requester(agency_code=self.agency, system=self.system, officer=self.system),
+            question=question,
+            reply_to=self._client.reply_to,
+        )
+        reply = await self._client.exchange_message(request, Deadline.after(timeout_s))
+        if reply is None:
+            raise NoReply(f"no answer to the {question!r} discovery request in {timeout_s:.0f} s")
+        answer = decode(DiscoveryResponse, reply.body, header_map(reply.headers))
+        if answer.error is not None:
+            raise DiscoveryRefused(answer.error)
+        return answer
+
+    # -- lookups --------------------------------------------------------------------------------
+
+    async def lookup(
+        self,
+        *,
+        subject: str | Subject,
+        procedure: str,
+        purpose: str,
+        legal_basis: str,
+        dossier_id: str,
+        officer: str,
+        datasets: list[str] | None = None,
+        deadline_ms: int | None = None,
+    ) -> LookupResponse:
+        """Look up `subject` (a personal id or an enterprise code, or a `Subject`) for a
+        dossier of `procedure`; `datasets` left out: the procedure's (a prefill)."""
+        request = await self.request(
+            subject=subject,
+            procedure=procedure,
+            purpose=purpose,
+            legal_basis=legal_basis,
+            dossier_id=dossier_id,
+            officer=officer,
+            datasets=datasets,
+            deadline_ms=deadline_ms,
+        )
+        answer = await self._client.lookup(request)
+        if answer is None:
+            raise NoReply(f"no reply before the deadline ({request.deadline.isoformat()})")
+        return answer
+
+    async def request(
+        self,
+        *,
+        subject: str | Subject,
+        procedure: str,
+        purpose: str,
+        legal_basis: str,
+        dossier_id: str,
+        officer: str,
+        datasets: list[str] | None = None,
+        deadline_ms: int | None = None,
+    ) -> LookupRequest:
+        """The checked LookupRequest `lookup` sends (raises `InvalidLookup`)."""
+        chosen = subject if isinstance(subject, Subject) else subject_of(subject)
+        deadline_ms = self.default_deadline_ms if deadline_ms is None else deadline_ms
+        problems: list[Problem] = []
+        if deadline_ms < MIN_DEADLINE_MS:
+            problems.append(
+                {
+                    "field": "deadline_ms",
+                    "message": f"Input should be greater than or equal to {MIN_DEADLINE_MS}",
+                    "type": "greater_than_equal",
+                }
+            )
+        await self.datasets()
+        assert self._checks is not None
+        named, found = self._checks.check(procedure, datasets, chosen)
+        problems += found
+        try:
+            request = LookupRequest(
+                producer=self.system,
+                requester=Requester(agency_code=self.agency, system=self.system, officer=officer),
+                procedure_code=procedure,
+                dossier_id=dossier_id,
+                purpose=purpose,
+                legal_basis=legal_basis,
+                subject=chosen,
+                # With the datasets already refused, the other fields are still checked.
+                datasets=named if named or not found else ["refused.above"],
+                deadline=deadline_in(max(deadline_ms, MIN_DEADLINE_MS)),
+                reply_to=self._client.reply_to,
+            )
+        except ValidationError as exc:
+            problems = field_errors(exc.errors()) + problems
+        if problems:
+            raise InvalidLookup(problems)
+        return request
+
+
+class BusClient:
+    """`AsyncBusClient` for code that is not async: the same calls, each blocking until its
+    answer. It runs its own event loop in a thread; use it as a context manager, or `close()`.
+
+        with BusClient("127.0.0.1:19092", key=KEY, agency="H26.22") as bus:
+            print(bus.datasets())
+            answer = bus.lookup(subject=..., procedure=..., ...)
+    """
+
+    def __init__(self, bootstrap_servers: str, **options: Any) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="tthc-bus-client", daemon=True
+        )
+        self._thread.start()
+        self._async = self._call(self._make(bootstrap_servers, options))
+        try:
+            self._call(self._async.start())
+        except BaseException:
+            self._halt()
+            raise
+
+    @staticmethod
+    async def _make(bootstrap_servers: str, options: dict[str, Any]) -> AsyncBusClient:
+        return AsyncBusClient(bootstrap_servers, **options)  # built in the loop it runs in
+
+    def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+
+    def datasets(self, timeout_s: float = 10.0) -> list[DatasetDescription]:
+        return self._call(self._async.datasets(timeout_s))
+
+    def allowed(self, timeout_s: float = 10.0) -> AllowedDatasets:
+        return self._call(self._async.allowed(timeout_s))
+
+    def lookup(self, **fields: Any) -> LookupResponse:
+        """See `AsyncBusClient.lookup`."""
+        return self._call(self._async.lookup(**fields))
+
+    def close(self) -> None:
+        try:
+            self._call(self._async.stop())
+        finally:
+            self._halt()
+
+    def _halt(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+    def __enter__(self) -> BusClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

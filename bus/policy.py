@@ -78,6 +78,14 @@ class Policy:
                     else:
                         self._grants[slot] = known | set(fields)
 
+    @property
+    def catalog(self) -> Catalog:
+        return self._catalog
+
+    @property
+    def procedures(self) -> ProcedureCatalogue:
+        return self._procedures
+
     # -- what the router asks -------------------------------------------------------------------
 
     def sources(self) -> list[str]:
@@ -111,6 +119,14 @@ class Policy:
             fields = self._grants[slot]
             granted[dataset] = None if fields is None else sorted(fields)
         return Decision(granted=granted, refused=refused)
+
+    def granted_to(self, agency: str) -> dict[tuple[str, str], list[str] | None]:
+        """What `agency` may ask for: (procedure, dataset) -> fields granted (None: all)."""
+        return {
+            (procedure, dataset): None if fields is None else sorted(fields)
+            for (holder, procedure, dataset), fields in self._grants.items()
+            if holder == agency
+        }
 
     def withheld(self, dataset: str, fields: list[str] | None) -> list[str]:
         """The dataset's fields a grant of `fields` leaves out."""

@@ -19,6 +19,7 @@ from typing import Literal
 from bus import topics
 from bus.auth import AuthFailure, Keyring
 from bus.schemas import LookupRequest
+from bus.schemas.discovery import DiscoveryRequest
 
 RefusalCode = Literal["unauthenticated", "forbidden"]
 
@@ -49,7 +50,10 @@ class RequesterCheck:
         self._agency_partitions = agency_reply_partitions
 
     def check(
-        self, request: LookupRequest, headers: Sequence[tuple[str, bytes]], value: bytes | None
+        self,
+        request: LookupRequest | DiscoveryRequest,
+        headers: Sequence[tuple[str, bytes]],
+        value: bytes | None,
     ) -> Caller | Refusal:
         signed = self._keyring.check_signature(headers, value)
         if isinstance(signed, AuthFailure):

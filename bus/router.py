@@ -38,14 +38,16 @@ import math
 import time
 from collections import OrderedDict
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 from prometheus_client import Counter
 from pydantic import ValidationError
 
 from bus import topics
 from bus.audit.recorder import AuditRecorder, audit_failure, without_data
+from bus.codec import encode
 from bus.deadline import Deadline
+from bus.discovery import Discovery
 from bus.outbox import Outbox
 from bus.outcome import lookup_status
 from bus.policy import Policy
@@ -62,6 +64,7 @@ from bus.schemas import (
     SourceResult,
 )
 from bus.schemas.audit import AuditEvent
+from bus.schemas.discovery import DiscoveryRequest, DiscoveryResponse
 from bus.schemas.lookup import AuditContext
 
 log = logging.getLogger(__name__)
@@ -138,6 +141,7 @@ class LookupRouter:
         concurrency: int = 256,
     ) -> None:
         self._policy = policy
+        self._discovery = Discovery(policy)
         self._outbox = outbox
         self._requesters = requesters
         self._audit = audit
@@ -154,8 +158,12 @@ class LookupRouter:
         return Subscriber(
             name=self.name,
             topic=topics.LOOKUP_REQUEST,
-            routes=(Route(LookupRequest, self.on_request),),
-            description="Lookup requests from the gateway and Kafka-native clients.",
+            routes=(
+                Route(LookupRequest, self.on_request),
+                Route(DiscoveryRequest, self.on_discovery),
+            ),
+            description="Lookup requests from the gateway and Kafka-native clients, and their "
+            "discovery questions (what the bus serves, what the agency may ask for).",
             publishes=(
                 Publication(
                     topics.LOOKUP_REPLY,
@@ -163,6 +171,12 @@ class LookupRouter:
                     "request id",
                     "The reply, to the partition named in reply_to (single-source lookups, "
                     "refusals and denials are answered here directly).",
+                ),
+                Publication(
+                    topics.LOOKUP_REPLY,
+                    DiscoveryResponse,
+                    "request id",
+                    "The answer to a discovery request, to the partition named in reply_to.",
                 ),
                 Publication(
                     topics.SOURCE_RESULT,
@@ -184,6 +198,46 @@ class LookupRouter:
             # Whatever its deadline, a request is answered within max_deadline of being sent.
             max_age_s=self._max_deadline_s + RECENT_GRACE_S,
             on_undecodable=self.refuse_invalid,
+        )
+
+    async def on_discovery(self, request: DiscoveryRequest, record: Inbound) -> None:
+        """Answers what the bus serves, or what the signed agency may ask for. Signed and
+        checked like a lookup (the reply goes only where that agency may read); no personal
+        data either way, so only a refused signature is audited."""
+        now = time.time()
+        if not self._recent.first_time(request.message_id, now + RECENT_GRACE_S, now):
+            return
+        found: dict[str, Any] = {}
+        caller = self._requesters.check(request, record.headers, record.value)
+        if isinstance(caller, Refusal):
+            event = self._audit.authentication(
+                channel="kafka",
+                outcome="unauthenticated" if caller.code == "unauthenticated" else "forbidden",
+                reason=caller.reason,
+                request_id=request.message_id,
+                agency=caller.agency,
+                key_id=caller.key_id,
+            )
+            await self._audit.record(event, Deadline.after(RECENT_GRACE_S))
+            found["error"] = f"{caller.code}: {caller.reason}"
+        elif request.question == "datasets":
+            found["datasets"] = self._discovery.datasets()
+        else:
+            found["allowed"] = self._discovery.allowed(caller.agency)
+        answer = DiscoveryResponse(
+            correlation_id=request.message_id,
+            request_id=request.message_id,
+            producer=self._outbox.producer_name,
+            question=request.question,
+            **found,
+        )
+        body, headers = encode(answer)
+        await self._outbox.send_raw(
+            request.reply_to.topic,
+            body,
+            headers,
+            key=request.message_id.encode(),
+            partition=request.reply_to.partition,
         )
 
     async def on_request(self, request: LookupRequest, record: Inbound) -> None:

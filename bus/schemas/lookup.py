@@ -21,6 +21,7 @@ from bus.topics import REPLY_PARTITIONS
 
 DATASET_PATTERN = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 LookupStatus = Literal["complete", "partial", "not_found", "denied", "failed"]
+SubjectKind = Literal["personal_id", "enterprise_code"]  # the field of Subject a dataset takes
 
 
 def check_dataset_names(value: list[str]) -> list[str]:
