@@ -167,7 +167,16 @@ def _transient(error: Any) -> bool:
 class Record:
     """A consumed message with plain attributes (confluent's are methods)."""
 
-    __slots__ = ("headers", "key", "offset", "partition", "timestamp", "topic", "value")
+    __slots__ = (
+        "appended",
+        "headers",
+        "key",
+        "offset",
+        "partition",
+        "timestamp",
+        "topic",
+        "value",
+    )
 
     def __init__(self, message: Any) -> None:
         self.topic: str = message.topic()
@@ -176,7 +185,10 @@ class Record:
         self.key: bytes | None = message.key()
         self.value: bytes | None = message.value()
         self.headers: list[tuple[str, bytes]] = message.headers() or []
-        self.timestamp: int = message.timestamp()[1]
+        kind, self.timestamp = message.timestamp()
+        # The broker's clock (the topic's message.timestamp.type=LogAppendTime), not the
+        # producer's: a requester's wrong clock cannot pass for a record's age.
+        self.appended: bool = kind == confluent_kafka.TIMESTAMP_LOG_APPEND_TIME
 
 
 Revoked = Callable[[list[tuple[str, int]]], None]

@@ -79,6 +79,15 @@ DATASET_ERRORS = Counter(
     ["source", "code"],
 )
 
+CLOCK_SKEWED = Counter(
+    "tthc_worker_clock_skewed_requests",
+    "Lookup requests whose time was more than CLOCK_SKEW_S off the broker's stamp (the "
+    "requester's clock is wrong), by direction; their deadlines count from the stamp.",
+    ["direction"],
+)
+# Farther than this from the broker's stamp, a request's time is its requester's wrong clock.
+CLOCK_SKEW_S = 2.0
+
 # How long a request id is remembered after its deadline, against repeated deliveries.
 RECENT_GRACE_S = 60.0
 RECENT_MAX = 200_000
@@ -242,7 +251,11 @@ class LookupRouter:
 
     async def on_request(self, request: LookupRequest, record: Inbound) -> None:
         await self.route(
-            request, queued_s=record.age_s(), headers=record.headers, value=record.value
+            request,
+            queued_s=record.age_s(),
+            headers=record.headers,
+            value=record.value,
+            appended_at=record.timestamp_ms / 1000 if record.appended else None,
         )
 
     async def route(
@@ -252,9 +265,15 @@ class LookupRouter:
         queued_s: float = 0.0,
         headers: tuple[tuple[str, bytes], ...] = (),
         value: bytes | None = None,
+        appended_at: float | None = None,
     ) -> None:
         now = time.time()
-        deadline = Deadline.of(request.deadline).capped(self._max_deadline_s, now)
+        deadline = self._deadline_of(request, appended_at, now)
+        if deadline is None:  # no time at all: said so, once, to a signed requester only
+            signed = not isinstance(self._requesters.check(request, headers, value), Refusal)
+            if signed and self._recent.first_time(request.message_id, now + RECENT_GRACE_S, now):
+                await self._refuse_deadline(request)
+            return
         if deadline.budget() <= 0:
             self.dropped_expired += 1
             log.debug("%s: dropped request %s past its deadline", self.name, request.message_id)
@@ -334,6 +353,49 @@ class LookupRouter:
             await self._reply(request, [], without_data(results, errors, failure))
             return
         await self._reply(request, results, errors)
+
+    def _deadline_of(
+        self, request: LookupRequest, appended_at: float | None, now: float
+    ) -> Deadline | None:
+        """The request's deadline on the bus's clock, capped at max_deadline; None when it
+        gives no time at all (a deadline before the request's own time).
+
+        A requester whose clock is off sends a deadline off by as much: a minute behind, it
+        would pass on arrival and the lookup be dropped unanswered. The broker stamped the
+        request when it took it (LogAppendTime): a request time further than CLOCK_SKEW_S
+        from that stamp is the requester's clock, and the deadline is counted from the stamp
+        with the time the requester meant to give (its deadline minus its time)."""
+        sent = request.time.timestamp()
+        budget = request.deadline.timestamp() - sent
+        if budget <= 0:
+            return None
+        deadline = Deadline.of(request.deadline)
+        if appended_at is not None and abs(sent - appended_at) > CLOCK_SKEW_S:
+            skew = sent - appended_at
+            CLOCK_SKEWED.labels("ahead" if skew > 0 else "behind").inc()
+            log.warning(
+                "%s: request %s of agency %s: its clock is %.1f s %s the broker's; its "
+                "deadline counts from the broker's time (%.0f ms)",
+                self.name,
+                request.message_id,
+                request.requester.agency_code,
+                abs(skew),
+                "ahead of" if skew > 0 else "behind",
+                budget * 1000,
+            )
+            deadline = Deadline(appended_at + budget)
+        return deadline.capped(self._max_deadline_s, now)
+
+    async def _refuse_deadline(self, request: LookupRequest) -> None:
+        """A deadline that allows no time: refused with the reason, as invalid."""
+        message = (
+            f"deadline {request.deadline.isoformat()} is not after the request's time "
+            f"{request.time.isoformat()}: it allows no time"
+        )
+        error = DatasetError(
+            dataset="*", source="bus", code="invalid_request", message=message, retryable=False
+        )
+        await self._reply(request, [], [error])
 
     async def _refuse_requester(
         self, request: LookupRequest, refusal: Refusal, deadline: Deadline

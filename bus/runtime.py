@@ -44,6 +44,8 @@ class Inbound:
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...]
     timestamp_ms: int
+    # True when timestamp_ms is the broker's (LogAppendTime), False: the producer's clock.
+    appended: bool = False
 
     @classmethod
     def from_record(cls, record: Any) -> Inbound:
@@ -56,6 +58,7 @@ class Inbound:
             record.value,
             tuple(record.headers or ()),
             record.timestamp,
+            bool(getattr(record, "appended", False)),
         )
 
     @classmethod

@@ -64,7 +64,9 @@ def bus_topics(
     """Every topic the bus needs, with its partition count and config."""
     short = {"retention.ms": str(24 * 3600 * 1000)}
     specs = [
-        TopicSpec(LOOKUP_REQUEST, partitions, short),
+        # The broker stamps each request as it appends it: the router measures a request's age
+        # and the requester's clock skew against a clock it can trust (bus/router.py).
+        TopicSpec(LOOKUP_REQUEST, partitions, short | {"message.timestamp.type": "LogAppendTime"}),
         TopicSpec(SOURCE_RESULT, partitions, short),
         TopicSpec(LOOKUP_REPLY, REPLY_PARTITIONS, {"retention.ms": str(3600 * 1000)}),
         TopicSpec(DEAD_LETTER, partitions, {"retention.ms": str(14 * 24 * 3600 * 1000)}),

@@ -114,8 +114,10 @@ def request(
     *datasets: str,
     deadline: datetime | None = None,
     reply_to: ReplyTo | None = None,
+    sent: datetime | None = None,
 ) -> LookupRequest:
     return LookupRequest(
+        **({"time": sent} if sent is not None else {}),
         requester={"agency_code": AGENCY, "system": "dvc-hanoi", "officer": "Phạm D"},
         procedure_code=PROCEDURE,
         dossier_id="HS-1",
@@ -359,9 +361,53 @@ async def test_passed_deadline_is_dropped_the_requester_has_answered_itself(
     outbox: RecordingOutbox,
 ) -> None:
     source = FakeSource()
-    req = request(IDENTITY, deadline=datetime.now(UTC) - timedelta(seconds=1))
-    await route(local_router(outbox, source), req)
+    now = datetime.now(UTC)
+    # Sent 3 s ago with 2 s to answer, and the broker took it then: it waited in Kafka.
+    req = request(IDENTITY, deadline=now - timedelta(seconds=1), sent=now - timedelta(seconds=3))
+    await route(local_router(outbox, source), req, appended_at=req.time.timestamp())
     assert (source.queries, outbox.sent, outbox.replies) == ([], [], [])
+
+
+async def test_a_requester_whose_clock_is_a_minute_behind_is_answered_in_the_time_it_gave(
+    outbox: RecordingOutbox,
+) -> None:
+    """Its deadline, by the bus's clock, passed a minute before it was sent; the broker's stamp
+    says it came just now, so the 5 s it meant to give count from the stamp."""
+    source = FakeSource()
+    now = datetime.now(UTC)
+    behind = now - timedelta(seconds=60)
+    req = request(IDENTITY, deadline=behind + timedelta(seconds=5), sent=behind)
+    await route(local_router(outbox, source), req, appended_at=now.timestamp())
+    [query] = source.queries
+    assert abs(query.deadline.timestamp() - (now.timestamp() + 5)) < 0.01
+    _, reply = only_reply(outbox)
+    assert reply.status == "complete"
+
+
+async def test_a_requester_whose_clock_is_ahead_gets_the_time_it_gave_not_more(
+    outbox: RecordingOutbox,
+) -> None:
+    source = FakeSource()
+    now = datetime.now(UTC)
+    ahead = now + timedelta(seconds=30)
+    req = request(IDENTITY, deadline=ahead + timedelta(seconds=5), sent=ahead)
+    await route(local_router(outbox, source), req, appended_at=now.timestamp())
+    [query] = source.queries
+    assert abs(query.deadline.timestamp() - (now.timestamp() + 5)) < 0.01
+
+
+async def test_a_deadline_before_the_requests_own_time_is_refused_with_the_reason(
+    outbox: RecordingOutbox,
+) -> None:
+    source = FakeSource()
+    now = datetime.now(UTC)
+    req = request(IDENTITY, deadline=now - timedelta(seconds=1), sent=now)
+    await route(local_router(outbox, source), req)
+    assert source.queries == []
+    _, reply = only_reply(outbox)
+    [error] = reply.errors
+    assert (reply.status, error.code) == ("failed", "invalid_request")
+    assert "allows no time" in error.message and "is not after the request's time" in error.message
 
 
 async def test_a_request_that_waited_too_long_in_kafka_is_refused_as_overloaded(
