@@ -20,7 +20,7 @@ UV := UV_SYSTEM_CERTS=1 UV_PYTHON_DOWNLOADS=never $(BIN)/uv
 UV_COMPILE := $(UV) pip compile --quiet --python $(BIN)/python --python-version 3.11 --universal \
   --generate-hashes --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade)
 
-.PHONY: run test lint typecheck unit bench kafka lock prereqs postgres prometheus chromium clean
+.PHONY: run test faults lint typecheck unit bench kafka lock prereqs postgres prometheus chromium clean
 
 # The venv, with uv in it.
 $(UV_STAMP): $(UV_LOCK)
@@ -115,6 +115,13 @@ typecheck: $(STAMP)
 test: $(STAMP) lint typecheck postgres prometheus chromium
 	$(BIN)/tthc-bus kafka install
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The fault suite alone (it is part of `make test` too), then docs/reliability.md from its figures.
+faults: $(STAMP)
+	$(BIN)/tthc-bus kafka install
+	rm -rf .run/faults
+	$(BIN)/python -m pytest -q -p no:cacheprovider tests/integration/test_faults_*.py
+	$(BIN)/python -m tests.faults_report
 
 # `make bench` runs every scenario (the memory soak takes 10 minutes);
 # `make bench SCENARIO=lookup-throughput ARGS="--duration 60"` runs one.
