@@ -24,13 +24,14 @@ from bus.audit.ledger import AccessRecord, Ledger, VerifyReport
 from bus.audit.pseudonym import Pseudonymizer
 from bus.errors import BusError
 from bus.settings import ALL_FIELDS, get_settings
+from bus.tooling import exits
 
 # What a time without an offset means on this command line, and how times are shown: the
 # people asking are in Vietnam.
 VIETNAM_TIME = timezone(timedelta(hours=7), "ICT")
 # A decision that grants a dataset without a field list grants all of its fields.
-EXIT_BROKEN = 1
-EXIT_ERROR = 2
+EXIT_BROKEN = exits.ERROR
+EXIT_ERROR = exits.USAGE
 
 audit_app = typer.Typer(
     help="The audit ledger: verify its hash chains, ask who accessed a person's data.",

@@ -21,11 +21,13 @@ from rich.console import Console
 
 from bus.errors import BusError
 from bus.settings import Settings, get_settings
+from bus.tooling import exits
 from bus.tooling.audit_cli import audit_app, report_app
 from bus.tooling.keys_cli import keys_app
 from bus.tooling.scaffold import SourceProtocol
 from bus.tooling.status_cli import maintenance_command, status_command
 from bus.tooling.sync_cli import dlq_app, sync_app
+from bus.tooling.topics_cli import topics_app
 
 if TYPE_CHECKING:
     from bus.catalog import Catalog
@@ -33,13 +35,17 @@ if TYPE_CHECKING:
     from connectors.catalog import LoadedSource
 
 console = Console()
-err_console = Console(stderr=True)
+# soft_wrap: an error is one line, whatever the terminal's width (scripts read stderr too).
+err_console = Console(stderr=True, soft_wrap=True)
 
-app = typer.Typer(help="tthc-bus: the data-sharing bus for TTHC systems.", no_args_is_help=True)
+app = typer.Typer(
+    help="tthc-bus: the data-sharing bus for TTHC systems.",
+    epilog=exits.EPILOG,
+    no_args_is_help=True,
+)
 kafka_app = typer.Typer(help="The embedded local Kafka broker.", no_args_is_help=True)
 sandbox_app = typer.Typer(help="The simulated national databases.", no_args_is_help=True)
 schemas_app = typer.Typer(help="Message schemas.", no_args_is_help=True)
-topics_app = typer.Typer(help="Kafka topics of the bus.", no_args_is_help=True)
 adapter_app = typer.Typer(help="Adapters of the national databases.", no_args_is_help=True)
 policy_app = typer.Typer(help="Who may see what: the policy grants.", no_args_is_help=True)
 app.add_typer(kafka_app, name="kafka")
@@ -55,6 +61,31 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(sync_app, name="sync")
 app.command("status")(status_command)
 app.command("maintenance")(maintenance_command)
+
+
+@app.callback()
+def global_options(
+    debug: Annotated[
+        bool,
+        typer.Option(
+            "--debug",
+            envvar="TTHC_DEBUG",
+            help="When a command fails, show the full traceback (env TTHC_DEBUG=1).",
+        ),
+    ] = False,
+) -> None:
+    exits.options.debug = debug
+
+
+def main() -> None:
+    """The console script (and `python -m bus.tooling.cli`): what ends a command is one line on
+    stderr and an exit code of `bus.tooling.exits`, the traceback only with --debug."""
+    try:
+        # standalone: click prints usage errors (exit 2) and maps Ctrl-C to 130 itself.
+        app(prog_name="tthc-bus")
+    except (Exception, KeyboardInterrupt) as exc:
+        code = exits.report(exc, sys.stderr.write)
+        sys.exit(code)
 
 
 def settings_or_exit() -> Settings:
@@ -139,16 +170,49 @@ def kafka_stop() -> None:
 
 
 @kafka_app.command("status")
-def kafka_status() -> None:
-    """Show whether the local broker runs, and where."""
+def kafka_status(
+    json_out: Annotated[bool, typer.Option("--json", help="The status as JSON.")] = False,
+) -> None:
+    """Show whether the broker runs (the local one, or the external cluster answers), and where.
+
+    Exit code: 0 running, 7 not running or not reachable."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from bus.tooling.topics_cli import broker_problem
+
     settings = settings_or_exit()
+    status: dict[str, Any]
     if settings.kafka.bootstrap_servers:
-        console.print({"external": settings.kafka.bootstrap_servers})
-        return
-    status = _local_kafka(settings).status()
-    console.print(status)
+        # Not ours to start or stop: running means it answers.
+        problem = broker_problem(settings.kafka.bootstrap_servers)
+        status = {
+            "mode": "external",
+            "bootstrap_servers": settings.kafka.bootstrap_servers,
+            "running": problem is None,
+            "error": problem,
+        }
+    else:
+        status = {"mode": "local", **_local_kafka(settings).status()}
+    if json_out:
+        typer.echo(json.dumps(status, indent=2))
+    else:
+        table = Table(title="Kafka broker", show_header=False)
+        table.add_column("", style="bold")
+        table.add_column("", overflow="fold")
+        for name, value in status.items():
+            if isinstance(value, bool):
+                shown = Text("yes") if value else Text("no", "red")
+            else:
+                shown = Text("-" if value is None else str(value))
+            table.add_row(name.replace("_", " "), shown)
+        console.print(table)
     if not status["running"]:
-        raise typer.Exit(1)
+        why = f": {status['error']}" if status.get("error") else ""
+        err_console.print(
+            Text(f"error: no broker answers at {status['bootstrap_servers']}{why}", "red")
+        )
+        raise typer.Exit(exits.UNREACHABLE)
 
 
 # -- topics ----------------------------------------------------------------------------------
@@ -558,9 +622,14 @@ def lookup(
     legal_basis: Annotated[str, typer.Option(help="Legal basis.")] = "Decree 194/2025/ND-CP",
     officer: Annotated[str, typer.Option(help="Officer handling the dossier.")] = "cli-user",
     dossier: Annotated[str, typer.Option(help="Dossier id.")] = "CLI-DOSSIER",
-    deadline_ms: Annotated[int, typer.Option(help="Time allowed, in ms.")] = 5000,
+    deadline_ms: Annotated[
+        int, typer.Option(min=100, help="Time allowed, in ms (as lookup.default_deadline_ms).")
+    ] = 5000,
 ) -> None:
-    """Look up a subject over Kafka, as a Kafka-native client of an agency, and print the reply."""
+    """Look up a subject over Kafka, as a Kafka-native client of an agency, and print the reply.
+
+    Exit code: 0 complete or partial, 3 not found, 4 denied, 5 failed, 6 no reply before the
+    deadline (or deadline_exceeded only), 7 the broker cannot be reached, 2 an invalid request."""
     from pydantic import ValidationError
 
     from bus.auth import AuthError
@@ -608,16 +677,32 @@ def lookup(
         err_console.print(f"[red]{describe_errors(exc, 'lookup request')}[/red]")
         raise typer.Exit(2) from None
 
+    from bus.client import BusUnavailable
+    from bus.tooling.topics_cli import broker_problem
+
+    # Asked first: the client would tell an unreachable broker only after its start (30 s) or
+    # the deadline, with librdkafka's own lines on stderr.
+    bootstrap = settings.kafka.resolved_bootstrap()
+    problem = broker_problem(bootstrap, min(deadline_ms / 1000, 5.0))
+    if problem is not None:
+        raise BusUnavailable(f"the broker at {bootstrap} does not answer: {problem}")
+
     async def run() -> Any:
         async with client:
             return await client.lookup(request)
 
     reply = asyncio.run(run())
     if reply is None:
-        err_console.print("[red]no reply before the deadline[/red]")
-        raise typer.Exit(1)
+        err_console.print(f"[red]no reply within the deadline ({deadline_ms} ms)[/red]")
+        raise typer.Exit(exits.DEADLINE)
     print(reply.model_dump_json(indent=2))
-    raise typer.Exit(0 if reply.status in ("complete", "partial") else 1)
+    code = exits.lookup_exit(reply.status, [error.code for error in reply.errors])
+    if code != exits.OK:
+        # The reply is on stdout for scripts; the verdict is one line on stderr.
+        errors = "; ".join(f"{e.dataset}: {e.code}: {e.message}" for e in reply.errors)
+        retry = f" (ask again in {reply.retry_after_ms} ms)" if reply.retry_after_ms else ""
+        err_console.print(exits.one_line(f"{reply.status}: {errors}{retry}"), markup=False)
+    raise typer.Exit(code)
 
 
 # -- policy ----------------------------------------------------------------------------------
@@ -640,7 +725,7 @@ def policy_check(
     console.print(f"{agency} / {procedure} / {dataset}: {verdict}")
     for reason in answer.reasons:
         console.print(f"  - {reason}")
-    raise typer.Exit(0 if answer.allowed else 4)
+    raise typer.Exit(exits.OK if answer.allowed else exits.DENIED)
 
 
 # -- schemas ---------------------------------------------------------------------------------
@@ -739,4 +824,4 @@ def bench(ctx: typer.Context) -> None:
 
 
 if __name__ == "__main__":
-    app()
+    main()

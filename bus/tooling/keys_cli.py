@@ -20,6 +20,7 @@ from rich.text import Text
 from bus.auth import append_key, generate_key, load_records, read_keys_file
 from bus.errors import BusError
 from bus.settings import AGENCY_PATTERN, ApiKeyRecord, Role, get_settings
+from bus.tooling import exits
 
 keys_app = typer.Typer(help="API keys of the agencies (stored hashed).", no_args_is_help=True)
 
@@ -33,7 +34,7 @@ class KeyRole(StrEnum):
 def fail(message: str) -> NoReturn:
     """The error on one line of stderr, exit 2."""
     typer.echo(" ".join(message.split()), err=True)
-    raise typer.Exit(2)
+    raise typer.Exit(exits.USAGE)
 
 
 def configured_keys_path() -> Path:

@@ -22,9 +22,10 @@ from rich.table import Table
 
 from bus.ops.report import status_report
 from bus.sync import offsets
+from bus.tooling import exits
 
-EXIT_UNHEALTHY = 1
-EXIT_UNREACHABLE = 7
+EXIT_UNHEALTHY = exits.ERROR
+EXIT_UNREACHABLE = exits.UNREACHABLE
 
 
 def _ms(value: Any) -> str:
@@ -90,13 +91,14 @@ def status_command(
     from bus.tooling.cli import settings_or_exit
 
     settings = settings_or_exit()
-    console, errors = Console(), Console(stderr=True)
+    console, errors = Console(), Console(stderr=True, soft_wrap=True)
     while True:
         try:
             report = status_report(settings)
         except (confluent_kafka.KafkaException, offsets.OffsetsError, RuntimeError) as exc:
             bootstrap = settings.kafka.resolved_bootstrap()
-            errors.print(f"error: the broker at {bootstrap} cannot be reached: {exc}")
+            why = exits.kafka_text(exc)
+            errors.print(f"error: the broker at {bootstrap} cannot be reached: {why}", markup=False)
             raise typer.Exit(EXIT_UNREACHABLE) from None
         if json_out:
             typer.echo(json.dumps(report, indent=2, ensure_ascii=False))

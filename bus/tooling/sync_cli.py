@@ -38,8 +38,9 @@ from bus.sync.deadletter import DeadLetter
 from bus.sync.retry import RetryPolicy
 from bus.sync.sinks import Sink, UpdateDelivery, WebhookDelivery
 from bus.sync.subscription import SubscriptionRunner, group_of, streams_of
+from bus.tooling import exits
 
-EXIT_ERROR = 2
+EXIT_ERROR = exits.USAGE
 # Times typed without an offset are Vietnam's, as in `tthc-bus audit`.
 VIETNAM_TIME = timezone(timedelta(hours=7), "ICT")
 
@@ -109,7 +110,9 @@ def _one_line_errors() -> Iterator[None]:
         yield
     except BusError as exc:
         Console(stderr=True).print(Text(f"error: {exc}", "red"), soft_wrap=True)
-        raise typer.Exit(EXIT_ERROR) from None
+        # Kafka did not answer: not the caller's mistake.
+        unreachable = isinstance(exc, offsets.OffsetsError)
+        raise typer.Exit(exits.UNREACHABLE if unreachable else EXIT_ERROR) from None
 
 
 def _settings() -> Settings:
@@ -277,7 +280,7 @@ def dlq_replay(
         row = _letter_row(letter)
         console.print(f"  failed: {row['event_id'] or f'offset {letter.offset}'}: {reason}")
     if report.failed:
-        raise typer.Exit(1)
+        raise typer.Exit(exits.ERROR)
 
 
 # -- sync ---------------------------------------------------------------------------------------
