@@ -23,6 +23,7 @@ from bus.errors import BusError
 from bus.settings import Settings, get_settings
 from bus.tooling import exits
 from bus.tooling.audit_cli import audit_app, report_app
+from bus.tooling.datasets_cli import datasets_command
 from bus.tooling.keys_cli import keys_app
 from bus.tooling.scaffold import SourceProtocol
 from bus.tooling.status_cli import maintenance_command, status_command
@@ -61,6 +62,7 @@ app.add_typer(dlq_app, name="dlq")
 app.add_typer(sync_app, name="sync")
 app.command("status")(status_command)
 app.command("maintenance")(maintenance_command)
+app.command("datasets")(datasets_command)
 
 
 @app.callback()
@@ -600,7 +602,13 @@ def gateway(
 
 @app.command()
 def lookup(
-    subject: Annotated[str, typer.Option(help="Personal id (12 digits) or enterprise code.")],
+    subject: Annotated[
+        str,
+        typer.Option(
+            help="Personal id (12 digits), or enterprise code (10 digits, or 10-NNN for a "
+            "branch): anything that is not an enterprise code is checked as a personal id."
+        ),
+    ],
     procedure: Annotated[str, typer.Option(help="TTHC procedure code.")],
     purpose: Annotated[str, typer.Option(help="Why: one of the purposes the procedure allows.")],
     key: Annotated[
@@ -630,71 +638,34 @@ def lookup(
 
     Exit code: 0 complete or partial, 3 not found, 4 denied, 5 failed, 6 no reply before the
     deadline (or deadline_exceeded only), 7 the broker cannot be reached, 2 an invalid request."""
-    from pydantic import ValidationError
-
-    from bus.auth import AuthError
-    from bus.client import LookupClient, deadline_in
-    from bus.codec import describe_errors
-    from bus.schemas import LookupRequest
-
-    settings = settings_or_exit()
-    try:
-        client = LookupClient.for_agency(
-            settings.kafka.resolved_bootstrap(), key, agency, "tthc-bus-cli"
-        )
-    except AuthError as exc:
-        err_console.print(f"[red]--key: {exc}[/red]")
-        raise typer.Exit(2) from None
-    datasets = dataset
-    if not datasets:
-        from bus.procedures import ProcedureCatalogue
-
-        found = ProcedureCatalogue.load(settings.lookup.procedures_path()).get(procedure)
-        if found is None:
-            err_console.print(f"[red]no --dataset, and procedure {procedure!r} is unknown[/red]")
-            raise typer.Exit(2)
-        datasets = found.datasets
-    kind = "personal_id" if len(subject) == 12 else "enterprise_code"
-    assert client.signer is not None
-    try:
-        request = LookupRequest(
-            producer="tthc-bus-cli",
-            requester={
-                "agency_code": client.signer.agency,
-                "system": "tthc-bus-cli",
-                "officer": officer,
-            },
-            procedure_code=procedure,
-            dossier_id=dossier,
-            purpose=purpose,
-            legal_basis=legal_basis,
-            subject={kind: subject},
-            datasets=datasets,
-            deadline=deadline_in(deadline_ms),
-            reply_to=client.reply_to,
-        )
-    except ValidationError as exc:
-        err_console.print(f"[red]{describe_errors(exc, 'lookup request')}[/red]")
-        raise typer.Exit(2) from None
-
-    from bus.client import BusUnavailable
+    from bus.client import AsyncBusClient, BusUnavailable
     from bus.tooling.topics_cli import broker_problem
 
+    settings = settings_or_exit()
+    bootstrap = settings.kafka.resolved_bootstrap()
+    # The library's client: the request is checked as the gateway checks it (the same rules
+    # and messages: InvalidLookup, exit 2) before it is sent.
+    client = AsyncBusClient(bootstrap, key=key, agency=agency, system="tthc-bus-cli")
     # Asked first: the client would tell an unreachable broker only after its start (30 s) or
     # the deadline, with librdkafka's own lines on stderr.
-    bootstrap = settings.kafka.resolved_bootstrap()
     problem = broker_problem(bootstrap, min(deadline_ms / 1000, 5.0))
     if problem is not None:
         raise BusUnavailable(f"the broker at {bootstrap} does not answer: {problem}")
 
     async def run() -> Any:
         async with client:
-            return await client.lookup(request)
+            return await client.lookup(
+                subject=subject,
+                procedure=procedure,
+                purpose=purpose,
+                legal_basis=legal_basis,
+                dossier_id=dossier,
+                officer=officer,
+                datasets=dataset or None,
+                deadline_ms=deadline_ms,
+            )
 
-    reply = asyncio.run(run())
-    if reply is None:
-        err_console.print(f"[red]no reply within the deadline ({deadline_ms} ms)[/red]")
-        raise typer.Exit(exits.DEADLINE)
+    reply = asyncio.run(run())  # NoReply: exit 6, InvalidLookup: exit 2 (bus/tooling/exits.py)
     print(reply.model_dump_json(indent=2))
     code = exits.lookup_exit(reply.status, [error.code for error in reply.errors])
     if code != exits.OK:

@@ -56,8 +56,8 @@ def datasets_command(
     table.add_column("fields granted")
     for entry in allowed.datasets:
         for procedure in entry.procedures:
-            fields = procedure.fields
-            granted = "every field" if fields is None else ", ".join(fields)
+            chosen = procedure.fields
+            granted = "every field" if chosen is None else ", ".join(chosen)
             table.add_row(entry.dataset, entry.subject, procedure.code, granted)
     console.print(table)
     if not allowed.datasets:

@@ -103,7 +103,7 @@ def failure(exc: BaseException) -> tuple[int, str]:
 
     from bus.admission import Overloaded
     from bus.auth import AuthError
-    from bus.client import BusUnavailable
+    from bus.client import BusUnavailable, DiscoveryRefused, InvalidLookup, NoReply
     from bus.errors import BusError, SettingsError
     from bus.sync.offsets import OffsetsError
     from bus.topics import TopicMismatch
@@ -123,6 +123,10 @@ def failure(exc: BaseException) -> tuple[int, str]:
     if _kafka_python_unreachable(exc):
         text = one_line(str(exc)) or type(exc).__name__
         return UNREACHABLE, f"the Kafka broker cannot be reached: {text}"
+    # The Python client's own outcomes (bus/client.py): said as they are.
+    for kind, code in ((InvalidLookup, USAGE), (NoReply, DEADLINE), (DiscoveryRefused, DENIED)):
+        if isinstance(exc, kind):
+            return code, one_line(str(exc))
     if isinstance(exc, Overloaded):
         retry = f"; ask again in {exc.retry_after_s:g} s" if exc.retry_after_s else ""
         return FAILED, f"refused: {one_line(str(exc))}{retry}"

@@ -91,7 +91,7 @@ def test_a_malformed_key_is_a_usage_error(nowhere: dict[str, str]) -> None:
     done = cli(*lookup_args("001090012345"), env=nowhere | {"TTHC_API_KEY": "not-a-key"})
     assert done.returncode == exits.USAGE
     [line] = done.stderr.splitlines()
-    assert line.startswith("--key: ")
+    assert line.startswith("error: --key: malformed key"), line
 
 
 def test_kafka_status_json_with_no_broker_says_not_running_exit_7(nowhere: dict[str, str]) -> None:

@@ -177,3 +177,49 @@ def test_the_library_refuses_what_the_gateway_answers_400_with_the_same_message(
         asyncio.run(run())
     assert refused.value.problems == problem["errors"]
     assert str(refused.value) == f"invalid lookup request: {problem['detail']}"
+
+
+@pytest.mark.parametrize(
+    ("cli_args", "http_changes"),
+    [
+        (["--subject", "123"], {"subject": {"personal_id": "123"}}),
+        (["--dataset", "population.nothing"], {"datasets": ["population.nothing"]}),
+        (["--subject", "ENTERPRISE"], {"subject": {"enterprise_code": "ENTERPRISE"}}),
+    ],
+)
+def test_the_cli_refuses_what_the_gateway_answers_400_with_the_same_message(
+    stack: DevStack, cli_args: list[str], http_changes: dict[str, Any]
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    [person] = sample(stack, "population")
+    [enterprise] = sample(stack, "enterprise")
+    cli_args = [enterprise if arg == "ENTERPRISE" else arg for arg in cli_args]
+    if http_changes.get("subject", {}).get("enterprise_code") == "ENTERPRISE":
+        http_changes = {"subject": {"enterprise_code": enterprise}}
+    base = {"subject": {"personal_id": person}, "datasets": ["population.identity"]}
+    problem = http_lookup(stack, **(base | http_changes)).json()
+    args = {"--subject": person, "--dataset": "population.identity"}
+    for i in range(0, len(cli_args), 2):
+        args[cli_args[i]] = cli_args[i + 1]
+    command = [sys.executable, "-m", "bus.tooling.cli", "lookup", "--procedure", "1.004222"]
+    command += ["--purpose", PURPOSE, "--legal-basis", LEGAL_BASIS]
+    command += [part for pair in args.items() for part in pair]
+    done = subprocess.run(
+        command,
+        env=dict(
+            os.environ,
+            TTHC_BUS_KAFKA__BOOTSTRAP_SERVERS=stack.bootstrap_servers,
+            TTHC_API_KEY=stack.keys.agencies[DEMO_AGENCY],
+            TTHC_AGENCY=DEMO_AGENCY,
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    [line] = done.stderr.splitlines()
+    assert line == f"error: invalid lookup request: {problem['detail']}"
