@@ -6,7 +6,8 @@ partition. Invalid requests are answered with RFC 9457 problem+json naming each 
 HTTP status by lookup status: complete, partial, not_found -> 200; denied -> 403; failed -> 502;
 504, with what is known, when the deadline passed before every source answered; 503 with
 Retry-After when the bus is past its capacity (refused at once, before the body is read, when
-this gateway already has `gateway.max_in_flight` lookups in flight) or cannot reach Kafka.
+this gateway already has `gateway.max_in_flight` lookups in flight) or cannot reach Kafka; 413
+for a body past `gateway.max_body_bytes`, refused before more of it than that is read.
 
 The hot path reads the body with one pydantic validation, builds the Kafka request without a
 second one, and relays the worker's reply bytes as they are.
@@ -15,6 +16,7 @@ second one, and relays the worker's reply bytes as they are.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import math
 from collections.abc import AsyncIterator, Callable
@@ -32,6 +34,7 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic.json_schema import JsonSchemaMode
 
 from bus.admission import Overloaded
+from bus.apidocs import add_docs_routes
 from bus.audit.access import AuditAnswer, LedgerAccess
 from bus.audit.pseudonym import Pseudonymizer
 from bus.audit.recorder import AuditRecorder
@@ -40,6 +43,7 @@ from bus.catalog import Catalog
 from bus.client import BusUnavailable, LookupClient, Reply
 from bus.deadline import deadline_in
 from bus.errors import SettingsError, exception_site
+from bus.openapi import add_examples, typed_records
 from bus.ops.dashboard import DASHBOARD_HTML
 from bus.ops.health import readiness
 from bus.ops.service import GatewayOps
@@ -170,6 +174,52 @@ def overloaded(detail: str, retry_after_s: float) -> JSONResponse:
         headers={"Retry-After": str(seconds)},
         retry_after_s=seconds,
     )
+
+
+class BodyTooLarge(Exception):
+    """A request body past `gateway.max_body_bytes`."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the body is longer than {limit} bytes (gateway.max_body_bytes)")
+
+
+async def read_body(http: Request, limit: int) -> bytes:
+    """The body, or BodyTooLarge: at once when its Content-Length is past `limit`, else once
+    more than `limit` bytes have streamed in (a chunked body declares no length), so that no
+    more than the limit is ever held."""
+    length = http.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise BodyTooLarge(limit)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in http.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BodyTooLarge(limit)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def refused_body(exc: ValidationError | BodyTooLarge) -> JSONResponse:
+    """413 for a body past the limit, 400 naming each invalid field for any other."""
+    if isinstance(exc, BodyTooLarge):
+        REFUSED.labels("too_large").inc()
+        return problem(413, "Request body too large", str(exc))
+    return invalid(field_errors(list(exc.errors())))
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Problem+json for what FastAPI answers itself: 400 for invalid parameters (not its 422),
+    500 for an unexpected failure (as `LookupFastPath` does, not a text page)."""
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return invalid(field_errors(list(exc.errors())))
+
+    @app.exception_handler(Exception)
+    async def internal_error(_: Request, exc: Exception) -> JSONResponse:
+        # Starlette raises the exception again once this is sent: the server logs it.
+        return problem(500, "Internal error", "the gateway could not handle the request")
 
 
 def field_errors(errors: list[Any]) -> list[dict[str, Any]]:
@@ -352,6 +402,10 @@ LOOKUP_RESPONSES: dict[int | str, dict[str, Any]] = {
             PROBLEM_JSON: {"schema": schema_ref(Problem)},
         },
     },
+    413: problem_response(
+        "The body is longer than `gateway.max_body_bytes` (1 MiB by default): refused before it "
+        "is read when its Content-Length says so, else once that much of it has come."
+    ),
     500: problem_response("The gateway failed unexpectedly."),
     502: lookup_response("`failed`: no dataset could be read (the errors say why)."),
     503: problem_response(
@@ -372,6 +426,24 @@ SPLICED_MODELS: tuple[tuple[type[Model], JsonSchemaMode], ...] = (
 )
 
 
+def declare_every_status(document: dict[str, Any]) -> None:
+    """Each operation as the gateway answers it: invalid parameters are a 400 problem+json (the
+    `RequestValidationError` handler), never FastAPI's default 422; an unexpected failure is a
+    500 problem+json (the `Exception` handler, or `LookupFastPath`)."""
+    for item in document["paths"].values():
+        for operation in item.values():
+            responses = operation["responses"]
+            responses.pop("422", None)
+            if operation.get("parameters"):
+                responses.setdefault(
+                    "400", problem_response("Invalid query: `errors` names each parameter.")
+                )
+            responses.setdefault("500", problem_response("The gateway failed unexpectedly."))
+    # FastAPI's models of its 422, named by nothing now.
+    for name in ("HTTPValidationError", "ValidationError"):
+        document["components"]["schemas"].pop(name, None)
+
+
 def lookup_openapi(
     app: FastAPI, catalog: Catalog, procedures: ProcedureCatalogue
 ) -> dict[str, Any]:
@@ -379,8 +451,12 @@ def lookup_openapi(
     listed as this gateway's, each with the kind of subject it is asked by (`dataset_problems`
     refuses any other)."""
     if app.openapi_schema is None:
-        document = get_openapi(
-            title=app.title, version=app.version, description=app.description, routes=app.routes
+        # A copy: FastAPI shares the `responses` dicts given to the routes (LOOKUP_RESPONSES)
+        # between operations, and each operation gets examples of its own.
+        document = copy.deepcopy(
+            get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
         )
         components = document.setdefault("components", {}).setdefault("schemas", {})
         for model, mode in SPLICED_MODELS:
@@ -431,8 +507,17 @@ def lookup_openapi(
                     }
                 )
         body["anyOf"] = [{"required": ["datasets"]}, *prefills]
+        declare_every_status(document)
+        typed_records(components, catalog)
+        add_examples(document, procedures.all())
         app.openapi_schema = document
     return app.openapi_schema
+
+
+def add_document(app: FastAPI, catalog: Catalog, procedures: ProcedureCatalogue) -> None:
+    """`/openapi.json` as `lookup_openapi` makes it, and its pages `/docs` and `/redoc`."""
+    app.openapi = lambda: lookup_openapi(app, catalog, procedures)  # type: ignore[method-assign]
+    add_docs_routes(app)
 
 
 class KeyGuard:
@@ -701,15 +786,17 @@ def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
         version="1",
         description="Cross-agency data lookups for TTHC systems.",
         lifespan=lifespan,
+        # Served by add_docs_routes from packaged assets: FastAPI's pages load them from outside.
+        docs_url=None,
+        redoc_url=None,
     )
 
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return invalid(field_errors(list(exc.errors())))
+    add_error_handlers(app)
 
     @app.post(
         LOOKUPS_PATH,
         response_model=LookupResponse,
+        summary="Look up a subject's data in the national databases, for a dossier",
         openapi_extra={
             "requestBody": {
                 "required": True,
@@ -728,9 +815,11 @@ def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
             return caller
         agency = caller.record.agency
         try:
-            body = LookupHttpRequest.model_validate_json(await http.body())
-        except ValidationError as exc:
-            return invalid(field_errors(list(exc.errors())))
+            body = LookupHttpRequest.model_validate_json(
+                await read_body(http, settings.gateway.max_body_bytes)
+            )
+        except (ValidationError, BodyTooLarge) as exc:
+            return refused_body(exc)
         if body.requester.agency_code not in (None, agency):
             return await refuse(
                 403,
@@ -760,7 +849,7 @@ def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
     add_audit_route(app, guard, ledger_access, pseudonymize)
     add_info_routes(app, client, listed, ops)
     add_ops_routes(app, ops)
-    app.openapi = lambda: lookup_openapi(app, catalog, procedures)  # type: ignore[method-assign]
+    add_document(app, catalog, procedures)
     app.state.post_lookup = post_lookup
     return app
 

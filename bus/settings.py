@@ -115,6 +115,12 @@ class GatewaySettings(Section):
         description="Lookups this gateway has in flight at most; past it, 503 with Retry-After "
         "at once (admission control: the bus refuses early instead of collapsing).",
     )
+    max_body_bytes: int = Field(
+        default=1 << 20,
+        ge=1024,
+        description="A request body longer than this is refused with 413 problem+json: at once "
+        "when its Content-Length says so, else as soon as that many bytes have streamed in.",
+    )
     key: SecretStr | None = Field(
         default=None,
         description="The gateway's own API key (role gateway): it signs the requests it sends on "

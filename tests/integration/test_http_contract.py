@@ -8,10 +8,14 @@ nobody has), `complete`, or `failed` (a source refusing what it cannot carry).
 
 from __future__ import annotations
 
+import copy
+import http.client
 import json
 from typing import Any
+from urllib.parse import urlsplit
 
 import hypothesis
+import jsonschema_rs  # schemathesis's own validator
 import pytest
 import requests
 import schemathesis
@@ -28,8 +32,11 @@ from schemathesis.specs.openapi.checks import (
 
 from bus.gateway import create_gateway
 from bus.identifiers import enterprise_check_digit
+from bus.settings import load_settings
 from bus.tooling.devstack import DevStack, example_lookup
 from connectors.catalog import load_catalog
+from sandbox.world import World
+from tests.integration.conftest import SANDBOX_COUNT
 from tests.keys import keyed_settings
 
 pytestmark = pytest.mark.integration
@@ -101,7 +108,9 @@ schemathesis.openapi.format("mst", mst_codes())
 # as schemathesis wants, rather than from a fixture: its `from_fixture` predates pytest 9.
 SETTINGS, _ = keyed_settings()
 DOCUMENT = create_gateway(SETTINGS, load_catalog(SETTINGS)).openapi()
-contract = schemathesis.openapi.from_dict(DOCUMENT, config=CONFIG)
+# A copy: the bodies of the examples phase are the document's own examples, which
+# `shorter_deadlines` below changes in place.
+contract = schemathesis.openapi.from_dict(copy.deepcopy(DOCUMENT), config=CONFIG)
 
 
 @contract.hook("map_case")
@@ -163,3 +172,82 @@ def test_an_enterprise_code_failing_its_check_digit_is_a_400_naming_it(stack: De
     )
     assert answer.status_code == 400, answer.text
     assert [e["field"] for e in answer.json()["errors"]] == ["subject.enterprise_code"]
+
+
+def post_unsent(stack: DevStack, headers: dict[str, str], chunks: list[bytes]) -> tuple[int, Any]:
+    """POST /v1/lookups written by hand: the headers, then as many of `chunks` as the gateway
+    takes before it answers (it may answer, and stop reading, before the body has come)."""
+    url = urlsplit(stack.gateway_url)
+    connection = http.client.HTTPConnection(url.hostname or "", url.port, timeout=30)
+    try:
+        connection.putrequest("POST", "/v1/lookups")
+        for name, value in (headers | {"content-type": "application/json"}).items():
+            connection.putheader(name, value)
+        connection.endheaders()
+        try:
+            for chunk in chunks:
+                connection.send(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # answered and closed before the rest came
+        answer = connection.getresponse()
+        assert (answer.getheader("content-type") or "").startswith("application/problem+json")
+        return answer.status, json.loads(answer.read())
+    finally:
+        connection.close()
+
+
+def test_a_body_declared_past_the_limit_is_a_413_before_it_is_sent(stack: DevStack) -> None:
+    limit = SETTINGS.gateway.max_body_bytes
+    headers = stack.keys.headers() | {"content-length": str(limit + 1)}
+    status, problem = post_unsent(stack, headers, [])  # the length said is enough
+    assert status == 413, problem
+    assert "gateway.max_body_bytes" in problem["detail"]
+
+
+def test_a_chunked_body_past_the_limit_is_a_413(stack: DevStack) -> None:
+    limit = SETTINGS.gateway.max_body_bytes
+    piece = b" " * 65536
+    chunks = [b"%x\r\n%s\r\n" % (len(piece), piece)] * (2 * limit // len(piece)) + [b"0\r\n\r\n"]
+    headers = stack.keys.headers() | {"transfer-encoding": "chunked"}
+    status, problem = post_unsent(stack, headers, chunks)
+    assert status == 413, problem
+
+
+CATALOG = load_catalog(SETTINGS)
+
+
+def sandbox_subjects(stack: DevStack, dataset: str) -> list[str]:
+    """Subjects the stack's sandbox holds a record of `dataset` for."""
+    info = CATALOG.datasets[dataset]
+    if info.source == "enterprise" and info.subject == "personal_id":
+        world = World(SANDBOX_COUNT, load_settings().sandbox.seed)  # representatives
+        people = (p for p in range(world.count) if world.represented_by(p))
+        return [world.population.personal_id(next(people)) for _ in range(2)]
+    answer = requests.get(
+        f"{stack.sandbox_url}/_sandbox/sample",
+        params={"source": info.source, "n": 2, "seed": 23},
+        timeout=10,
+    )
+    answer.raise_for_status()
+    return list(answer.json())
+
+
+@pytest.mark.parametrize("dataset", CATALOG.names())
+def test_real_records_are_what_the_document_types_them(stack: DevStack, dataset: str) -> None:
+    """The record of each dataset, as the sandbox's data makes it, is valid for that dataset's
+    schema in the document (and schemathesis, drawing random ids, rarely finds one)."""
+    kind = CATALOG.datasets[dataset].subject
+    reply_schema = {"$ref": "#/components/schemas/LookupResponse"}
+    validator = jsonschema_rs.Draft202012Validator(
+        reply_schema | {"components": DOCUMENT["components"]}
+    )
+    found = 0
+    for subject in sandbox_subjects(stack, dataset):
+        body = example_lookup("000000000000") | {"subject": {kind: subject}, "datasets": [dataset]}
+        answer = requests.post(
+            f"{stack.gateway_url}/v1/lookups", json=body, headers=stack.keys.headers(), timeout=30
+        )
+        reply = answer.json()
+        assert [e.message[:300] for e in validator.iter_errors(reply)] == [], subject
+        found += len(reply["results"])
+    assert found, f"no {dataset} record came back: nothing was checked"
