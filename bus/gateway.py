@@ -42,6 +42,7 @@ from bus.auth import Authenticated, AuthError, AuthFailure, Keyring, RequestSign
 from bus.catalog import Catalog
 from bus.client import BusUnavailable, LookupClient, Reply
 from bus.deadline import deadline_in
+from bus.discovery import Discovery
 from bus.errors import SettingsError, exception_site
 from bus.openapi import add_examples, typed_records
 from bus.ops.dashboard import DASHBOARD_HTML
@@ -49,14 +50,17 @@ from bus.ops.health import readiness
 from bus.ops.service import GatewayOps
 from bus.outbox import Outbox
 from bus.outcome import deadline_exceeded
+from bus.policy import Policy
 from bus.procedures import Procedure, ProcedureCatalogue, load_procedures
 from bus.router import OVERLOADED
 from bus.schemas import LookupRequest, LookupResponse, Requester, Subject
 from bus.schemas.common import Model, NFCStr
+from bus.schemas.discovery import AllowedDatasets, DatasetDescription
 from bus.schemas.lookup import check_dataset_names, dataset_names_schema
 from bus.schemas.problem import Problem
 from bus.settings import Role, Settings
 from bus.tracing import carried_tracestate, continue_trace
+from bus.validation import LookupChecks, field_errors, one_line
 
 log = logging.getLogger(__name__)
 
@@ -222,19 +226,8 @@ def add_error_handlers(app: FastAPI) -> None:
         return problem(500, "Internal error", "the gateway could not handle the request")
 
 
-def field_errors(errors: list[Any]) -> list[dict[str, Any]]:
-    out = []
-    for item in errors:
-        loc = [str(part) for part in item["loc"] if part != "body"]
-        out.append(
-            {"field": ".".join(loc) or "(body)", "message": item["msg"], "type": item["type"]}
-        )
-    return out
-
-
 def invalid(errors: list[dict[str, Any]]) -> JSONResponse:
-    detail = "; ".join(f"{e['field']}: {e['message']}" for e in errors)
-    return problem(400, "Invalid lookup request", detail, errors=errors)
+    return problem(400, "Invalid lookup request", one_line(errors), errors=errors)
 
 
 def http_status(status: str, error_codes: list[str]) -> int:
@@ -244,41 +237,6 @@ def http_status(status: str, error_codes: list[str]) -> int:
     ):
         return 504
     return {"denied": 403, "failed": 502}.get(status, 200)
-
-
-def with_procedure_datasets(
-    body: LookupHttpRequest, procedures: ProcedureCatalogue
-) -> LookupHttpRequest | list[dict[str, Any]]:
-    """The body with its datasets; when it gives none, its procedure's (a dossier prefill), or
-    the problem when the procedure is not in the catalogue."""
-    if body.datasets is not None:
-        return body
-    procedure = procedures.get(body.procedure_code)
-    if procedure is None:
-        codes = [p.code for p in procedures.all()]
-        message = (
-            f"no datasets given, and procedure {body.procedure_code!r} is not in the catalogue "
-            f"(GET /v1/procedures): give datasets, or one of {codes}"
-        )
-        return [{"field": "datasets", "message": message, "type": "missing"}]
-    return body.model_copy(update={"datasets": procedure.datasets})
-
-
-def dataset_problems(body: LookupHttpRequest, catalog: Catalog) -> list[dict[str, Any]]:
-    """Datasets the bus does not serve, and datasets asked by the wrong kind of subject."""
-    problems = []
-    for i, dataset in enumerate(body.datasets or ()):
-        if dataset not in catalog:
-            message, kind = (
-                f"unknown dataset {dataset!r}; known: {catalog.names()}",
-                "unknown_dataset",
-            )
-        elif (wrong := catalog.subject_problem(dataset, body.subject)) is not None:
-            message, kind = wrong, "wrong_subject"
-        else:
-            continue
-        problems.append({"field": f"datasets.{i}", "message": message, "type": kind})
-    return problems
 
 
 def refused_by_worker(reply: Reply) -> JSONResponse:
@@ -448,7 +406,7 @@ def lookup_openapi(
     app: FastAPI, catalog: Catalog, procedures: ProcedureCatalogue
 ) -> dict[str, Any]:
     """FastAPI's document, plus the spliced models' schemas; the request body's `datasets` are
-    listed as this gateway's, each with the kind of subject it is asked by (`dataset_problems`
+    listed as this gateway's, each with the kind of subject it is asked by (`LookupChecks`
     refuses any other)."""
     if app.openapi_schema is None:
         # A copy: FastAPI shares the `responses` dicts given to the routes (LOOKUP_RESPONSES)
@@ -622,6 +580,41 @@ def add_audit_route(
         return Response(answer.model_dump_json(), media_type=JSON)
 
 
+def discovery_of(settings: Settings, catalog: Catalog, procedures: ProcedureCatalogue) -> Discovery:
+    return Discovery(Policy(catalog, procedures, settings.policy.grants).check())
+
+
+def add_discovery_routes(app: FastAPI, guard: KeyGuard, discovery: Discovery) -> None:
+    """What the bus serves and what the caller may ask for (bus/discovery.py)."""
+
+    @app.get(
+        "/v1/datasets",
+        response_model=list[DatasetDescription],
+        summary="Every dataset the bus serves: its source, the subject it is asked by, its "
+        "fields and the procedures that need it",
+    )
+    async def list_datasets() -> list[DatasetDescription]:
+        return discovery.datasets()
+
+    @app.get(
+        "/v1/datasets/allowed",
+        response_model=AllowedDatasets,
+        summary="What the calling agency may ask for: each dataset, for which procedures and "
+        "purposes, with the fields granted",
+        responses={
+            401: LOOKUP_RESPONSES[401],
+            403: problem_response("The key may not look up (role 'lookup')."),
+        },
+        openapi_extra={"security": [{"apiKey": []}]},
+    )
+    async def allowed_datasets(http: Request) -> Response:
+        caller = await guard.authenticate(http, "lookup")
+        if isinstance(caller, JSONResponse):
+            return caller
+        answer = discovery.allowed(caller.record.agency)
+        return Response(answer.model_dump_json(), media_type=JSON)
+
+
 def add_ops_routes(app: FastAPI, ops: GatewayOps) -> None:
     """The operator's live view: its data and the page that shows it (bus/ops)."""
 
@@ -754,7 +747,7 @@ async def _connect(
 
 def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
     procedures = load_procedures(settings.lookup, catalog)
-    listed = procedures.all()
+    checks = LookupChecks.of_catalogues(catalog, procedures)
     instance = settings.gateway.instance_id
     keyring = Keyring.from_settings(settings.auth, settings.gateway)
     client = LookupClient(
@@ -828,13 +821,10 @@ def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
                 caller.record.id,
                 agency,
             )
-        filled = with_procedure_datasets(body, procedures)
-        if isinstance(filled, list):
-            return invalid(filled)
-        body = filled
-        problems = dataset_problems(body, catalog)
+        datasets, problems = checks.check(body.procedure_code, body.datasets, body.subject)
         if problems:
             return invalid(problems)
+        body = body.model_copy(update={"datasets": datasets})
         request = to_request(settings, client, body, http, agency)
         with LATENCY.time():
             try:
@@ -847,7 +837,8 @@ def create_gateway(settings: Settings, catalog: Catalog) -> FastAPI:
         return relay(request, reply, instance)
 
     add_audit_route(app, guard, ledger_access, pseudonymize)
-    add_info_routes(app, client, listed, ops)
+    add_discovery_routes(app, guard, discovery_of(settings, catalog, procedures))
+    add_info_routes(app, client, procedures.all(), ops)
     add_ops_routes(app, ops)
     add_document(app, catalog, procedures)
     app.state.post_lookup = post_lookup
