@@ -467,7 +467,7 @@ def lookup_openapi(
         body["anyOf"] = [{"required": ["datasets"]}, *prefills]
         declare_every_status(document)
         typed_records(components, catalog)
-        add_examples(document, procedures.all())
+        add_examples(document, procedures.all(), getattr(app.state, "discovery", None))
         app.openapi_schema = document
     return app.openapi_schema
 
@@ -586,6 +586,7 @@ def discovery_of(settings: Settings, catalog: Catalog, procedures: ProcedureCata
 
 def add_discovery_routes(app: FastAPI, guard: KeyGuard, discovery: Discovery) -> None:
     """What the bus serves and what the caller may ask for (bus/discovery.py)."""
+    app.state.discovery = discovery  # for the document's examples (bus/openapi.py)
 
     @app.get(
         "/v1/datasets",

@@ -652,6 +652,55 @@ def info_examples(procedures: list[Procedure]) -> dict[str, dict[str, Any]]:
     }
 
 
+def discovery_examples(discovery: Any) -> dict[str, dict[str, dict[str, Any]]]:
+    """`/v1/datasets` and `/v1/datasets/allowed`, from this bus's own catalogue and grants
+    (bus/discovery.py): path -> status -> media type -> name -> example."""
+    datasets = discovery.datasets()
+    agencies = sorted({agency for (agency, _, _) in discovery.grant_slots()})
+    agency = "H26.22" if "H26.22" in agencies else (agencies[0] if agencies else "H26.22")
+    allowed = discovery.allowed(agency)
+    allowed = allowed.model_copy(update={"datasets": allowed.datasets[:2]})
+    internal = {PROBLEM_JSON: {"internal": INTERNAL}}
+    return {
+        "/v1/datasets": {
+            "200": {
+                JSON: {
+                    "catalogue": _example(
+                        "The first datasets of the catalogue",
+                        [d.model_dump(mode="json") for d in datasets[:2]],
+                    )
+                }
+            },
+            "500": internal,
+        },
+        "/v1/datasets/allowed": {
+            "200": {
+                JSON: {
+                    "grants": _example(
+                        f"What agency {agency} may ask for (its first datasets)",
+                        allowed.model_dump(mode="json"),
+                    )
+                }
+            },
+            "401": {PROBLEM_JSON: {"unauthenticated": UNAUTHENTICATED}},
+            "403": {
+                PROBLEM_JSON: {
+                    "forbidden": _example(
+                        "An auditor's key: it may not look up",
+                        _problem(
+                            403,
+                            "Forbidden",
+                            "key 5c2e8a1f9d3b7046 of agency 'AUDIT' has roles ['auditor']; this "
+                            "needs role 'lookup'",
+                        ),
+                    )
+                }
+            },
+            "500": internal,
+        },
+    }
+
+
 def add_response_examples(
     operation: dict[str, Any], examples: dict[str, dict[str, dict[str, Any]]]
 ) -> None:
@@ -664,7 +713,9 @@ def add_response_examples(
             content[target]["examples"] = named
 
 
-def add_examples(document: dict[str, Any], procedures: list[Procedure]) -> None:
+def add_examples(
+    document: dict[str, Any], procedures: list[Procedure], discovery: Any = None
+) -> None:
     """Every operation of the gateway with examples of its requests and answers."""
     paths = document["paths"]
     lookups = paths["/v1/lookups"]["post"]
@@ -676,3 +727,6 @@ def add_examples(document: dict[str, Any], procedures: list[Procedure]) -> None:
     add_response_examples(audit, audit_examples())
     for path, examples in info_examples(procedures).items():
         add_response_examples(paths[path]["get"], examples)
+    if discovery is not None and "/v1/datasets" in paths:
+        for path, examples in discovery_examples(discovery).items():
+            add_response_examples(paths[path]["get"], examples)

@@ -30,6 +30,7 @@ from bus.gateway import (
 from bus.openapi import AUDIT_PARAMETERS, CITIZEN, LOOKUP_REQUESTS, MAX_BODY_BYTES
 from bus.procedures import Procedure
 from bus.schemas import LookupResponse
+from bus.schemas.discovery import AllowedDatasets, DatasetDescription
 from bus.schemas.problem import Problem
 from bus.settings import load_settings
 from connectors.catalog import load_catalog
@@ -49,6 +50,8 @@ MODELS: dict[str, type[BaseModel]] = {
         Healthy,
         Unhealthy,
         Readiness,
+        DatasetDescription,
+        AllowedDatasets,
     )
 }
 # The operations of bus/gateway.py, each with examples of every answer (bus/openapi.py).
@@ -60,7 +63,14 @@ EXAMPLED = [
     ("get", "/readyz"),
     ("get", "/metrics"),
     ("get", "/v1/ops/status"),
+    ("get", "/v1/datasets"),
+    ("get", "/v1/datasets/allowed"),
 ]
+
+
+def test_the_example_checks_cover_every_operation(document: dict[str, Any]) -> None:
+    operations = {(m, p) for p, ops in document["paths"].items() for m in ops}
+    assert operations == set(EXAMPLED)
 
 
 @pytest.fixture(scope="module")
