@@ -32,6 +32,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
 from pydantic import Field, ValidationError, field_validator
 from pydantic.json_schema import JsonSchemaMode
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from bus.admission import Overloaded
 from bus.apidocs import add_docs_routes
@@ -219,6 +220,18 @@ def add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, exc: RequestValidationError) -> JSONResponse:
         return invalid(field_errors(list(exc.errors())))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(http: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # Starlette's own answers (404 no such route, 405 a method it does not take) in the
+        # same problem+json as every other refusal, not its bare {"detail": ...}.
+        titles = {404: "Not found", 405: "Method not allowed"}
+        detail = {
+            404: f"no route {http.url.path!r}: see /openapi.json for what the gateway serves",
+            405: f"{http.method} is not a method of {http.url.path!r}",
+        }.get(exc.status_code, str(exc.detail))
+        title = titles.get(exc.status_code, str(exc.detail))
+        return problem(exc.status_code, title, detail, headers=dict(exc.headers or {}))
 
     @app.exception_handler(Exception)
     async def internal_error(_: Request, exc: Exception) -> JSONResponse:
