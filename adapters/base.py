@@ -9,7 +9,9 @@ and the kept-alive connections of `post_bytes` (`adapters.http11`), which per-ca
 Errors are classified once, here, into the `SourceError` family of bus/errors.py:
 
 - connection refused or reset                    -> SourceUnavailable (retryable)
-- connect or read timeout, or no time left       -> SourceTimeout (retryable)
+- connect or read timeout, or no time left       -> SourceTimeout (retryable); on
+  `post_bytes`, whether nothing came (slow) or not the whole answer (trickling)
+- an answer past MAX_ANSWER_BYTES, or compressed -> UnsafeAnswer (refused unread, not retried)
 - HTTP 5xx (or 429) without a protocol error     -> SourceUnavailable (retryable)
 - other HTTP 4xx                                 -> SourceRejected
 - anything else `requests` raises                -> SourceUnavailable
@@ -38,7 +40,14 @@ import requests
 import urllib3
 from requests.adapters import HTTPAdapter
 
-from adapters.http11 import OriginPool
+from adapters.http11 import (
+    AnswerTooLarge,
+    ConnectionBroken,
+    EncodedAnswer,
+    ExchangeTimeout,
+    OriginPool,
+    coding_names,
+)
 from bus.errors import (
     MalformedAnswer,
     SourceError,
@@ -47,6 +56,7 @@ from bus.errors import (
     SourceRejected,
     SourceTimeout,
     SourceUnavailable,
+    UnsafeAnswer,
 )
 from bus.schemas.lookup import Subject
 from bus.settings import SourceSettings
@@ -125,6 +135,59 @@ class RawAnswer:
     @property
     def text(self) -> str:
         return self.content.decode(self.encoding or "utf-8", "replace")
+
+
+def get_whole(
+    session: requests.Session,
+    url: str,
+    timeout: float,
+    headers: Mapping[str, str] | None = None,
+    *,
+    raise_for_status: bool = False,
+) -> RawAnswer:
+    """GET on a `requests` session (a WSDL, a change feed's page), read as `post_bytes` reads
+    an answer: in no content coding (identity asked for, any other refused unread: `requests`
+    would inflate a gzip bomb whole), at most MAX_ANSWER_BYTES, and whole within `timeout`
+    (checked between reads; each read is bounded by `timeout` too). Errors as `post_bytes`
+    raises them; `raise_for_status`: an error status raises requests.HTTPError first."""
+    ends = time.monotonic() + timeout
+    asked = {"Accept-Encoding": "identity", **(headers or {})}
+    with session.get(url, headers=asked, timeout=timeout, stream=True) as response:
+        if raise_for_status:
+            response.raise_for_status()
+        coding = response.headers.get("Content-Encoding", "")
+        if coding.strip().lower() not in ("", "identity"):
+            raise EncodedAnswer(
+                f"compressed answer refused: Content-Encoding {coding_names(coding)} "
+                "(we asked for identity)"
+            )
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+            raise AnswerTooLarge(
+                f"answer too large: more than {MAX_ANSWER_BYTES} bytes (Content-Length {declared})"
+            )
+        chunks: list[bytes] = []
+        total, late = 0, False
+        try:
+            # read1: what one recv gives, so that a trickle meets the clock (read(amt) would
+            # wait for the whole amount, a trickle of bytes at a time included).
+            while chunk := response.raw.read1(64 * 1024, decode_content=False):
+                total += len(chunk)
+                if total > MAX_ANSWER_BYTES:
+                    raise AnswerTooLarge(f"answer too large: more than {MAX_ANSWER_BYTES} bytes")
+                chunks.append(chunk)
+                if time.monotonic() > ends:
+                    late = True
+                    break
+        except urllib3.exceptions.ReadTimeoutError:
+            late = True
+        except urllib3.exceptions.HTTPError as exc:  # its message may quote the URL
+            raise ConnectionBroken(f"reading the answer failed ({type(exc).__name__})") from None
+        if late:
+            raise ExchangeTimeout(
+                f"the whole answer did not come within {timeout:.1f} s ({total} bytes came)"
+            )
+        return RawAnswer(response.status_code, b"".join(chunks), response.headers)
 
 
 SubjectKind = Literal["personal_id", "enterprise_code"]
@@ -380,6 +443,11 @@ class Adapter(ABC):
 
     def classify(self, exc: BaseException) -> SourceError | None:
         """The `SourceError` for an exception raised while asking; None for a bug (re-raised)."""
+        # adapters.http11's own errors say what went wrong and never quote the answer or the URL.
+        if isinstance(exc, AnswerTooLarge | EncodedAnswer):
+            return UnsafeAnswer(self.source, str(exc))
+        if isinstance(exc, ExchangeTimeout):
+            return SourceTimeout(self.source, str(exc))
         # str(exc) of requests errors quotes the URL: name the error classes instead.
         if isinstance(exc, requests.Timeout):  # ConnectTimeout and ReadTimeout
             return SourceTimeout(self.source, f"no answer in time ({error_chain(exc)})")

@@ -10,9 +10,12 @@ back only when the answer was read whole and both sides keep the connection aliv
 An answer is read whole by `ends` (a monotonic time) and within `max_bytes`, or the connection
 is dropped and the call fails: a half-read connection never goes back to the pool. Bodies are
 framed by Content-Length, chunked transfer coding, or the end of the connection (RFC 9112 §6.3);
-interim 1xx answers are skipped. We send `Accept-Encoding: identity`; a body in any other
-coding is returned as it came. Plain HTTP, or HTTPS verified with the system's CAs (or the
-given SSL context); no proxies, no client certificates.
+interim 1xx answers are skipped. We send `Accept-Encoding: identity`, and an answer in any
+other content coding (or a transfer coding besides chunked) is refused from its head, its body
+unread (`EncodedAnswer`): a small gzip body can inflate to gigabytes, and national databases'
+answers are a few kilobytes, so inflating with a cap would buy nothing worth its code and CPU.
+Plain HTTP, or HTTPS verified with the system's CAs (or the given SSL context); no proxies, no
+client certificates.
 
 Failures raise subclasses of `requests.ConnectionError` and `requests.Timeout` that name what went
 wrong, never quoting the answer or the URL.
@@ -33,6 +36,17 @@ import requests
 _CHUNK = 64 * 1024
 _MAX_HEAD = 64 * 1024
 _NO_BODY_STATUS = frozenset({204, 304})
+# Codings named in an error; any other is "an unknown coding" (a header is the source's text).
+_KNOWN_CODINGS = frozenset({"gzip", "x-gzip", "deflate", "br", "compress", "x-compress", "zstd"})
+
+
+def coding_names(value: str) -> str:
+    """The codings of a Content-Encoding or Transfer-Encoding value, as safe to quote."""
+    names = []
+    for part in value.lower().split(","):
+        name = part.split(";", 1)[0].strip()
+        names.append(name if name in _KNOWN_CODINGS else "an unknown coding")
+    return ", ".join(names)
 
 
 # `requests` exceptions, so that an adapter classifies them as it classifies `requests` calls.
@@ -50,6 +64,10 @@ class ConnectionBroken(requests.ConnectionError):
 
 class AnswerTooLarge(requests.ConnectionError):
     """The answer is larger than allowed."""
+
+
+class EncodedAnswer(requests.ConnectionError):
+    """The answer is in a content coding (gzip, ...) or transfer coding we did not ask for."""
 
 
 class NotHttp(requests.ConnectionError):
@@ -185,9 +203,10 @@ class OriginPool:
             lines.append(f"{name}: {value}")
         lines.append(f"Content-Length: {len(body)}")
         request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        window = ends - time.monotonic()  # for the timeout's message: how long it had
         sock = self._take(ends)
         try:
-            reader = _Reader(sock, ends, max_bytes)
+            reader = _Reader(sock, ends, max_bytes, window)
             _send(sock, request, ends)
             answer, reusable = reader.answer()
         except BaseException:
@@ -226,25 +245,33 @@ def _send(sock: socket.socket, data: bytes, ends: float) -> None:
 class _Reader:
     """Reads one answer from a connection, within a deadline and a size."""
 
-    def __init__(self, sock: socket.socket, ends: float, max_bytes: int) -> None:
-        self.sock, self.ends, self.max_bytes = sock, ends, max_bytes
+    def __init__(self, sock: socket.socket, ends: float, max_bytes: int, window: float) -> None:
+        self.sock, self.ends, self.max_bytes, self.window = sock, ends, max_bytes, window
         self.buffer = b""
         self.total = 0
+
+    def _late(self) -> ExchangeTimeout:
+        """The timeout: nothing came (a slow source), or not all of it (a trickling one)."""
+        if not self.total:
+            return ExchangeTimeout(f"no answer within {self.window:.1f} s")
+        return ExchangeTimeout(
+            f"the whole answer did not come within {self.window:.1f} s ({self.total} bytes came)"
+        )
 
     def _more(self) -> bytes:
         timeout = self.ends - time.monotonic()
         if timeout <= 0:
-            raise ExchangeTimeout("the answer did not come whole in time")
+            raise self._late()
         self.sock.settimeout(timeout)
         try:
             chunk = self.sock.recv(_CHUNK)
         except TimeoutError:
-            raise ExchangeTimeout("the answer did not come whole in time") from None
+            raise self._late() from None
         except OSError as exc:
             raise ConnectionBroken(f"reading the answer failed ({type(exc).__name__})") from None
         self.total += len(chunk)
         if self.total > self.max_bytes:
-            raise AnswerTooLarge(f"answer larger than {self.max_bytes} bytes")
+            raise AnswerTooLarge(f"answer too large: more than {self.max_bytes} bytes")
         return chunk
 
     def _until(self, marker: bytes, limit: int, what: str) -> bytes:
@@ -322,12 +349,25 @@ class _Reader:
         )
         coding = headers.get("transfer-encoding")
         length = headers.get("content-length")
+        content_coding = headers.get("content-encoding")
         if status in _NO_BODY_STATUS or status == 101:
             body = b""
             keep_alive = keep_alive and status != 101
+        elif content_coding is not None and content_coding.strip().lower() not in ("", "identity"):
+            # Refused from the head, before a byte of it is read (a gzip bomb stays small).
+            raise EncodedAnswer(
+                f"compressed answer refused: Content-Encoding {coding_names(content_coding)} "
+                "(we asked for identity)"
+            )
         elif coding is not None:
-            if coding.replace(" ", "").lower().rsplit(",", 1)[-1] != "chunked":
+            codings = coding.replace(" ", "").lower().split(",")
+            if codings[-1] != "chunked":
                 raise NotHttp(f"transfer coding {coding[:40]!r} without chunked last")
+            if len(codings) > 1:
+                names = coding_names(",".join(codings[:-1]))
+                raise EncodedAnswer(
+                    f"compressed answer refused: Transfer-Encoding {names} (only chunked is read)"
+                )
             body = self._chunked()
         elif length is not None:
             sizes = {part.strip() for part in length.split(",")}
@@ -335,7 +375,9 @@ class _Reader:
                 raise NotHttp("Content-Length is not one number")
             size = int(next(iter(sizes)))
             if size > self.max_bytes:
-                raise AnswerTooLarge(f"answer larger than {self.max_bytes} bytes")
+                raise AnswerTooLarge(
+                    f"answer too large: more than {self.max_bytes} bytes (Content-Length {size})"
+                )
             body = self._exactly(size)
         else:
             body, keep_alive = self._to_close(), False

@@ -10,6 +10,7 @@ with the answer into the `SourceError` family (the answer's content is never quo
 - HTTP 401 or 403 after a fresh login          -> SourceRejected ("not authorized")
 - other HTTP 4xx that is not JSON              -> SourceRejected (a wrong path, a proxy's refusal)
 - not JSON, or not a JSON object               -> MalformedAnswer (status, content type, length)
+- larger than MAX_ANSWER_BYTES, or compressed  -> UnsafeAnswer (`Adapter.classify`)
 
 Other statuses (200, 400, 404 ...) with a JSON object are returned with their status: each source
 says "not found" or "invalid input" in its own way, and its module reads that.
@@ -39,6 +40,7 @@ from adapters.base import (
     NativeChange,
     RawAnswer,
     describe_body,
+    get_whole,
     source_words,
     vietnam_time,
 )
@@ -94,8 +96,7 @@ class RestAdapter(Adapter):
         url = f"{self.url_of(path)}?{urlencode(query)}"
 
         def send(all_headers: dict[str, str], remaining: float) -> RawAnswer:
-            response = self.session.get(url, headers=all_headers, timeout=remaining)
-            return RawAnswer(response.status_code, response.content, response.headers)
+            return get_whole(self.session, url, remaining, all_headers)
 
         return self._exchange(send, timeout, {"Accept": "application/json"})
 
@@ -195,7 +196,11 @@ class RestAdapter(Adapter):
             raise self.http_status_error(status, "without a JSON answer")
         media_type = content_type.split(";")[0].strip()
         if media_type != "application/json" and not media_type.endswith("+json"):
-            raise MalformedAnswer(self.source, f"not a JSON answer ({self.describe(answer)})")
+            raise MalformedAnswer(
+                self.source,
+                f"unexpected content type {source_words(media_type, 60) or '(none)'}, not JSON "
+                f"({self.describe(answer)})",
+            )
         try:
             body = orjson.loads(answer.content)
         except orjson.JSONDecodeError:

@@ -105,6 +105,59 @@ def parse_document(content: bytes) -> etree._Element:
     return root
 
 
+_DOCTYPE = b"<!DOCTYPE"
+_PROLOG_SCAN = 64 * 1024  # a DOCTYPE and its DTD come before the root element: look no further
+# An entity declaration after "<!ENTITY": its name (a parameter entity's after "%"), then the rest.
+_ENTITY_DECLARATION = re.compile(rb"\s+(?:%\s+)?[^\s%>]+\s+(.*)", re.DOTALL)
+
+
+def has_doctype(content: bytes | None) -> bool:
+    """Whether an answer declares a DOCTYPE before its root element (looked for once a parse
+    failed, and in a WSDL: never on a call's usual path)."""
+    return content is not None and content.find(_DOCTYPE, 0, _PROLOG_SCAN) >= 0
+
+
+def doctype_refusal(content: bytes | None) -> str:
+    """Why an answer with a DOCTYPE is refused, naming the attack its DTD makes: external
+    entities or an external DTD (XXE), entities that expand others (an entity expansion bomb
+    such as billion laughs). Declarations are counted, never quoted: their text is the
+    source's."""
+    start = -1 if content is None else content.find(_DOCTYPE, 0, _PROLOG_SCAN)
+    if content is None or start < 0:
+        return "XML with a DTD refused"
+    prolog = content[start : start + _PROLOG_SCAN]
+    bracket = prolog.find(b"[")
+    head = prolog[: bracket if bracket >= 0 else prolog.find(b">")]
+    external_dtd = b"SYSTEM" in head or b"PUBLIC" in head
+    declarations = [part.split(b">", 1)[0] for part in prolog.split(b"<!ENTITY")[1:]]
+    external = nested = 0
+    for declaration in declarations:
+        parsed = _ENTITY_DECLARATION.match(declaration)
+        rest = parsed.group(1) if parsed else declaration
+        if rest.startswith((b"SYSTEM", b"PUBLIC")):
+            external += 1
+        elif b"&" in rest or b"%" in rest:
+            nested += 1
+    if external or external_dtd:
+        what = [f"{external} external entit{'y' if external == 1 else 'ies'}"] if external else []
+        what += ["an external DTD"] if external_dtd else []
+        return (
+            f"XML with a DTD refused: it declares {' and '.join(what)} (XXE); "
+            "entity references refused, none resolved"
+        )
+    if nested:
+        return (
+            f"XML with a DTD refused: {len(declarations)} entity declarations, {nested} of them "
+            "expanding others (an entity expansion bomb); entity references refused"
+        )
+    if declarations:
+        return (
+            f"XML with a DTD refused: {len(declarations)} entity declaration"
+            f"{'' if len(declarations) == 1 else 's'}; entity references refused"
+        )
+    return "XML with a DTD refused"
+
+
 # --- the request --------------------------------------------------------------------------------
 
 

@@ -21,8 +21,11 @@ fields and reads the answer; this base does the rest:
   `read_changes`; `changes` and `update` ask through `classified_call`, as `fetch` asks.
 - zeep's errors become `SourceError`s (`classify_zeep`): a SOAP fault is the source's own words
   (soap:Client: SourceRejected, else SourceFault), an HTTP error status without a SOAP answer is
-  classified as the base classifies statuses, anything unreadable is a MalformedAnswer that says
-  what and where, never what the answer held.
+  classified as the base classifies statuses, XML with a DTD (an entity bomb, external
+  entities: in an answer or in the WSDL) is an UnsafeAnswer naming the attack, anything else
+  unreadable is a MalformedAnswer that says what and where, never what the answer held. A 200
+  answer whose content type is not XML (a proxy's HTML page) is a MalformedAnswer naming the
+  type, before it is parsed.
 
 The source's own words (result descriptions, fault strings) pass through `words`, which a source
 whose text is not NFC overrides. Nothing logs request or answer bodies (they hold personal data).
@@ -48,9 +51,17 @@ from adapters.base import (
     NativeChange,
     RawAnswer,
     describe_body,
+    get_whole,
     source_words,
 )
-from adapters.soap import UNKNOWN_FAULT, RequestValueError, SchemaNotSupported, SoapOperation
+from adapters.soap import (
+    UNKNOWN_FAULT,
+    RequestValueError,
+    SchemaNotSupported,
+    SoapOperation,
+    doctype_refusal,
+    has_doctype,
+)
 from bus.errors import (
     MalformedAnswer,
     SourceError,
@@ -58,6 +69,7 @@ from bus.errors import (
     SourceRejected,
     SourceTimeout,
     SourceUnavailable,
+    UnsafeAnswer,
 )
 from bus.settings import SourceSettings
 
@@ -66,6 +78,11 @@ LIST_CHANGES = "LayDanhSachThayDoi"
 # The fields of a feed's ThayDoi that every change has; the rest are its native data.
 _CHANGE_HEADER = ("SoThuTu", "LoaiThayDoi", "ThoiDiemGhiNhan")
 SYNC_AGENCY = "TTHC-BUS"  # MaDonViYeuCau of the bus's own calls (feeds, updates)
+# zeep's own refusals while reading a WSDL (forbid_dtd, forbid_entities, forbid_external).
+_ZEEP_REFUSALS = {
+    zeep.exceptions.EntitiesForbidden: "XML entity declarations refused",
+    zeep.exceptions.ExternalReferenceForbidden: "XML with an external reference refused (XXE)",
+}
 
 
 class WsdlTransport(Transport):
@@ -74,6 +91,16 @@ class WsdlTransport(Transport):
 
     def post(self, address: str, message: Any, headers: Any) -> Any:
         raise RuntimeError("SOAP adapters post through SoapOperation, not zeep")
+
+    def _load_remote_data(self, url: str) -> bytes:
+        # As a call's answer is read: zeep's own read inflates any gzip whole, has no size cap
+        # and lets a trickling WSDL run past the load timeout.
+        content = get_whole(self.session, url, self.load_timeout, raise_for_status=True).content
+        if has_doctype(content):  # zeep would refuse it too, but without saying what it held
+            raise zeep.exceptions.XMLSyntaxError(  # type: ignore[no-untyped-call]
+                "a DOCTYPE in the WSDL", content=content
+            )
+        return content
 
 
 def describe_answer(answer: RawAnswer) -> str:
@@ -169,12 +196,28 @@ class SoapAdapter(Adapter):
             raise SourceTimeout(self.source, "no time left after loading the WSDL")
         body = soap_operation.render(values)
         answer = self.post_bytes(self.settings.url, body, soap_operation.headers, remaining)
+        if answer.status_code == 200:
+            self.check_content_type(answer)
         try:
             return soap_operation.read(answer)
         except zeep.exceptions.Error as exc:
             # Not `from exc`: a zeep error may carry the answer, and a logged traceback would
             # show it. The classified error says what can be said.
             raise self.classify_zeep(exc, answer) from None
+
+    def check_content_type(self, answer: RawAnswer) -> None:
+        """Refuse a 200 answer declared as something else than XML (text/xml for SOAP 1.1,
+        application/soap+xml for 1.2): a proxy's or a portal's page, not the service."""
+        content_type = answer.headers.get("Content-Type")
+        if content_type is None:  # undeclared: the parser decides
+            return
+        media_type = content_type.split(";", 1)[0].strip().lower()
+        if not media_type.endswith(("/xml", "+xml")):
+            raise MalformedAnswer(
+                self.source,
+                f"unexpected content type {source_words(media_type, 60) or '(empty)'}, not XML "
+                f"({describe_answer(answer)})",
+            )
 
     def found(self, data: Any) -> dict[str, Any]:
         """The answer (plain dicts) when its MaKetQua says found; else what the code says."""
@@ -296,6 +339,17 @@ class SoapAdapter(Adapter):
         """A zeep error as a SourceError; `answer` describes the answer when there was one."""
         if isinstance(exc, zeep.exceptions.Fault):
             return self._fault(exc)
+        content = answer.content if answer is not None else getattr(exc, "content", None)
+        content = content if isinstance(content, bytes) else None  # zeep may keep a str
+        if isinstance(exc, zeep.exceptions.DTDForbidden) or (
+            # libxml2 stops an entity bomb itself, as not well-formed: the DOCTYPE says why.
+            isinstance(exc, zeep.exceptions.TransportError | zeep.exceptions.XMLSyntaxError)
+            and has_doctype(content)
+        ):
+            return UnsafeAnswer(self.source, doctype_refusal(content))
+        for refusal, message in _ZEEP_REFUSALS.items():
+            if isinstance(exc, refusal):
+                return UnsafeAnswer(self.source, message)
         if isinstance(exc, zeep.exceptions.TransportError):
             status = exc.status_code or 0
             if status != 200:

@@ -87,6 +87,16 @@ class MalformedAnswer(SourceError):
     retryable = True
 
 
+class UnsafeAnswer(MalformedAnswer):
+    """The answer was refused unread, as reading it could hurt the bus: larger than it reads, XML
+    with a DTD (entity expansion, external entities), compressed although none was asked for.
+    Not retried at once (the source would send the same again); as a MalformedAnswer it counts
+    against the source's circuit breaker."""
+
+    code = "unsafe_answer"
+    retryable = False
+
+
 class MappingError(BusError):
     """A native record could not be turned into the normalized schema.
 

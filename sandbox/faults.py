@@ -5,6 +5,12 @@ garbage or to hang, so that the bus's retries, timeouts and circuit breakers mee
 they exist for. ``GET /_sandbox/faults/<source>`` shows a source's faults, ``PUT`` with a JSON
 object of the ``Faults`` fields replaces them (missing fields fall back to their defaults);
 ``/_sandbox/faults`` without a source does the same for every source at once (sandbox.server).
+
+A source can also be hostile (`HOSTILE_MODES`, one at a time): its answers come in a form
+meant to hurt the caller. `HostileAnswers` wraps every route of every source (sandbox.server),
+so the sources' own code does not change; what the route answered decides the form: an XML
+answer (SOAP: population, civil) gets XML, anything else (REST/JSON: enterprise, insurance,
+licence) JSON. Latency, a hang and an outage still come first, from the route itself.
 """
 
 from __future__ import annotations
@@ -14,13 +20,26 @@ import dataclasses
 import enum
 import math
 import random
+import struct
+import zlib
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _HANG_POLL_SECONDS = 0.1
+
+# The hostile answers (see `Faults`), each a field of `Faults` that is true or false.
+HOSTILE_MODES = ("trickle", "oversize", "xml_bomb", "xxe", "wrong_content_type", "gzip_bomb")
+TRICKLE_BYTES = 8  # sent every TRICKLE_INTERVAL_S ...
+TRICKLE_INTERVAL_S = 0.2
+TRICKLE_SPAN_S = 30.0  # ... for this long at most (far past any caller's timeout), then the rest
+OVERSIZE_BYTES = 8 * 1024 * 1024 + 64 * 1024  # just past the 8 MiB a bus adapter reads
+GZIP_BOMB_MIB = 256  # what the gzip bomb inflates to (about 260 KB compressed)
 
 
 class FaultOutcome(enum.Enum):
@@ -40,7 +59,29 @@ ERROR_STATUSES = (500, 502, 503)
 class Faults:
     """Faults applied to every request: a fixed latency plus up to ``jitter_ms`` more, a share of
     server errors (HTTP ``error_status``; a SOAP source answers a soap:Server fault), a share of
-    malformed answers, a hang until the client gives up, or a full outage."""
+    malformed answers, a hang until the client gives up, or a full outage.
+
+    A slow source is ``latency_ms`` past the caller's timeout. The hostile answers, at most one
+    at a time, to every request (with HTTP 200; a trickle keeps the route's own status):
+
+    - ``trickle``: the route's own answer, its headers (Content-Length among them) at once, then
+      `TRICKLE_BYTES` bytes every `TRICKLE_INTERVAL_S` s (for `TRICKLE_SPAN_S` s at most, then
+      the rest), until the caller hangs up; every source;
+    - ``oversize``: `OVERSIZE_BYTES` (just over 8 MiB) in chunked coding, no Content-Length: a
+      well-formed SOAP envelope with one huge text node, or a JSON object with one huge string;
+      every source;
+    - ``xml_bomb``: a SOAP envelope with billion laughs in its DTD (ten entities, each ten of
+      the one before: 3 GB once expanded); for SOAP sources (a JSON source sends the same XML,
+      which is then also the wrong content type);
+    - ``xxe``: a SOAP envelope whose DOCTYPE declares external entities, one on
+      file:///etc/passwd, one on an http URL of the sandbox itself, and uses them; for SOAP
+      sources, as ``xml_bomb``;
+    - ``wrong_content_type``: a ``text/html`` page (a proxy's login page) with HTTP 200; every
+      source;
+    - ``gzip_bomb``: ``Content-Encoding: gzip`` although the caller asked for none, a body of
+      about 260 KB that inflates to `GZIP_BOMB_MIB` MiB of zeros, the route's content type;
+      every source.
+    """
 
     latency_ms: float = 0
     jitter_ms: float = 0
@@ -49,6 +90,12 @@ class Faults:
     malformed_rate: float = 0
     hang: bool = False
     outage: bool = False
+    trickle: bool = False
+    oversize: bool = False
+    xml_bomb: bool = False
+    xxe: bool = False
+    wrong_content_type: bool = False
+    gzip_bomb: bool = False
 
     def __post_init__(self) -> None:
         for name in ("latency_ms", "jitter_ms", "error_rate", "malformed_rate"):
@@ -60,9 +107,12 @@ class Faults:
         for name in ("error_rate", "malformed_rate"):
             if getattr(self, name) > 1:
                 raise ValueError(f"{name} is a share between 0 and 1, got {getattr(self, name)!r}")
-        for name in ("hang", "outage"):
+        for name in ("hang", "outage", *HOSTILE_MODES):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        hostile = [name for name in HOSTILE_MODES if getattr(self, name)]
+        if len(hostile) > 1:
+            raise ValueError(f"one hostile answer at a time, got {hostile}")
         if self.error_status not in ERROR_STATUSES or isinstance(self.error_status, bool):
             raise ValueError(
                 f"error_status must be one of {list(ERROR_STATUSES)}, got {self.error_status!r}"
@@ -85,6 +135,11 @@ class Faults:
     @property
     def active(self) -> bool:
         return self != Faults()
+
+    @property
+    def hostile(self) -> str | None:
+        """The hostile answer set (a name of `HOSTILE_MODES`), or None."""
+        return next((name for name in HOSTILE_MODES if getattr(self, name)), None)
 
     def delay_seconds(self, rng: random.Random) -> float:
         jitter = rng.uniform(0, self.jitter_ms) if self.jitter_ms else 0.0
@@ -170,3 +225,196 @@ def outage_response() -> Response:
         status_code=503,
         media_type="text/html",
     )
+
+
+# -- hostile answers ---------------------------------------------------------------------------
+
+_XML_MEDIA_TYPE = b"text/xml; charset=utf-8"
+_JSON_MEDIA_TYPE = b"application/json"
+_SOAP_OPEN = (
+    b'<?xml version="1.0" encoding="utf-8"?>\n'
+    b'<soap:Envelope xmlns:soap="http://schemas.xmlsoap.org/soap/envelope/"><soap:Body>'
+)
+_SOAP_CLOSE = b"</soap:Body></soap:Envelope>"
+_FILLER = b"A" * (64 * 1024)
+_OVERSIZE_PARTS = {  # (opening, closing) around the filler
+    True: (_SOAP_OPEN + b"<DuLieu>", b"</DuLieu>" + _SOAP_CLOSE),
+    False: (b'{"du_lieu": "', b'"}'),
+}
+_LAUGHS = b"".join(
+    b'<!ENTITY lol%d "%s">' % (level, (b"&lol%d;" % (level - 1)) * 10) for level in range(1, 10)
+)
+XML_BOMB = (
+    b'<?xml version="1.0" encoding="utf-8"?>\n'
+    b'<!DOCTYPE soap:Envelope [<!ENTITY lol0 "lol">'
+    + _LAUGHS
+    + b"]>\n"
+    + _SOAP_OPEN.split(b"\n", 1)[1]
+    + b"<DuLieu>&lol9;</DuLieu>"
+    + _SOAP_CLOSE
+)
+_LOGIN_PAGE = (
+    b"<!DOCTYPE html><html><head><title>\xc4\x90\xc4\x83ng nh\xe1\xba\xadp</title></head>"
+    b"<body><form method='post' action='/login'>Please log in to use this network</form>"
+    b"</body></html>"
+)
+
+
+def xxe_answer(local_url: str) -> bytes:
+    """A SOAP envelope whose DTD declares two external entities, a file and `local_url`, and
+    whose body uses them: what a caller that resolves entities would read into its answer."""
+    return (
+        b'<?xml version="1.0" encoding="utf-8"?>\n<!DOCTYPE soap:Envelope [\n'
+        b'<!ENTITY passwd SYSTEM "file:///etc/passwd">\n'
+        b'<!ENTITY inside SYSTEM "'
+        + local_url.encode()
+        + b'">\n]>\n'
+        + _SOAP_OPEN.split(b"\n", 1)[1]
+        + b"<DuLieu>&passwd;&inside;</DuLieu>"
+        + _SOAP_CLOSE
+    )
+
+
+@cache
+def gzip_bomb() -> bytes:
+    """A gzip member of about 260 KB that inflates to GZIP_BOMB_MIB MiB of zeros.
+
+    A deflate block of a MiB of zeros, fully flushed, is the same bytes every time: repeating it
+    is the member (a tenth of a second, where compressing 256 MiB would take seconds)."""
+    mib = bytes(1 << 20)
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    compressor.compress(mib)
+    block = compressor.flush(zlib.Z_FULL_FLUSH)
+    crc = 0
+    for _ in range(GZIP_BOMB_MIB):
+        crc = zlib.crc32(mib, crc)
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"  # gzip, deflate, no name, no time
+    final = b"\x03\x00"  # an empty last block
+    size = (GZIP_BOMB_MIB << 20) & 0xFFFFFFFF
+    return header + block * GZIP_BOMB_MIB + final + struct.pack("<II", crc, size)
+
+
+def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes:
+    return next((value for key, value in headers if key.lower() == name), b"")
+
+
+def _start(status: int, headers: list[tuple[bytes, bytes]]) -> Message:
+    return {"type": "http.response.start", "status": status, "headers": headers}
+
+
+def _body(body: bytes, more: bool = False) -> Message:
+    return {"type": "http.response.body", "body": body, "more_body": more}
+
+
+async def _disconnected(receive: Receive) -> None:
+    """Return once the caller has hung up (what is left of the request read and dropped)."""
+    while (await receive())["type"] != "http.disconnect":
+        continue
+
+
+class HostileAnswers:
+    """ASGI app around one route of a source: its answers in the hostile form its faults name
+    (`Faults`), or untouched when they name none (one attribute read a request)."""
+
+    def __init__(self, app: ASGIApp, injector: FaultInjector) -> None:
+        self.app = app
+        self.injector = injector
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        mode = self.injector.faults.hostile
+        if mode is None or scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status, headers, body = await self._answer(scope, receive)
+        xml = _header(headers, b"content-type").split(b";")[0].strip().endswith(b"xml")
+        if mode == "trickle":
+            await self._trickle(status, headers, body, receive, send)
+        elif mode == "oversize":
+            await self._oversize(xml, send)
+        elif mode == "xml_bomb":
+            await _whole(send, 200, _XML_MEDIA_TYPE, XML_BOMB)
+        elif mode == "xxe":
+            host, port = scope.get("server") or ("127.0.0.1", 80)
+            await _whole(
+                send, 200, _XML_MEDIA_TYPE, xxe_answer(f"http://{host}:{port}/_sandbox/health")
+            )
+        elif mode == "wrong_content_type":
+            await _whole(send, 200, b"text/html; charset=utf-8", _LOGIN_PAGE)
+        else:  # gzip_bomb
+            bomb = await asyncio.to_thread(gzip_bomb)  # built once, off the event loop
+            media_type = _XML_MEDIA_TYPE if xml else _JSON_MEDIA_TYPE
+            await _whole(send, 200, media_type, bomb, [(b"content-encoding", b"gzip")])
+
+    async def _answer(
+        self, scope: Scope, receive: Receive
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        """What the route answers (its latency, hang and outage included), kept, not sent."""
+        start: dict[str, Any] = {}
+        chunks: list[bytes] = []
+
+        async def keep(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            elif message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+
+        await self.app(scope, receive, keep)
+        return int(start.get("status", 500)), list(start.get("headers", [])), b"".join(chunks)
+
+    @staticmethod
+    async def _trickle(
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        await send(_start(status, headers))  # the head at once: a caller sees a prompt answer
+        hung_up = asyncio.ensure_future(_disconnected(receive))
+        try:
+            loop = asyncio.get_running_loop()
+            ends, position = loop.time() + TRICKLE_SPAN_S, 0
+            while position < len(body) and loop.time() < ends:
+                done, _ = await asyncio.wait({hung_up}, timeout=TRICKLE_INTERVAL_S)
+                if done:
+                    return  # nobody left to trickle to
+                await send(_body(body[position : position + TRICKLE_BYTES], more=True))
+                position += TRICKLE_BYTES
+            await send(_body(body[position:]))
+        finally:
+            hung_up.cancel()
+
+    @staticmethod
+    async def _oversize(xml: bool, send: Send) -> None:
+        opening, closing = _OVERSIZE_PARTS[xml]
+        media_type = _XML_MEDIA_TYPE if xml else _JSON_MEDIA_TYPE
+        # No Content-Length: the caller finds out by counting, not from the head.
+        await send(_start(200, [(b"content-type", media_type)]))
+        await send(_body(opening, more=True))
+        for _ in range(OVERSIZE_BYTES // len(_FILLER)):
+            await send(_body(_FILLER, more=True))  # a no-op once the caller has hung up
+        await send(_body(closing))
+
+
+async def _whole(
+    send: Send,
+    status: int,
+    media_type: bytes,
+    body: bytes,
+    extra: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    headers = [
+        (b"content-type", media_type),
+        (b"content-length", str(len(body)).encode()),
+        *(extra or []),
+    ]
+    await send(_start(status, headers))
+    await send(_body(body))
+
+
+def hostile_route(route: BaseRoute, injector: FaultInjector) -> BaseRoute:
+    """`route` with its answers passed through `HostileAnswers` (a plain Route; others as
+    they are)."""
+    if isinstance(route, Route):
+        route.app = HostileAnswers(route.app, injector)
+    return route

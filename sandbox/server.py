@@ -6,7 +6,8 @@ endpoints:
 - ``GET /_sandbox/health``: the seed, the count and the sources;
 - ``GET /_sandbox/sample?source=NAME&n=5&seed=S``: subjects that source holds (personal ids, or
   enterprise codes for business registration); the source defaults to population;
-- ``GET/PUT /_sandbox/faults/NAME``: one source's faults (``sandbox.faults.Faults``);
+- ``GET/PUT /_sandbox/faults/NAME``: one source's faults (``sandbox.faults.Faults``, the
+  hostile answers among them: every route of a source is wrapped for them);
   ``GET /_sandbox/faults`` shows all, ``PUT /_sandbox/faults`` sets the same faults on all;
 - ``POST /_sandbox/record/NAME/KIND``: record a change as that database's officer would (a JSON
   body; civil records ``death``, ``birth``, ``marriage``, ``divorce``, population
@@ -38,7 +39,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Route
 
 from sandbox.changes import SandboxState
-from sandbox.faults import FaultInjector, Faults
+from sandbox.faults import FaultInjector, Faults, hostile_route
 from sandbox.persist import StateFile, WorldKey
 from sandbox.registry import SimulatedSource, discover
 from sandbox.world import World
@@ -253,7 +254,12 @@ def build_app(
         source.enable_changes(changes_backlog, state)
     if saved is not None:
         StateFile.restore_logs(saved, sources)
-    routes: list[BaseRoute] = [route for source in sources.values() for route in source.routes()]
+    # Every route of a source can answer in a hostile form (sandbox.faults.HostileAnswers).
+    routes: list[BaseRoute] = [
+        hostile_route(route, source.faults)
+        for source in sources.values()
+        for route in source.routes()
+    ]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

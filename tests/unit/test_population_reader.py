@@ -23,7 +23,7 @@ from adapters.base import NativeRecord, RawAnswer
 from adapters.population import PopulationAdapter
 from adapters.soap import SoapOperation
 from adapters.soap_adapter import zeep_settings
-from bus.errors import MalformedAnswer, SourceNotFound, SourceRejected
+from bus.errors import SourceNotFound, SourceRejected, UnsafeAnswer
 from bus.schemas import Subject
 from bus.settings import SourceSettings
 from sandbox.population.generator import PopulationGenerator
@@ -400,10 +400,10 @@ def test_the_adapter_says_a_doctype_was_refused_without_quoting_it(
         b"?>\n", f'?>\n<!DOCTYPE x [<!ENTITY e "{citizen["SoDinhDanh"]}">]>'.encode(), 1
     )
     adapter = offline_adapter(operation, monkeypatch, answer(body))
-    with pytest.raises(MalformedAnswer) as info:
+    with pytest.raises(UnsafeAnswer) as info:
         fetch(adapter, citizen["SoDinhDanh"])
     assert info.value.detail == (
-        f"unreadable answer: DTDForbidden (HTTP 200, text/xml; charset=utf-8, {len(body)} bytes)"
+        "XML with a DTD refused: 1 entity declaration; entity references refused"
     )
     assert citizen["SoDinhDanh"] not in str(info.value)
     assert info.value.__cause__ is None

@@ -248,7 +248,9 @@ def test_an_answer_too_large_is_refused(
     monkeypatch.setattr("adapters.base.MAX_ANSWER_BYTES", 1000)
     server = serve(scripted, ok(b"x" * 2000), chunked(b"y" * 600, b"y" * 600))
     for _ in range(2):  # said by Content-Length, and found while reading chunks
-        with pytest.raises(requests.ConnectionError, match="larger than 1000 bytes"):
+        with pytest.raises(
+            requests.ConnectionError, match="answer too large: more than 1000 bytes"
+        ):
             post(adapter, server)
 
 

@@ -368,6 +368,12 @@ def test_fault_settings_are_validated_with_the_field_named(http: httpx.Client) -
         "malformed_rate": 0,
         "hang": False,
         "outage": False,
+        "trickle": False,
+        "oversize": False,
+        "xml_bomb": False,
+        "xxe": False,
+        "wrong_content_type": False,
+        "gzip_bomb": False,
     }
 
 
