@@ -487,16 +487,18 @@ class BusClient:
     """
 
     def __init__(self, bootstrap_servers: str, **options: Any) -> None:
+        self._closed = False
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
             target=self._loop.run_forever, name="tthc-bus-client", daemon=True
         )
         self._thread.start()
-        self._async = self._call(self._make(bootstrap_servers, options))
+        self._async: AsyncBusClient | None = None
         try:
+            self._async = self._call(self._make(bootstrap_servers, options))
             self._call(self._async.start())
         except BaseException:
-            self._halt()
+            self.close()  # whatever had started stops, and the thread with it
             raise
 
     @staticmethod
@@ -506,26 +508,35 @@ class BusClient:
     def _call(self, coroutine: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
 
+    def _client(self) -> AsyncBusClient:
+        if self._closed or self._async is None:
+            raise BusError("this BusClient is closed")
+        return self._async
+
     def datasets(self, timeout_s: float = 10.0) -> list[DatasetDescription]:
-        return self._call(self._async.datasets(timeout_s))
+        return self._call(self._client().datasets(timeout_s))
 
     def allowed(self, timeout_s: float = 10.0) -> AllowedDatasets:
-        return self._call(self._async.allowed(timeout_s))
+        return self._call(self._client().allowed(timeout_s))
 
     def lookup(self, **fields: Any) -> LookupResponse:
         """See `AsyncBusClient.lookup`."""
-        return self._call(self._async.lookup(**fields))
+        return self._call(self._client().lookup(**fields))
 
     def close(self) -> None:
+        """Stop the client and its thread; closing again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         try:
-            self._call(self._async.stop())
+            if self._async is not None:
+                with contextlib.suppress(Exception):  # a client that never started
+                    self._call(self._async.stop())
         finally:
-            self._halt()
-
-    def _halt(self) -> None:
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=10)
+            if not self._thread.is_alive():
+                self._loop.close()
 
     def __enter__(self) -> BusClient:
         return self

@@ -31,10 +31,6 @@ class Discovery:
             describe(catalog.datasets[name], needed.get(name, [])) for name in catalog.names()
         ]
 
-    def grant_slots(self) -> list[tuple[str, str, str]]:
-        """Every (agency, procedure, dataset) the grants name: for examples and tools."""
-        return self._policy.grant_slots()
-
     def datasets(self) -> list[DatasetDescription]:
         """Every dataset the bus serves (the same for every caller: no personal data)."""
         return self._datasets

@@ -31,6 +31,7 @@ from bus.procedures import Procedure
 from bus.schemas import DatasetError, DatasetResult, LookupResponse
 from bus.schemas.audit import AuditedDataset
 from bus.schemas.citizen import Address, Citizen, CodedValue, PartialDate, Relative
+from bus.schemas.discovery import AllowedDataset, AllowedDatasets, AllowedProcedure
 from bus.schemas.enterprise import BusinessActivity, Enterprise, LegalRepresentative
 from bus.schemas.lookup import Provenance, WithheldField
 from bus.schemas.problem import FieldError, Problem
@@ -656,10 +657,33 @@ def discovery_examples(discovery: Any) -> dict[str, dict[str, dict[str, Any]]]:
     """`/v1/datasets` and `/v1/datasets/allowed`, from this bus's own catalogue and grants
     (bus/discovery.py): path -> status -> media type -> name -> example."""
     datasets = discovery.datasets()
-    agencies = sorted({agency for (agency, _, _) in discovery.grant_slots()})
-    agency = "H26.22" if "H26.22" in agencies else (agencies[0] if agencies else "H26.22")
-    allowed = discovery.allowed(agency)
-    allowed = allowed.model_copy(update={"datasets": allowed.datasets[:2]})
+    # Made up: the document is public, and an agency's real grants are shown only to its key.
+    first = datasets[0]
+    allowed = AllowedDatasets(
+        agency="H99.01",
+        datasets=[
+            AllowedDataset(
+                dataset=first.name,
+                source=first.source,
+                subject=first.subject,
+                procedures=[
+                    AllowedProcedure(
+                        code="1.004222",
+                        name="Xác minh nhân thân",
+                        purposes=["Xác minh nhân thân khi giải quyết hồ sơ"],
+                        fields=None,
+                    ),
+                    AllowedProcedure(
+                        code="SB.KET-HON",
+                        name="Đăng ký kết hôn",
+                        purposes=["Đăng ký kết hôn"],
+                        fields=[f.name for f in first.fields[:2]],
+                    ),
+                ],
+            )
+        ],
+    )
+    agency = allowed.agency
     internal = {PROBLEM_JSON: {"internal": INTERNAL}}
     return {
         "/v1/datasets": {
@@ -677,7 +701,7 @@ def discovery_examples(discovery: Any) -> dict[str, dict[str, dict[str, Any]]]:
             "200": {
                 JSON: {
                     "grants": _example(
-                        f"What agency {agency} may ask for (its first datasets)",
+                        f"What agency {agency} may ask for (made up: one dataset, two procedures)",
                         allowed.model_dump(mode="json"),
                     )
                 }

@@ -120,10 +120,6 @@ class Policy:
             granted[dataset] = None if fields is None else sorted(fields)
         return Decision(granted=granted, refused=refused)
 
-    def grant_slots(self) -> list[tuple[str, str, str]]:
-        """Every (agency, procedure, dataset) some grant names."""
-        return sorted(self._grants)
-
     def granted_to(self, agency: str) -> dict[tuple[str, str], list[str] | None]:
         """What `agency` may ask for: (procedure, dataset) -> fields granted (None: all)."""
         return {

@@ -51,7 +51,7 @@ from bus.discovery import Discovery
 from bus.outbox import Outbox
 from bus.outcome import lookup_status
 from bus.policy import Policy
-from bus.requesters import Refusal, RequesterCheck
+from bus.requesters import Caller, Refusal, RequesterCheck
 from bus.runtime import Inbound, Publication, Route, Subscriber
 from bus.schemas import (
     DatasetError,
@@ -85,8 +85,11 @@ CLOCK_SKEWED = Counter(
     "requester's clock is wrong), by direction; their deadlines count from the stamp.",
     ["direction"],
 )
-# Farther than this from the broker's stamp, a request's time is its requester's wrong clock.
+# Farther than this from the broker's stamp, a request's time is its requester's wrong clock;
+# its deadline is then counted from the stamp. Farther than the maximum, it is refused: a
+# request that old is more likely a replay than a clock (its signature carries no time).
 CLOCK_SKEW_S = 2.0
+CLOCK_SKEW_MAX_S = 120.0
 
 # How long a request id is remembered after its deadline, against repeated deliveries.
 RECENT_GRACE_S = 60.0
@@ -214,10 +217,11 @@ class LookupRouter:
         checked like a lookup (the reply goes only where that agency may read); no personal
         data either way, so only a refused signature is audited."""
         now = time.time()
+        caller = self._requesters.check(request, record.headers, record.value)
+        # After the signature: an unsigned copy must not make the real one look repeated.
         if not self._recent.first_time(request.message_id, now + RECENT_GRACE_S, now):
             return
         found: dict[str, Any] = {}
-        caller = self._requesters.check(request, record.headers, record.value)
         if isinstance(caller, Refusal):
             event = self._audit.authentication(
                 channel="kafka",
@@ -268,22 +272,33 @@ class LookupRouter:
         appended_at: float | None = None,
     ) -> None:
         now = time.time()
-        deadline = self._deadline_of(request, appended_at, now)
-        if deadline is None:  # no time at all: said so, once, to a signed requester only
+        budget = request.deadline.timestamp() - request.time.timestamp()
+        skew = None if appended_at is None else request.time.timestamp() - appended_at
+        refusal = self._time_refusal(request, budget, skew)
+        if refusal is not None:  # said so, once, to a signed requester only
             signed = not isinstance(self._requesters.check(request, headers, value), Refusal)
             if signed and self._recent.first_time(request.message_id, now + RECENT_GRACE_S, now):
-                await self._refuse_deadline(request)
+                await self._refuse_time(request, refusal)
             return
+        rebased = skew is not None and abs(skew) > CLOCK_SKEW_S
+        deadline = self._deadline(request, appended_at if rebased else None, budget, now)
         if deadline.budget() <= 0:
             self.dropped_expired += 1
             log.debug("%s: dropped request %s past its deadline", self.name, request.message_id)
             return
-        if not self._recent.first_time(request.message_id, deadline.at, now):
+        # Remembered past the longest a replay of it could still be taken as skewed.
+        remember = deadline.at + (CLOCK_SKEW_MAX_S if rebased else 0.0)
+        if not self._recent.first_time(request.message_id, remember, now):
             return  # a repeated delivery: answered (or being answered) already
         caller = self._requesters.check(request, headers, value)
         if isinstance(caller, Refusal):
             await self._refuse_requester(request, caller, deadline)
             return
+        if rebased:
+            deadline = self._skewed(request, caller, deadline, budget, skew or 0.0, now)
+            if deadline.budget() <= 0:
+                self.dropped_expired += 1
+                return
         if deadline.at != request.deadline.timestamp():
             request = request.model_copy(update={"deadline": deadline.as_datetime()})
         if queued_s > self._max_queue_s and deadline.remaining(now) < queued_s:
@@ -354,44 +369,61 @@ class LookupRouter:
             return
         await self._reply(request, results, errors)
 
-    def _deadline_of(
-        self, request: LookupRequest, appended_at: float | None, now: float
-    ) -> Deadline | None:
-        """The request's deadline on the bus's clock, capped at max_deadline; None when it
-        gives no time at all (a deadline before the request's own time).
-
-        A requester whose clock is off sends a deadline off by as much: a minute behind, it
-        would pass on arrival and the lookup be dropped unanswered. The broker stamped the
-        request when it took it (LogAppendTime): a request time further than CLOCK_SKEW_S
-        from that stamp is the requester's clock, and the deadline is counted from the stamp
-        with the time the requester meant to give (its deadline minus its time)."""
-        sent = request.time.timestamp()
-        budget = request.deadline.timestamp() - sent
-        if budget <= 0:
-            return None
-        deadline = Deadline.of(request.deadline)
-        if appended_at is not None and abs(sent - appended_at) > CLOCK_SKEW_S:
-            skew = sent - appended_at
-            CLOCK_SKEWED.labels("ahead" if skew > 0 else "behind").inc()
-            log.warning(
-                "%s: request %s of agency %s: its clock is %.1f s %s the broker's; its "
-                "deadline counts from the broker's time (%.0f ms)",
-                self.name,
-                request.message_id,
-                request.requester.agency_code,
-                abs(skew),
-                "ahead of" if skew > 0 else "behind",
-                budget * 1000,
-            )
-            deadline = Deadline(appended_at + budget)
+    def _deadline(
+        self, request: LookupRequest, stamped: float | None, budget: float, now: float
+    ) -> Deadline:
+        """The request's deadline, or (`stamped`: the broker's stamp of a request whose clock
+        is off) the time it meant to give counted from the stamp; capped at max_deadline."""
+        deadline = (
+            Deadline(stamped + budget) if stamped is not None else Deadline.of(request.deadline)
+        )
         return deadline.capped(self._max_deadline_s, now)
 
-    async def _refuse_deadline(self, request: LookupRequest) -> None:
-        """A deadline that allows no time: refused with the reason, as invalid."""
-        message = (
-            f"deadline {request.deadline.isoformat()} is not after the request's time "
-            f"{request.time.isoformat()}: it allows no time"
+    def _skewed(
+        self,
+        request: LookupRequest,
+        caller: Caller,
+        deadline: Deadline,
+        budget: float,
+        skew: float,
+        now: float,
+    ) -> Deadline:
+        """A signed request from a clock off the broker's: a gateway's clock is the bus's own,
+        so its own deadline stands; an agency's is counted from the stamp, and said so."""
+        if caller.channel == "http":
+            return self._deadline(request, None, budget, now)
+        CLOCK_SKEWED.labels("ahead" if skew > 0 else "behind").inc()
+        log.warning(
+            "%s: request %s of agency %s: its clock is %.1f s %s the broker's; its deadline "
+            "counts from the broker's time (%.0f ms)",
+            self.name,
+            request.message_id,
+            caller.agency,
+            abs(skew),
+            "ahead of" if skew > 0 else "behind",
+            budget * 1000,
         )
+        return deadline
+
+    @staticmethod
+    def _time_refusal(request: LookupRequest, budget: float, skew: float | None) -> str | None:
+        """Why the request's times cannot be taken, or None: a deadline not after its own
+        time, or a clock further off the broker's than the bus corrects for."""
+        if budget <= 0:
+            return (
+                f"deadline {request.deadline.isoformat()} is not after the request's time "
+                f"{request.time.isoformat()}: it allows no time"
+            )
+        if skew is not None and abs(skew) > CLOCK_SKEW_MAX_S:
+            return (
+                f"the request's time {request.time.isoformat()} is {abs(skew):.0f} s "
+                f"{'ahead of' if skew > 0 else 'behind'} the broker's clock, more than the "
+                f"{CLOCK_SKEW_MAX_S:.0f} s the bus corrects for: set the requester's clock "
+                "right (NTP)"
+            )
+        return None
+
+    async def _refuse_time(self, request: LookupRequest, message: str) -> None:
         error = DatasetError(
             dataset="*", source="bus", code="invalid_request", message=message, retryable=False
         )

@@ -141,8 +141,10 @@ class Subscriber:
     def route_for(self, headers: Mapping[str, str]) -> Route | str:
         """The route of a record's type header, or the reason there is none."""
         kind = headers.get(H_TYPE)
-        if kind is None and len(self.routes) == 1:
-            return self.routes[0]  # a Kafka-native producer may leave the header out
+        if kind is None:
+            # A Kafka-native producer may leave the header out: its record is of the first
+            # route's type (the router's: a lookup request; a discovery request names its type).
+            return self.routes[0]
         route = self._by_type.get(kind or "")
         if route is None:
             return f"header {H_TYPE}: got {kind!r}, expected one of {sorted(self._by_type)}"
@@ -215,6 +217,9 @@ class RunnerSettings:
     max_batch: int = 500
     commit_interval_s: float = 0.2
     drain_timeout_s: float = 5.0
+    # Leaving the groups for maintenance waits for the lookups in flight: up to the longest
+    # deadline, so that none is handed to another worker half done (and answered twice).
+    leave_timeout_s: float = 65.0
     session_timeout_ms: int = 10_000
     heartbeat_interval_ms: int = 2_000
 
@@ -292,9 +297,10 @@ class _Lane:
         for _, progress, offset in due:
             progress.committed = offset
 
-    async def drain(self) -> None:
+    async def drain(self, timeout_s: float | None = None) -> None:
         if self.tasks:
-            await asyncio.wait(set(self.tasks), timeout=self.settings.drain_timeout_s)
+            wait = self.settings.drain_timeout_s if timeout_s is None else timeout_s
+            await asyncio.wait(set(self.tasks), timeout=wait)
         with contextlib.suppress(Exception):
             self.commit(wait=True)
 
@@ -321,6 +327,7 @@ class KafkaRunner:
         self.lanes: list[_Lane] = []
         self._loops: list[asyncio.Task[None]] = []
         self._running = False
+        self._closed = False
         self._switch = asyncio.Lock()
         # Set while the runner has left its groups for maintenance (see `leave`): why.
         self.left: str | None = None
@@ -360,35 +367,46 @@ class KafkaRunner:
                 await asyncio.sleep(1.0)
 
     async def leave(self, reason: str) -> None:
-        """Maintenance: finish what is in flight, commit it and leave every group, so that the
-        partitions go to the other members and this process can be stopped without loss."""
+        """Maintenance: finish what is in flight (up to `leave_timeout_s`), commit it and leave
+        every group, so that the partitions go to the other members and this process can be
+        stopped without loss."""
         async with self._switch:
-            if self.left is None and self._running:
+            if self.left is None and self._running and not self._closed:
                 self.left = reason
-                await self.stop()
+                await self._stop_lanes(self.settings.leave_timeout_s)
                 log.warning("%s: left its consumer groups (%s)", self.client_id, reason)
 
     async def rejoin(self) -> None:
-        """Back from maintenance: join the groups again."""
+        """Back from maintenance: join the groups again (not once the runner is stopped)."""
         async with self._switch:
-            if self.left is not None:
-                self.left = None
+            if self.left is not None and not self._closed:
                 await self.start()
+                self.left = None
                 log.warning("%s: joined its consumer groups again", self.client_id)
 
     async def stop(self) -> None:
+        """For good: after a leave in progress (it is waited for), and before any rejoin."""
+        async with self._switch:
+            self._closed = True
+            await self._stop_lanes(self.settings.drain_timeout_s)
+
+    async def _stop_lanes(self, drain_timeout_s: float) -> None:
         self._running = False
         for loop in self._loops:
             loop.cancel()
         for loop in self._loops:
             with contextlib.suppress(asyncio.CancelledError):
                 await loop
-        for lane in self.lanes:
-            await lane.drain()
-            with contextlib.suppress(Exception):
-                await lane.consumer.stop()
+        # Every lane at once: one waiting for its lookups must not keep the others' partitions.
+        await asyncio.gather(*(self._close(lane, drain_timeout_s) for lane in self.lanes))
         self._loops.clear()
         self.lanes.clear()
+
+    @staticmethod
+    async def _close(lane: _Lane, drain_timeout_s: float) -> None:
+        await lane.drain(drain_timeout_s)
+        with contextlib.suppress(Exception):
+            await lane.consumer.stop()
 
 
 # -- faust binding ------------------------------------------------------------------------------

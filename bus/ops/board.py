@@ -79,8 +79,11 @@ class StatusBoard:
     async def _lags(self) -> None:
         try:
             await asyncio.to_thread(self._read_lags)
-        except Exception as exc:  # shown as it was; the next snapshot tries again
+        except Exception as exc:  # the next snapshot tries again
             log.warning("status board: consumer lag not read: %r", exc)
+            # No figure rather than a stale one: an alert on a frozen lag would mislead.
+            GROUP_LAG.clear()
+            self.groups = {}
         finally:
             self._lags_read_at = asyncio.get_running_loop().time()
 

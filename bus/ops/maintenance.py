@@ -123,6 +123,11 @@ def drain_on_maintenance(runner: Leaves) -> Callable[[str | None], None]:
         switch = runner.leave(reason) if reason is not None else runner.rejoin()
         task = asyncio.ensure_future(switch)
         pending.add(task)  # held, so that the switch is not collected half-way
-        task.add_done_callback(pending.discard)
+        task.add_done_callback(done)
+
+    def done(task: asyncio.Task[None]) -> None:
+        pending.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("maintenance: the switch failed: %r", task.exception())
 
     return on_change

@@ -50,9 +50,13 @@ class LagReader:
         }
         committed: dict[str, dict[tuple[str, int], int]] = {}
         for group, future in asked.items():
+            try:
+                answer = future.result(timeout=timeout_s)
+            except confluent_kafka.KafkaException:  # gone meanwhile, or its coordinator moving
+                continue  # one group's trouble must not blank every other's lag
             found = {
                 (tp.topic, tp.partition): tp.offset
-                for tp in future.result(timeout=timeout_s).topic_partitions
+                for tp in answer.topic_partitions
                 if tp.offset >= 0
             }
             if found:

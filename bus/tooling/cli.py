@@ -412,13 +412,14 @@ def ledger() -> None:
     )
 
     async def run() -> None:
-        parts = [outbox, writer, runner, status, pages]
-        for part in parts:
-            await part.start()
+        started: list[Any] = []
         try:
+            for part in [outbox, writer, runner, status, pages]:
+                await part.start()
+                started.append(part)  # a part that fails to start (a port taken) unwinds these
             await asyncio.Event().wait()  # until Ctrl-C or SIGTERM
         finally:
-            for part in reversed(parts):
+            for part in reversed(started):
                 await part.stop()
 
     with contextlib.suppress(KeyboardInterrupt):
@@ -504,6 +505,7 @@ def compose_worker(settings: Settings) -> ComposedWorker:
         settings=RunnerSettings(
             fetch_max_wait_ms=settings.worker.fetch_max_wait_ms,
             session_timeout_ms=settings.worker.session_timeout_ms,
+            leave_timeout_s=settings.lookup.max_deadline_ms / 1000 + 5,
         ),
         client_id=name,
     )

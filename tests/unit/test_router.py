@@ -368,32 +368,99 @@ async def test_passed_deadline_is_dropped_the_requester_has_answered_itself(
     assert (source.queries, outbox.sent, outbox.replies) == ([], [], [])
 
 
-async def test_a_requester_whose_clock_is_a_minute_behind_is_answered_in_the_time_it_gave(
-    outbox: RecordingOutbox,
+async def as_agency(
+    outbox: RecordingOutbox, source: FakeSource, req: LookupRequest, appended_at: float | None
 ) -> None:
-    """Its deadline, by the bus's clock, passed a minute before it was sent; the broker's stamp
-    says it came just now, so the 5 s it meant to give count from the stamp."""
-    source = FakeSource()
+    """As a Kafka-native agency sends it, signed with its own key, replies on its own topic."""
+    router, signer = agency_router(outbox, source)
+    req = req.model_copy(
+        update={"reply_to": ReplyTo(topic=topics.agency_reply_topic(AGENCY), partition=0)}
+    )
+    body = req.model_dump_json().encode()
+    headers = tuple(signer.headers(AGENCY, body))
+    await router.route(req, headers=headers, value=body, appended_at=appended_at)
+
+
+def skewed(skew_s: float, budget_s: float = 5.0) -> tuple[LookupRequest, float]:
+    """A request from a clock `skew_s` off, giving `budget_s`; and the broker's stamp (now)."""
     now = datetime.now(UTC)
-    behind = now - timedelta(seconds=60)
-    req = request(IDENTITY, deadline=behind + timedelta(seconds=5), sent=behind)
-    await route(local_router(outbox, source), req, appended_at=now.timestamp())
+    sent = now + timedelta(seconds=skew_s)
+    return request(
+        IDENTITY, deadline=sent + timedelta(seconds=budget_s), sent=sent
+    ), now.timestamp()
+
+
+@pytest.mark.parametrize("skew_s", [-60.0, 30.0])
+async def test_a_requester_whose_clock_is_off_is_answered_in_the_time_it_gave(
+    outbox: RecordingOutbox, skew_s: float
+) -> None:
+    """A minute behind, its deadline by the bus's clock passed before it was sent; ahead, it
+    would get more time than it waits for. Counted from the broker's stamp, it gets 5 s."""
+    source = FakeSource()
+    req, stamp = skewed(skew_s)
+    await as_agency(outbox, source, req, stamp)
     [query] = source.queries
-    assert abs(query.deadline.timestamp() - (now.timestamp() + 5)) < 0.01
-    _, reply = only_reply(outbox)
+    assert abs(query.deadline.timestamp() - (stamp + 5)) < 0.01
+    [(_, reply)] = outbox.replies
     assert reply.status == "complete"
 
 
-async def test_a_requester_whose_clock_is_ahead_gets_the_time_it_gave_not_more(
+async def test_without_the_brokers_stamp_the_requests_own_deadline_stands(
     outbox: RecordingOutbox,
 ) -> None:
+    """CreateTime (a topic made before LogAppendTime): no stamp to trust, nothing rebased; a
+    minute behind, the deadline has passed and the request is dropped, as before."""
+    source = FakeSource()
+    req, _ = skewed(-60.0)
+    await as_agency(outbox, source, req, None)
+    assert (source.queries, outbox.replies) == ([], [])
+
+
+async def test_a_gateways_request_is_never_rebased(outbox: RecordingOutbox) -> None:
+    """The gateway's clock is the bus's own: its deadline stands (here it has passed)."""
+    source = FakeSource()
+    req, stamp = skewed(-60.0)
+    await route(local_router(outbox, source), req, appended_at=stamp)
+    assert (source.queries, outbox.replies) == ([], [])
+
+
+async def test_a_clock_off_by_more_than_the_bus_corrects_is_refused_saying_so(
+    outbox: RecordingOutbox,
+) -> None:
+    """Two hours behind: more likely a replay of an old signed request than a clock."""
+    source = FakeSource()
+    req, stamp = skewed(-7200.0)
+    await as_agency(outbox, source, req, stamp)
+    assert source.queries == []
+    [(_, reply)] = outbox.replies
+    [error] = reply.errors
+    assert (reply.status, error.code) == ("failed", "invalid_request")
+    assert "7200 s behind the broker's clock" in error.message and "NTP" in error.message
+
+
+async def test_a_replay_within_the_corrected_window_is_answered_once(
+    outbox: RecordingOutbox,
+) -> None:
+    """The same signed request taken again 100 s later (its time now 100 s off the stamp)."""
+    source = FakeSource()
+    router, signer = agency_router(outbox, source)
+    req, stamp = skewed(0.0)
+    req = req.model_copy(
+        update={"reply_to": ReplyTo(topic=topics.agency_reply_topic(AGENCY), partition=0)}
+    )
+    body = req.model_dump_json().encode()
+    headers = tuple(signer.headers(AGENCY, body))
+    await router.route(req, headers=headers, value=body, appended_at=stamp)
+    await router.route(req, headers=headers, value=body, appended_at=stamp + 100)
+    assert len(source.queries) == 1 and len(outbox.replies) == 1
+
+
+async def test_an_unsigned_request_with_no_time_gets_no_reply(outbox: RecordingOutbox) -> None:
     source = FakeSource()
     now = datetime.now(UTC)
-    ahead = now + timedelta(seconds=30)
-    req = request(IDENTITY, deadline=ahead + timedelta(seconds=5), sent=ahead)
-    await route(local_router(outbox, source), req, appended_at=now.timestamp())
-    [query] = source.queries
-    assert abs(query.deadline.timestamp() - (now.timestamp() + 5)) < 0.01
+    req = request(IDENTITY, deadline=now - timedelta(seconds=1), sent=now)
+    await local_router(outbox, source).route(req, value=req.model_dump_json().encode())
+    assert (source.queries, outbox.replies) == ([], [])
 
 
 async def test_a_deadline_before_the_requests_own_time_is_refused_with_the_reason(
