@@ -76,7 +76,12 @@ class KafkaSettings(Section):
     )
     local: LocalKafkaSettings = LocalKafkaSettings()
     partitions: int = Field(default=6, ge=1)
-    replication_factor: int = Field(default=1, ge=1)
+    replication_factor: int = Field(
+        default=1,
+        ge=1,
+        description="Replicas of each topic the bus creates, at least; on a cluster of three or "
+        "more brokers 3, with min.insync.replicas 2 (bus.topics.replication_for).",
+    )
 
     def resolved_bootstrap(self) -> str:
         return self.bootstrap_servers or f"{self.local.host}:{self.local.port}"

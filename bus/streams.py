@@ -6,6 +6,8 @@ run `bus.runtime.Subscriber.dispatch`, which never raises and dead-letters what 
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -15,12 +17,40 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from bus.ops.health import Check, readiness
 from bus.settings import Settings
+from bus.topics import cluster_replication
+
+log = logging.getLogger(__name__)
+
+
+class BusApp(faust.App):
+    """faust's app, whose own topics (the table's changelog, the assignor's leader topic) are
+    replicated as the bus's (`bus.topics.replication_for` the brokers the cluster has).
+
+    The cluster is asked when the app first starts, not when it is built (building needs no
+    broker); faust reads the factor only later, as it declares those topics.
+    """
+
+    # As the settings give them (create_app sets both): the servers, kafka.replication_factor.
+    bootstrap_servers = ""
+    least_replicas = 1
+
+    async def on_first_start(self) -> None:
+        await super().on_first_start()
+        # Not read from self.conf: faust warns of a key set after it was read.
+        try:
+            replication = await asyncio.to_thread(
+                cluster_replication, self.bootstrap_servers, self.least_replicas
+            )
+        except Exception as exc:  # faust declares its topics with the settings' factor then
+            log.warning("cannot ask the cluster how to replicate faust's topics: %s", exc)
+            return
+        self.conf.topic_replication_factor = replication.factor
 
 
 def create_app(settings: Settings, *, datadir: Path | None = None) -> faust.App:
     bootstrap = settings.kafka.resolved_bootstrap()
     brokers = [f"kafka://{server.strip()}" for server in bootstrap.split(",")]
-    return faust.App(
+    app = BusApp(
         settings.worker.app_id,
         broker=brokers,
         key_serializer="raw",
@@ -46,6 +76,9 @@ def create_app(settings: Settings, *, datadir: Path | None = None) -> faust.App:
         broker_session_timeout=settings.worker.session_timeout_ms / 1000,
         broker_heartbeat_interval=min(3.0, settings.worker.session_timeout_ms / 3000),
     )
+    app.bootstrap_servers = bootstrap
+    app.least_replicas = settings.kafka.replication_factor
+    return app
 
 
 def add_ops_pages(app: faust.App, checks: Mapping[str, Check]) -> None:

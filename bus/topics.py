@@ -123,6 +123,49 @@ def check_partition_counts(admin: Any, specs: list[TopicSpec]) -> None:
 
 _STRICT = (SOURCE_RESULT, LOOKUP_REPLY, AUDIT)
 
+# Replicas of a topic on a cluster of this many brokers or more: one broker may be lost, and
+# with min.insync.replicas 2 (acks=all) no acknowledged write lives on one broker alone.
+CLUSTER_REPLICAS = 3
+CLUSTER_MIN_INSYNC = 2
+
+
+@dataclass(frozen=True)
+class Replication:
+    factor: int
+    # Topic configs that go with the factor (the spec's own configs win).
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def replication_for(brokers: int, least: int = 1) -> Replication:
+    """How a new topic is replicated on a cluster of `brokers`: at least `least` replicas
+    (kafka.replication_factor), min(3, brokers) on its own. With 3 or more, a write needs 2 in
+    sync and a replica out of sync is never elected leader (it would drop what it missed)."""
+    factor = max(least, min(CLUSTER_REPLICAS, brokers))
+    if factor < CLUSTER_REPLICAS:
+        return Replication(factor)
+    return Replication(
+        factor,
+        {
+            "min.insync.replicas": str(CLUSTER_MIN_INSYNC),
+            "unclean.leader.election.enable": "false",
+        },
+    )
+
+
+def cluster_replication(bootstrap_servers: str, least: int = 1) -> Replication:
+    """`replication_for` the brokers the cluster has now (asked with the admin client)."""
+    from kafka import KafkaAdminClient
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="tthc-bus-admin")
+    try:
+        return replication_for(_broker_count(admin), least)
+    finally:
+        admin.close()
+
+
+def _broker_count(admin: Any) -> int:
+    return len(admin.describe_cluster().get("brokers") or ()) or 1
+
 
 def ensure_topics(
     bootstrap_servers: str, specs: list[TopicSpec], replication_factor: int = 1
@@ -131,7 +174,8 @@ def ensure_topics(
 
     Topics are created before any worker starts: faust does not create the source topics of its
     agents, and a topic auto-created by a producer gets the broker's default partition count,
-    which would break the co-partitioning the aggregator's table relies on.
+    which would break the co-partitioning the aggregator's table relies on. Each is replicated
+    as `replication_for` says for the brokers the cluster has (`replication_factor` the least).
     """
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
@@ -143,11 +187,17 @@ def ensure_topics(
         check_partition_counts(admin, [spec for spec in specs if spec.name in existing])
         missing = [spec for spec in specs if spec.name not in existing]
         if missing:
+            replication = replication_for(_broker_count(admin), replication_factor)
             # Another process may create them between our list and our create.
             with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(
                     [
-                        NewTopic(s.name, s.partitions, replication_factor, topic_configs=s.config)
+                        NewTopic(
+                            s.name,
+                            s.partitions,
+                            replication.factor,
+                            topic_configs=replication.config | s.config,
+                        )
                         for s in missing
                     ]
                 )

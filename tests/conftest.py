@@ -3,6 +3,7 @@
 `kafka_broker` starts a real single-node Apache Kafka (KRaft) on free loopback ports with a
 temporary data directory, once per test session, unless `TTHC_BUS_KAFKA__BOOTSTRAP_SERVERS`
 names an external cluster. It can restart the broker on the same data for fault tests.
+`kafka_cluster` starts a real three-node cluster, only for the tests that ask for it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from bus.settings import PROJECT_ROOT, load_settings
-from bus.tooling.kafka_local import LocalKafka, free_port
+from bus.tooling.kafka_local import LocalKafka, LocalKafkaCluster, free_port
 
 
 @dataclass
@@ -65,6 +66,31 @@ def local_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Broker]:
         yield Broker(local.bootstrap_servers, local)
     finally:
         local.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafkaCluster]:
+    """A real three-node Apache Kafka cluster (KRaft, each node broker and controller, three
+    voters) on free loopback ports, each node with its own data directory, once per session
+    and only if a test asks for it. Always local, whatever the settings name: its tests kill
+    and restart its nodes."""
+    cfg = load_settings().kafka.local
+    ports: list[int] = []
+    while len(ports) < 6:  # two per node, all different
+        if (port := free_port()) not in ports:
+            ports.append(port)
+    cluster = LocalKafkaCluster.create(
+        Path(tmp_path_factory.mktemp("kafka-cluster")),
+        ports=[(ports[i], ports[i + 1]) for i in range(0, 6, 2)],
+        version=cfg.version,
+        scala_version=cfg.scala_version,
+        cache_dir=(PROJECT_ROOT / cfg.cache_dir).resolve(),
+    )
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 @pytest.fixture(scope="session")

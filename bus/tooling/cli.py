@@ -130,9 +130,27 @@ def _local_kafka(settings: Settings) -> Any:
     return local_kafka_from_settings(settings.kafka.local)
 
 
+def _local_cluster(settings: Settings, brokers: int | None = None) -> Any:
+    """The local cluster of `brokers` nodes; None: the one a start recorded, if any."""
+    from bus.tooling.kafka_local import local_cluster_from_settings
+
+    return local_cluster_from_settings(settings.kafka.local, brokers)
+
+
 @kafka_app.command("start")
-def kafka_start() -> None:
-    """Start the local broker (fetching Kafka with mvn the first time)."""
+def kafka_start(
+    brokers: Annotated[
+        int,
+        typer.Option(
+            "--brokers",
+            min=1,
+            max=5,
+            help="Nodes: 1 is the embedded broker; more, a local KRaft cluster (each node broker "
+            "and controller) on the ports above the broker's, topics replicated 3 times.",
+        ),
+    ] = 1,
+) -> None:
+    """Start the local broker (fetching Kafka with mvn the first time), or a local cluster."""
     from bus.tooling.kafka_local import KafkaSetupError
 
     settings = settings_or_exit()
@@ -142,13 +160,18 @@ def kafka_start() -> None:
         )
         return
     try:
-        broker = _local_kafka(settings)
+        broker = _local_kafka(settings) if brokers == 1 else _local_cluster(settings, brokers)
         started = broker.start()
     except KafkaSetupError as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from None
     already = "" if started else " (it was already running)"
     console.print(f"Kafka {broker.version} running on {broker.bootstrap_servers}{already}")
+    if brokers > 1:
+        console.print(
+            f"The bus uses it with TTHC_BUS_KAFKA__BOOTSTRAP_SERVERS={broker.bootstrap_servers}",
+            soft_wrap=True,
+        )
 
 
 @kafka_app.command("install")
@@ -166,8 +189,12 @@ def kafka_install() -> None:
 
 @kafka_app.command("stop")
 def kafka_stop() -> None:
-    """Stop the local broker."""
-    stopped = _local_kafka(settings_or_exit()).stop()
+    """Stop the local broker, and the local cluster if one was started."""
+    settings = settings_or_exit()
+    stopped = _local_kafka(settings).stop()
+    cluster = _local_cluster(settings)
+    if cluster is not None and cluster.stop():
+        stopped = True
     console.print("Kafka stopped." if stopped else "Kafka was not running.")
 
 
@@ -177,7 +204,8 @@ def kafka_status(
 ) -> None:
     """Show whether the broker runs (the local one, or the external cluster answers), and where.
 
-    Exit code: 0 running, 7 not running or not reachable."""
+    Exit code: 0 running (the broker, or every node of the local cluster), 7 not running or
+    not reachable."""
     from rich.table import Table
     from rich.text import Text
 
@@ -196,8 +224,11 @@ def kafka_status(
         }
     else:
         status = {"mode": "local", **_local_kafka(settings).status()}
+    # The local cluster (`kafka start --brokers N`), if one was started: every node.
+    cluster = None if settings.kafka.bootstrap_servers else _local_cluster(settings)
+    nodes: dict[str, Any] | None = cluster.status() if cluster is not None else None
     if json_out:
-        typer.echo(json.dumps(status, indent=2))
+        typer.echo(json.dumps(status | ({"cluster": nodes} if nodes else {}), indent=2))
     else:
         table = Table(title="Kafka broker", show_header=False)
         table.add_column("", style="bold")
@@ -209,12 +240,38 @@ def kafka_status(
                 shown = Text("-" if value is None else str(value))
             table.add_row(name.replace("_", " "), shown)
         console.print(table)
-    if not status["running"]:
+        if nodes:
+            console.print(_cluster_table(nodes))
+    if not status["running"] and not (nodes and nodes["running"]):
         why = f": {status['error']}" if status.get("error") else ""
         err_console.print(
             Text(f"error: no broker answers at {status['bootstrap_servers']}{why}", "red")
         )
         raise typer.Exit(exits.UNREACHABLE)
+
+
+def _cluster_table(cluster: dict[str, Any]) -> Any:
+    from rich.table import Table
+
+    table = Table(
+        "node",
+        "bootstrap",
+        "pid",
+        "running",
+        "RSS MB",
+        "data dir",
+        title=f"Local Kafka cluster ({cluster['brokers']} nodes, {cluster['bootstrap_servers']})",
+    )
+    for node in cluster["nodes"]:
+        table.add_row(
+            str(node["node_id"]),
+            node["bootstrap_servers"],
+            str(node["pid"] or "-"),
+            "yes" if node["running"] else "[red]no[/red]",
+            str(node["rss_mb"] or "-"),
+            node["data_dir"],
+        )
+    return table
 
 
 # -- topics ----------------------------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""The embedded default broker: a single-node Apache Kafka (KRaft, broker+controller) on loopback.
+"""The embedded default broker: a single-node Apache Kafka (KRaft, broker+controller) on loopback;
+and `LocalKafkaCluster`, several such nodes in one quorum, for the fault tests of a replicated
+cluster (`tthc-bus kafka start --brokers 3`).
 
 Kafka is assembled from Maven Central with mvn (the `kafka_<scala>` artifact and its runtime
 dependencies) into a cache folder of the working tree, so no Docker and no download other than
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 import re
 import shutil
@@ -17,10 +20,13 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bus.errors import BusError
 
@@ -160,6 +166,14 @@ class LocalKafka:
     controller_port: int = 19093
     heap: str = "512m"
     start_timeout_s: float = 60.0
+    node_id: int = 1
+    # controller.quorum.voters (`id@host:port,...`) of a cluster; None: this node alone.
+    quorum_voters: str | None = None
+    # Replicas of the broker's own topics (offsets, transactions) and of topics created without
+    # a factor: 1 alone; in a cluster, 3 (2 in sync to take a write).
+    replication: int = 1
+    # The cluster's id: every node of a cluster is formatted with the same; None: a new one.
+    cluster_id: str | None = None
 
     @property
     def bootstrap_servers(self) -> str:
@@ -252,10 +266,12 @@ class LocalKafka:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_dir.mkdir(exist_ok=True)
         (self.data_dir / "log4j2.yaml").write_text(_LOG4J2)
+        voters = self.quorum_voters or f"{self.node_id}@{self.host}:{self.controller_port}"
+        replicas, min_isr = str(self.replication), str(min_insync_replicas(self.replication))
         props = {
             "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.voters": f"1@{self.host}:{self.controller_port}",
+            "node.id": str(self.node_id),
+            "controller.quorum.voters": voters,
             "listeners": f"PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{self.controller_port}",
             "advertised.listeners": f"PLAINTEXT://{self.host}:{self.port}",
             "controller.listener.names": "CONTROLLER",
@@ -263,12 +279,12 @@ class LocalKafka:
             "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
             "log.dirs": str(self.data_dir / "kraft"),
             "num.partitions": "6",
-            "offsets.topic.replication.factor": "1",
+            "offsets.topic.replication.factor": replicas,
             "offsets.topic.num.partitions": "6",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
+            "transaction.state.log.replication.factor": replicas,
+            "transaction.state.log.min.isr": min_isr,
+            "share.coordinator.state.topic.replication.factor": replicas,
+            "share.coordinator.state.topic.min.isr": min_isr,
             "group.initial.rebalance.delay.ms": "0",
             # Topics are created explicitly (bus/topics.py: ensure_topics) with the right
             # partition counts; no client may create one by producing to it.
@@ -278,6 +294,16 @@ class LocalKafka:
             "num.network.threads": "2",
             "num.io.threads": "4",
         }
+        if self.replication > 1:
+            # What a topic gets when its creator names no factor or config (faust's own topics
+            # are created with a factor but no min.insync.replicas): a write with acks=all needs
+            # two replicas, and a replica that is not in sync never becomes leader (which would
+            # drop the writes it missed).
+            props |= {
+                "default.replication.factor": replicas,
+                "min.insync.replicas": min_isr,
+                "unclean.leader.election.enable": "false",
+            }
         path = self.config_path
         path.write_text("".join(f"{key}={value}\n" for key, value in props.items()))
         return path
@@ -285,7 +311,7 @@ class LocalKafka:
     def _format_storage(self, config: Path) -> None:
         if (self.data_dir / "kraft" / "meta.properties").exists():
             return
-        cluster_id = uuid.uuid4().hex[:22]
+        cluster_id = self.cluster_id or new_cluster_id()
         result = subprocess.run(
             self._java_command(
                 "kafka.tools.StorageTool",
@@ -350,6 +376,13 @@ class LocalKafka:
         if pid is not None:
             self._wait_ready(None, pid)
             return False
+        process = self.launch()
+        self._wait_ready(process, process.pid)
+        return True
+
+    def launch(self) -> subprocess.Popen[bytes]:
+        """Spawn the broker's JVM (installing and formatting as needed) without waiting for it:
+        a node of a cluster answers only once a majority of the quorum runs."""
         if port_open(self.host, self.port):
             raise KafkaSetupError(
                 f"port {self.host}:{self.port} is taken by another process; set "
@@ -368,8 +401,14 @@ class LocalKafka:
                 start_new_session=True,
             )
         self.pid_file.write_text(str(process.pid))
-        self._wait_ready(process, process.pid)
-        return True
+        return process
+
+    def wait_ready(self, process: subprocess.Popen[bytes] | None = None) -> None:
+        """Wait until the broker answers; KafkaSetupError if it exits or does not in time."""
+        pid = process.pid if process is not None else self.running_pid()
+        if pid is None:
+            raise KafkaSetupError(f"no broker of {self.data_dir} is running")
+        self._wait_ready(process, pid)
 
     def _wait_ready(self, process: subprocess.Popen[bytes] | None, pid: int) -> None:
         deadline = time.monotonic() + self.start_timeout_s
@@ -443,6 +482,31 @@ class LocalKafka:
         self.pid_file.unlink(missing_ok=True)
         return True
 
+    def kill(self) -> bool:
+        """SIGKILL the broker, as a crash would end it: no controlled shutdown, so the partitions
+        it leads move only once the controller fences it. True if one was running. Its data
+        stay: `start` brings it back on them."""
+        pids = self.broker_pids()
+        for pid in pids:
+            self._signal(pid, signal.SIGKILL)
+        for pid in pids:
+            while self._alive(pid):
+                time.sleep(0.05)
+        return bool(pids)
+
+    def rss_mb(self) -> float | None:
+        """The broker's resident memory in MB (heap, metaspace, code, buffers); None if down."""
+        pid = self.running_pid()
+        if pid is None:
+            return None
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return round(int(line.split()[1]) / 1024, 1)
+        except OSError:
+            return None
+        return None
+
     def _signal(self, pid: int, signum: int) -> None:
         if self._is_ours(pid):
             with contextlib.suppress(ProcessLookupError):
@@ -494,4 +558,279 @@ def local_kafka_from_settings(local: object, root: Path | None = None) -> LocalK
         controller_port=local.controller_port,
         heap=local.heap,
         start_timeout_s=local.start_timeout_s,
+    )
+
+
+# -- a local cluster ------------------------------------------------------------------------------
+
+# Heap of each node of a local cluster: three of them beside the bus on a 2-core machine.
+CLUSTER_HEAP = "320m"
+CLUSTER_START_TIMEOUT_S = 120.0
+# Node n of the cluster `tthc-bus kafka start --brokers N` starts listens on the single broker's
+# ports plus 100 n (19192/19193, 19292/19293, ...), so that both can run side by side.
+CLUSTER_PORT_STEP = 100
+LAYOUT_FILE = "cluster.json"
+
+
+def min_insync_replicas(replicas: int) -> int:
+    """Replicas that must have a write before it is acknowledged (acks=all): 2 of 3, so that one
+    broker may be down and writes go on, but never a write held by one broker alone."""
+    return 2 if replicas >= 3 else 1
+
+
+def new_cluster_id() -> str:
+    # 22 characters as Kafka's own ids; hex, so never a leading '-' the storage tool would take
+    # for an option.
+    return uuid.uuid4().hex[:22]
+
+
+@dataclass
+class LocalKafkaCluster:
+    """Local KRaft nodes in one quorum on loopback, each broker and controller (a voter), each in
+    its own data directory `data_dir/node-<id>` (storage, log, pid file, settings).
+
+    The layout (node ids, ports, cluster id) is kept in `data_dir/cluster.json`: the nodes are
+    found again from another shell (`tthc-bus kafka stop|status`) and restarted on the same
+    ports, which the quorum's voters name. Internal topics and topics created without a factor
+    get min(3, nodes) replicas, min.insync.replicas 2 with three.
+    """
+
+    data_dir: Path
+    nodes: list[LocalKafka] = field(default_factory=list)
+    cluster_id: str = ""
+
+    @classmethod
+    def create(
+        cls,
+        data_dir: Path,
+        *,
+        ports: Sequence[tuple[int, int]],
+        version: str,
+        scala_version: str,
+        cache_dir: Path,
+        host: str = "127.0.0.1",
+        heap: str = CLUSTER_HEAP,
+        start_timeout_s: float = CLUSTER_START_TIMEOUT_S,
+    ) -> LocalKafkaCluster:
+        """A cluster of len(ports) nodes, (broker port, controller port) each; the layout a
+        previous start recorded in data_dir wins (its size must be the same)."""
+        if len(ports) < 2:
+            raise ValueError("a cluster needs at least 2 nodes; LocalKafka is the single one")
+        layout = read_layout(data_dir)
+        cluster_id = new_cluster_id()
+        if layout is not None:
+            recorded = [(int(n["port"]), int(n["controller_port"])) for n in layout["nodes"]]
+            if len(recorded) != len(ports):
+                raise KafkaSetupError(
+                    f"{data_dir} holds a cluster of {len(recorded)} nodes, not {len(ports)}: "
+                    f"stop it (`tthc-bus kafka stop`) and remove {data_dir} to start another size"
+                )
+            ports, cluster_id = recorded, str(layout["cluster_id"])
+        voters = ",".join(
+            f"{number}@{host}:{controller}" for number, (_, controller) in enumerate(ports, 1)
+        )
+        replicas = min(3, len(ports))
+        nodes = [
+            LocalKafka(
+                version=version,
+                scala_version=scala_version,
+                cache_dir=cache_dir,
+                data_dir=data_dir / f"node-{number}",
+                host=host,
+                port=port,
+                controller_port=controller,
+                heap=heap,
+                start_timeout_s=start_timeout_s,
+                node_id=number,
+                quorum_voters=voters,
+                replication=replicas,
+                cluster_id=cluster_id,
+            )
+            for number, (port, controller) in enumerate(ports, 1)
+        ]
+        return cls(data_dir, nodes, cluster_id)
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(node.bootstrap_servers for node in self.nodes)
+
+    @property
+    def version(self) -> str:
+        return self.nodes[0].version
+
+    def node(self, node_id: int) -> LocalKafka:
+        for node in self.nodes:
+            if node.node_id == node_id:
+                return node
+        raise KeyError(f"no node {node_id} in the cluster (nodes 1-{len(self.nodes)})")
+
+    def _write_layout(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        layout = {
+            "cluster_id": self.cluster_id,
+            "nodes": [
+                {"node_id": n.node_id, "port": n.port, "controller_port": n.controller_port}
+                for n in self.nodes
+            ],
+        }
+        (self.data_dir / LAYOUT_FILE).write_text(json.dumps(layout, indent=2) + "\n")
+
+    def start(self) -> bool:
+        """Start every node that is not running, then wait until each answers and every node is a
+        registered broker. True if this call started any node; on failure it stops those it
+        started."""
+        self._write_layout()
+        launched: dict[int, subprocess.Popen[bytes]] = {}
+        try:
+            # All first: a node answers only once a majority of the voters runs.
+            for node in self.nodes:
+                if node.running_pid() is None:
+                    launched[node.node_id] = node.launch()
+            for node in self.nodes:
+                node.wait_ready(launched.get(node.node_id))
+            self.wait_brokers()
+        except BaseException:
+            for node_id in launched:
+                self.node(node_id).stop()
+            raise
+        return bool(launched)
+
+    def start_node(self, node_id: int) -> bool:
+        """Start one node (say after `kill`) and wait until the cluster has it as a broker again."""
+        started = self.node(node_id).start()
+        self.wait_brokers()
+        return started
+
+    def kill(self, node_id: int) -> bool:
+        """SIGKILL one node, as a crash would end it."""
+        return self.node(node_id).kill()
+
+    def stop(self, timeout: float = 30.0) -> bool:
+        """Stop every node at once (SIGTERM, SIGKILL after `timeout`). True if any was running.
+
+        At once: stopped one after the other, the last node would wait, alone and without a
+        quorum, for the controlled shutdown no controller can grant."""
+        results: dict[int, bool] = {}
+
+        def stop(node: LocalKafka) -> None:
+            results[node.node_id] = node.stop(timeout)
+
+        threads = [threading.Thread(target=stop, args=(node,)) for node in self.nodes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return any(results.values())
+
+    def running_nodes(self) -> list[LocalKafka]:
+        return [node for node in self.nodes if node.running_pid() is not None]
+
+    def brokers(self, timeout_s: float = 5.0) -> list[int]:
+        """Ids of the brokers the cluster has registered and not fenced, as a live node says."""
+        import confluent_kafka
+        from confluent_kafka.admin import AdminClient
+
+        live = self.running_nodes()
+        if not live:
+            return []
+        admin = AdminClient(
+            {"bootstrap.servers": ",".join(n.bootstrap_servers for n in live), "log_level": 0}
+        )
+        try:
+            metadata = admin.list_topics(timeout=timeout_s)
+        except confluent_kafka.KafkaException:
+            return []
+        return sorted(metadata.brokers)
+
+    def wait_brokers(self, timeout_s: float | None = None) -> None:
+        """Wait until every node is a registered, unfenced broker."""
+        timeout = timeout_s if timeout_s is not None else self.nodes[0].start_timeout_s
+        deadline = time.monotonic() + timeout
+        wanted = [node.node_id for node in self.nodes]
+        seen: list[int] = []
+        while time.monotonic() < deadline:
+            seen = self.brokers()
+            if seen == wanted:
+                return
+            time.sleep(0.3)
+        raise KafkaSetupError(
+            f"the cluster's brokers are {seen}, not {wanted}, after {timeout:.0f} s; see the "
+            f"nodes' logs in {self.data_dir}/node-*/logs"
+        )
+
+    def out_of_sync(self, timeout_s: float = 10.0) -> list[str]:
+        """Every partition some replica of which is not in sync (`topic[p]: in sync [..] of
+        [..]`); [] once every replica has caught up. KafkaSetupError if no node answers."""
+        import confluent_kafka
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap_servers, "log_level": 0})
+        try:
+            metadata = admin.list_topics(timeout=timeout_s)
+        except confluent_kafka.KafkaException as exc:
+            raise KafkaSetupError(f"no node of the cluster answers: {exc}") from None
+        lagging = []
+        for name, topic in sorted(metadata.topics.items()):
+            for number, partition in sorted(topic.partitions.items()):
+                if sorted(partition.isrs) != sorted(partition.replicas):
+                    lagging.append(
+                        f"{name}[{number}]: in sync {sorted(partition.isrs)} "
+                        f"of {sorted(partition.replicas)}"
+                    )
+        return lagging
+
+    def status(self) -> dict[str, Any]:
+        nodes = [
+            {"node_id": node.node_id, **node.status(), "rss_mb": node.rss_mb()}
+            for node in self.nodes
+        ]
+        return {
+            "bootstrap_servers": self.bootstrap_servers,
+            "version": self.version,
+            "brokers": len(self.nodes),
+            "running": all(n["running"] for n in nodes),
+            "data_dir": str(self.data_dir),
+            "nodes": nodes,
+        }
+
+
+def read_layout(data_dir: Path) -> dict[str, Any] | None:
+    """The layout a cluster's start recorded in data_dir; None if none was."""
+    try:
+        layout = json.loads((data_dir / LAYOUT_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return layout if isinstance(layout, dict) and layout.get("nodes") else None
+
+
+def cluster_dir(data_dir: Path) -> Path:
+    """Where `tthc-bus kafka start --brokers N` keeps its cluster: beside the single broker's
+    data (`.kafka/data` -> `.kafka/data-cluster`)."""
+    return data_dir.with_name(f"{data_dir.name}-cluster")
+
+
+def local_cluster_from_settings(
+    local: object, brokers: int | None = None, root: Path | None = None
+) -> LocalKafkaCluster | None:
+    """The local cluster beside `settings.kafka.local`'s broker: of `brokers` nodes on the ports
+    above the single broker's (see CLUSTER_PORT_STEP), or, with brokers None, the one a start
+    recorded (None if there is none)."""
+    single = local_kafka_from_settings(local, root)
+    data_dir = cluster_dir(single.data_dir)
+    if brokers is None:
+        layout = read_layout(data_dir)
+        if layout is None:
+            return None
+        brokers = len(layout["nodes"])
+    ports = [
+        (single.port + CLUSTER_PORT_STEP * n, single.controller_port + CLUSTER_PORT_STEP * n)
+        for n in range(1, brokers + 1)
+    ]
+    return LocalKafkaCluster.create(
+        data_dir,
+        ports=ports,
+        version=single.version,
+        scala_version=single.scala_version,
+        cache_dir=single.cache_dir,
+        host=single.host,
     )
