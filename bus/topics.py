@@ -201,6 +201,57 @@ def ensure_topics(
                         for s in missing
                     ]
                 )
+        align_configs(bootstrap_servers, [spec for spec in specs if spec.name in existing])
         return [spec.name for spec in missing]
     finally:
         admin.close()
+
+
+# Configs the bus relies on, set on a topic made before the bus asked for them (an upgrade):
+# the router trusts a request's stamp only when the broker wrote it (bus/router.py).
+_ALIGNED = ("message.timestamp.type",)
+
+
+def align_configs(bootstrap_servers: str, existing: list[TopicSpec]) -> list[str]:
+    """Set the `_ALIGNED` configs of existing topics to their specs' values, each key alone
+    (incremental: every other config of the topic stays as it is); return the topics changed."""
+    import confluent_kafka
+    from confluent_kafka.admin import (  # type: ignore[attr-defined]
+        AdminClient,
+        AlterConfigOpType,
+        ConfigEntry,
+        ConfigResource,
+        ResourceType,
+    )
+
+    wanted = {
+        spec.name: {k: v for k, v in spec.config.items() if k in _ALIGNED} for spec in existing
+    }
+    wanted = {name: config for name, config in wanted.items() if config}
+    if not wanted:
+        return []
+    admin = AdminClient({"bootstrap.servers": bootstrap_servers, "client.id": "tthc-bus-admin"})
+    resources = [ConfigResource(ResourceType.TOPIC, name) for name in wanted]
+    changed = []
+    for resource, future in admin.describe_configs(resources).items():
+        current = future.result(timeout=30)
+        differs = {
+            key: value
+            for key, value in wanted[resource.name].items()
+            if key not in current or current[key].value != value
+        }
+        if not differs:
+            continue
+        entries = [
+            ConfigEntry(key, value, incremental_operation=AlterConfigOpType.SET)
+            for key, value in differs.items()
+        ]
+        update = ConfigResource(ResourceType.TOPIC, resource.name, incremental_configs=entries)
+        try:
+            admin.incremental_alter_configs([update])[update].result(timeout=30)
+        except confluent_kafka.KafkaException as exc:
+            raise TopicMismatch(
+                f"{resource.name}: could not set {sorted(differs)}: {exc.args[0]}"
+            ) from None
+        changed.append(resource.name)
+    return changed
