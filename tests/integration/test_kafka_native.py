@@ -7,6 +7,8 @@ destination outside the bus's reply topic is refused, so personal data cannot be
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -136,17 +138,22 @@ def test_a_request_that_queued_too_long_is_refused_as_overloaded_at_once(
     """A backlog in Kafka (the bus past its capacity, for clients that do not cap themselves) is
     shed: a request that waited longer than worker.max_queue_ms, with less time left than it
     waited, gets an explicit, retryable refusal instead of being served late."""
-    request = request_for(population.sample(1, rng_seed=47)[0], deadline=deadline_in(2000))
+    # A real backlog: the worker stopped (SIGSTOP, within its session timeout) while the request
+    # waits 2.5 s in the topic; the broker stamps it (LogAppendTime), so no producer can fake
+    # its age. Resumed, the worker finds it queued 2.5 s with 1.5 s left: refused.
+    request = request_for(population.sample(1, rng_seed=47)[0], deadline=deadline_in(4000))
     body, headers = encode(request)
     headers = [*headers, *stack.keys.gateway_signer().headers(DEMO_AGENCY, body)]
     producer = KafkaProducer(bootstrap_servers=stack.bootstrap_servers)
-    written_ms = int(time.time() * 1000) - 3000  # as if it had waited 3 s in the topic
-    producer.send(topics.LOOKUP_REQUEST, value=body, headers=headers, timestamp_ms=written_ms).get(
-        timeout=10
-    )
+    os.kill(stack.worker_pid, signal.SIGSTOP)
+    try:
+        producer.send(topics.LOOKUP_REQUEST, value=body, headers=headers).get(timeout=10)
+        time.sleep(2.5)
+    finally:
+        os.kill(stack.worker_pid, signal.SIGCONT)
     producer.close()
 
-    [reply] = collect(replies, request.message_id, seconds=4)
+    [reply] = collect(replies, request.message_id, seconds=6)
     assert reply["status"] == "failed"
     [error] = reply["errors"]
     assert (error["code"], error["retryable"]) == ("overloaded", True)
